@@ -1,0 +1,46 @@
+# The two commands of the README. Each sets up .venv itself, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_BIN ?= /usr/lib/postgresql/15/bin
+HOST ?= $(or $(CRM_HOST),127.0.0.1)
+PORT ?= $(or $(CRM_PORT),8000)
+
+.PHONY: serve test test-sqlite test-postgresql schema check-schema postgres-binaries clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## make serve: migrate, load demo data into an empty database, serve on http://$(HOST):$(PORT)/graphql
+serve: $(STAMP)
+	$(BIN)/crm-graph serve --seed-demo --host $(HOST) --port $(PORT)
+
+## make test: the whole suite on SQLite, then on a throwaway PostgreSQL the run starts itself
+test: $(STAMP) postgres-binaries
+	$(BIN)/python -m pytest --db sqlite
+	$(BIN)/python -m pytest --db postgresql
+
+test-sqlite: $(STAMP)
+	$(BIN)/python -m pytest --db sqlite
+
+test-postgresql: $(STAMP) postgres-binaries
+	$(BIN)/python -m pytest --db postgresql
+
+# PostgreSQL server binaries (initdb, pg_ctl) for the test run; installed from Debian if missing.
+postgres-binaries:
+	@if [ ! -x $(PG_BIN)/initdb ] && ! command -v initdb >/dev/null; then \
+		echo "PostgreSQL server binaries missing: installing postgresql-15"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; fi; \
+	fi
+
+## make schema: regenerate schema.graphql (the public contract) after changing the API
+schema: $(STAMP)
+	$(BIN)/crm-graph export-schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) var *.egg-info

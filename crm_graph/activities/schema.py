@@ -1,0 +1,177 @@
+"""GraphQL API of activities: the customer timeline, tasks, and logging communication."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.types import Info
+
+from crm_graph.activities import service
+from crm_graph.activities.models import Activity as ActivityModel
+from crm_graph.activities.models import ActivityType, Direction
+from crm_graph.core.pagination import paginate
+from crm_graph.graphql.context import Context
+from crm_graph.graphql.errors import UserError
+from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
+from crm_graph.graphql.mutations import unit_of_work
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node
+
+if TYPE_CHECKING:
+    from crm_graph.customers.schema import Customer
+
+strawberry.enum(ActivityType, description="What kind of interaction an activity records.")
+strawberry.enum(Direction, description="Who started a call or email: the customer (INBOUND) or the business (OUTBOUND).")
+
+
+@strawberry.type(description="One entry of a customer's timeline: a note, call, meeting, email or task.")
+class Activity(Node):
+    pk: strawberry.Private[int]
+    customer_pk: strawberry.Private[int]
+    type: ActivityType
+    subject: str
+    body: str | None
+    occurred_at: datetime = strawberry.field(description="When it happened (or, for a task, when it was created).")
+    direction: Direction | None
+    duration_minutes: int | None
+    due_at: datetime | None = strawberry.field(description="Tasks only: when the task is due.")
+    assignee: str | None = strawberry.field(description="Tasks only: who should do it.")
+    completed_at: datetime | None = strawberry.field(description="Tasks only: when it was completed; null while open.")
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @strawberry.field(description="True for a task that is not completed yet.")
+    def is_open_task(self) -> bool:
+        return self.type is ActivityType.TASK and self.completed_at is None
+
+    @strawberry.field(description="True for an open task whose due time has passed.")
+    def is_overdue(self) -> bool:
+        from crm_graph.core.clock import utcnow
+
+        return self.is_open_task() and self.due_at is not None and self.due_at < utcnow()
+
+    @strawberry.field(description="The customer whose timeline this is.")
+    async def customer(self, info: Info) -> Annotated["Customer", strawberry.lazy("crm_graph.customers.schema")] | None:
+        from crm_graph.customers.schema import load_customer
+
+        return await load_customer(info, self.customer_pk)
+
+    @classmethod
+    def from_model(cls, m: ActivityModel) -> Activity:
+        return cls(
+            id=encode_global_id("Activity", m.id),
+            pk=m.id,
+            customer_pk=m.customer_id,
+            type=m.type,
+            subject=m.subject,
+            body=m.body,
+            occurred_at=m.occurred_at,
+            direction=m.direction,
+            duration_minutes=m.duration_minutes,
+            due_at=m.due_at,
+            assignee=m.assignee,
+            completed_at=m.completed_at,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            version=m.version,
+        )
+
+
+@strawberry.type(description="A page of activities.")
+class ActivityConnection(Connection[Activity]):
+    pass
+
+
+ActivityTypeFilter = enum_filter(ActivityType, "ActivityTypeFilter")
+
+
+@strawberry.input(description="Conditions on activities; combine with and/or/not.")
+class ActivityFilter:
+    and_: list[ActivityFilter] | None = strawberry.field(default=None, name="and")
+    or_: list[ActivityFilter] | None = strawberry.field(default=None, name="or")
+    not_: ActivityFilter | None = strawberry.field(default=None, name="not")
+    type: ActivityTypeFilter | None = None  # type: ignore[valid-type]
+    subject: StringFilter | None = None
+    assignee: StringFilter | None = None
+    occurred_at: DateTimeFilter | None = None
+    due_at: DateTimeFilter | None = None
+    completed_at: DateTimeFilter | None = strawberry.field(
+        default=None, description="`completedAt: {isNull: true}` with `type: {eq: TASK}` lists open tasks."
+    )
+
+
+async def _load_activities(info: Info, pks: list[int]) -> list[Activity | None]:
+    ctx: Context = info.context
+    loader = ctx.loader("activity", service.activities_by_ids)
+    models = await loader.load_many(pks)
+    return [Activity.from_model(m) if m is not None else None for m in models]
+
+
+register_node("Activity", _load_activities)
+
+
+@strawberry.type
+class ActivityQuery:
+    @strawberry.field(description="One activity by ID; null if unknown or deleted.")
+    async def activity(self, info: Info, id: strawberry.ID) -> Activity | None:
+        return (await _load_activities(info, [decode_global_id(id, "Activity")[1]]))[0]
+
+    @strawberry.field(description="Activities across all customers, newest first (e.g. open tasks of an assignee).")
+    async def activities(
+        self,
+        info: Info,
+        filter: ActivityFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> ActivityConnection:
+        ctx: Context = info.context
+        page = await paginate(
+            ctx.db.reader, service.activity_select(to_plain(filter)), service.TIMELINE, page_args(first, after, last, before)
+        )
+        return ActivityConnection.from_page(page, Activity.from_model)
+
+
+@strawberry.input(description="A communication to record on a customer's timeline.")
+class LogActivityInput:
+    customer_id: strawberry.ID
+    type: ActivityType
+    subject: str
+    body: str | None = None
+    occurred_at: datetime | None = strawberry.field(default=None, description="Defaults to now.")
+    direction: Direction | None = None
+    duration_minutes: int | None = None
+    due_at: datetime | None = strawberry.field(default=None, description="Tasks only.")
+    assignee: str | None = strawberry.field(default=None, description="Tasks only.")
+
+
+@strawberry.type
+class ActivityPayload:
+    activity: Activity | None
+    errors: list[UserError]
+
+
+def _payload(result: tuple[Any, list[UserError]]) -> ActivityPayload:
+    model, errors = result
+    return ActivityPayload(activity=Activity.from_model(model) if model is not None else None, errors=errors)
+
+
+@strawberry.type
+class ActivityMutation:
+    @strawberry.mutation(description="Record a note, call, meeting, email or task on a customer's timeline.")
+    async def log_activity(self, info: Info, input: LogActivityInput) -> ActivityPayload:
+        ctx: Context = info.context
+        data = to_plain(input)
+        data["customerId"] = decode_global_id(input.customer_id, "Customer")[1]
+        return _payload(
+            await unit_of_work(info, lambda s: service.log_activity(s, actor=ctx.actor, data=data))
+        )
+
+    @strawberry.mutation(description="Mark a task done. Completing a completed task changes nothing.")
+    async def complete_task(self, info: Info, id: strawberry.ID) -> ActivityPayload:
+        ctx: Context = info.context
+        pk = decode_global_id(id, "Activity")[1]
+        return _payload(await unit_of_work(info, lambda s: service.complete_task(s, actor=ctx.actor, activity_id=pk)))

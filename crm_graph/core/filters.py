@@ -1,0 +1,202 @@
+"""The filter language, compiled to SQL.
+
+A filter is a plain mapping shaped like the GraphQL input (camelCase keys, enum values by
+name), e.g. ``{"or": [{"displayName": {"contains": "acme"}}, {"tags": {"containsAny": ["vip"]}}]}``.
+Keeping it plain data lets dynamic segments store a filter as JSON and compile it later.
+
+Each list declares a ``FilterSpec``: field name -> handler. A handler receives the operator
+mapping and the field's path and returns a SQL expression. ``and``, ``or`` and ``not`` are
+handled here for every list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+Handler = Callable[[Mapping[str, Any], str], sa.ColumnElement[bool]]
+FilterSpec = Mapping[str, Handler]
+
+MAX_DEPTH = 10
+MAX_IN_VALUES = 1000
+
+
+class FilterError(ValueError):
+    """A filter that cannot be compiled; ``path`` is the camelCase path of the offending part."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+def compile_filter(spec: FilterSpec, data: Mapping[str, Any] | None, path: str = "filter") -> sa.ColumnElement[bool]:
+    return _compile(spec, data or {}, path, 0)
+
+
+def _compile(spec: FilterSpec, data: Mapping[str, Any], path: str, depth: int) -> sa.ColumnElement[bool]:
+    if depth > MAX_DEPTH:
+        raise FilterError(path, f"filters nest at most {MAX_DEPTH} levels deep")
+    if not isinstance(data, Mapping):
+        raise FilterError(path, "expected an object")
+    clauses: list[sa.ColumnElement[bool]] = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        here = f"{path}.{key}"
+        if key == "and":
+            clauses.append(sa.and_(sa.true(), *(_compile(spec, v, f"{here}.{i}", depth + 1) for i, v in enumerate(as_list(value, here)))))
+        elif key == "or":
+            parts = [_compile(spec, v, f"{here}.{i}", depth + 1) for i, v in enumerate(as_list(value, here))]
+            clauses.append(sa.or_(sa.false(), *parts))
+        elif key == "not":
+            clauses.append(sa.not_(_compile(spec, value, here, depth + 1)))
+        elif key in spec:
+            clauses.append(spec[key](value, here))
+        else:
+            raise FilterError(here, "unknown filter field")
+    return sa.and_(sa.true(), *clauses)
+
+
+def as_list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FilterError(path, "expected a list")
+    return value
+
+
+def check_in(values: Any, path: str) -> list[Any]:
+    values = as_list(values, path)
+    if len(values) > MAX_IN_VALUES:
+        raise FilterError(path, f"at most {MAX_IN_VALUES} values")
+    return values
+
+
+def operators(ops: Mapping[str, Any], path: str, allowed: Iterable[str]) -> dict[str, Any]:
+    if not isinstance(ops, Mapping):
+        raise FilterError(path, "expected an object of operators")
+    allowed = set(allowed)
+    present = {k: v for k, v in ops.items() if v is not None}
+    for key in present:
+        if key not in allowed:
+            raise FilterError(f"{path}.{key}", f"unknown operator (use one of {', '.join(sorted(allowed))})")
+    return present
+
+
+def aware_datetime(value: Any) -> datetime:
+    """A timestamp from a filter: a datetime, or an ISO 8601 string from a stored filter."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("timestamps need a time zone (e.g. 2026-01-31T00:00:00Z)")
+    return parsed
+
+
+def iso_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+STRING_OPS = ("eq", "neq", "in", "contains", "startsWith", "isNull")
+COMPARABLE_OPS = ("eq", "neq", "in", "gt", "gte", "lt", "lte", "isNull")
+ENUM_OPS = ("eq", "neq", "in", "isNull")
+
+
+def string_condition(column: sa.ColumnElement[Any], ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
+    """eq/neq/in are exact; contains and startsWith ignore case."""
+    clauses = []
+    for op, value in operators(ops, path, STRING_OPS).items():
+        if op == "isNull":
+            clauses.append(column.is_(None) if value else column.is_not(None))
+        elif op == "in":
+            clauses.append(column.in_(check_in(value, f"{path}.in")))
+        elif not isinstance(value, str):
+            raise FilterError(f"{path}.{op}", "expected a string")
+        elif op == "eq":
+            clauses.append(column == value)
+        elif op == "neq":
+            clauses.append(sa.or_(column != value, column.is_(None)))
+        elif op == "contains":
+            clauses.append(sa.func.lower(column).like(f"%{escape_like(value.lower())}%", escape="\\"))
+        elif op == "startsWith":
+            clauses.append(sa.func.lower(column).like(f"{escape_like(value.lower())}%", escape="\\"))
+    return sa.and_(sa.true(), *clauses)
+
+
+def comparable_condition(
+    column: sa.ColumnElement[Any],
+    ops: Mapping[str, Any],
+    path: str,
+    parse: Callable[[Any], Any] = lambda v: v,
+    allowed: Iterable[str] = COMPARABLE_OPS,
+) -> sa.ColumnElement[bool]:
+    """Numbers, dates and timestamps. ``parse`` converts a JSON value (e.g. an ISO string)."""
+    clauses = []
+    for op, value in operators(ops, path, allowed).items():
+        if op == "isNull":
+            clauses.append(column.is_(None) if value else column.is_not(None))
+            continue
+        try:
+            parsed = [parse(v) for v in check_in(value, f"{path}.in")] if op == "in" else parse(value)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise FilterError(f"{path}.{op}", f"invalid value {value!r}") from exc
+        if op == "in":
+            clauses.append(column.in_(parsed))
+        elif op == "neq":
+            clauses.append(sa.or_(column != parsed, column.is_(None)))
+        else:
+            operator = {"eq": "__eq__", "gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}[op]
+            clauses.append(getattr(column, operator)(parsed))
+    return sa.and_(sa.true(), *clauses)
+
+
+def enum_condition(
+    column: sa.ColumnElement[Any], ops: Mapping[str, Any], path: str, choices: Iterable[str]
+) -> sa.ColumnElement[bool]:
+    choices = set(choices)
+
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return comparable_condition(column, ops, path, parse, allowed=ENUM_OPS)
+
+
+def column_string(column: sa.ColumnElement[Any]) -> Handler:
+    return lambda ops, path: string_condition(column, ops, path)
+
+
+def column_comparable(column: sa.ColumnElement[Any], parse: Callable[[Any], Any] = lambda v: v) -> Handler:
+    return lambda ops, path: comparable_condition(column, ops, path, parse)
+
+
+def column_enum(column: sa.ColumnElement[Any], choices: Iterable[str]) -> Handler:
+    names = tuple(choices)
+    return lambda ops, path: enum_condition(column, ops, path, names)
+
+
+def related_string(
+    exists: Callable[[sa.ColumnElement[bool]], sa.ColumnElement[bool]], column: sa.ColumnElement[Any]
+) -> Handler:
+    """A string filter over a to-many relation: true when *any* related row matches.
+
+    ``neq`` means no related row equals the value; ``isNull: true`` means there are none.
+    ``exists(cond)`` must return ``EXISTS (related rows of this parent WHERE cond)``.
+    """
+
+    def handler(ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
+        clauses = []
+        for op, value in operators(ops, path, STRING_OPS).items():
+            if op == "isNull":
+                clauses.append(sa.not_(exists(sa.true())) if value else exists(sa.true()))
+            elif op == "neq":
+                clauses.append(sa.not_(exists(string_condition(column, {"eq": value}, path))))
+            else:
+                clauses.append(exists(string_condition(column, {op: value}, path)))
+        return sa.and_(sa.true(), *clauses)
+
+    return handler

@@ -1,0 +1,92 @@
+"""Engines and session factories.
+
+Two session factories share one engine: ``reader`` opens ordinary transactions; ``writer`` opens
+write transactions. On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so it takes the
+write lock up front: two writers queue on the busy timeout instead of deadlocking when both try
+to upgrade a read lock. Reads use WAL snapshots and never block writers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from crm_graph.settings import Settings
+
+_BEGIN_OPTION = "crm_sqlite_begin"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        _ensure_sqlite_dir(settings.database_url)
+        engine = create_async_engine(
+            settings.database_url,
+            connect_args={"timeout": settings.sqlite_busy_timeout},
+        )
+        _configure_sqlite(engine, settings)
+        return engine
+    return create_async_engine(
+        settings.database_url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+    )
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: AsyncEngine, settings: Settings) -> None:
+    busy_ms = int(settings.sqlite_busy_timeout * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@dataclass
+class Database:
+    """The engine and the two session factories of one running server (or test)."""
+
+    engine: AsyncEngine
+    reader: async_sessionmaker[AsyncSession]
+    writer: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
+        write_bind = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}) if settings.is_sqlite else engine
+        return cls(
+            engine=engine,
+            reader=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+            writer=async_sessionmaker(write_bind, expire_on_commit=False, autoflush=False),
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

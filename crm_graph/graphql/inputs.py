@@ -1,0 +1,110 @@
+"""Shared GraphQL inputs: the filter operators every list uses, ordering, and input conversion."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry.types.unset import UNSET
+from strawberry.utils.str_converters import to_camel_case
+
+
+@strawberry.enum(description="Sort direction.")
+class OrderDirection(enum.Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.input(description="Conditions on a text field. `contains` and `startsWith` ignore case; `eq`, `neq` and `in` are exact.")
+class StringFilter:
+    eq: str | None = None
+    neq: str | None = None
+    in_: list[str] | None = strawberry.field(default=None, name="in")
+    contains: str | None = None
+    starts_with: str | None = None
+    is_null: bool | None = None
+
+
+@strawberry.input(description="Conditions on a timestamp (ISO 8601; compared in UTC).")
+class DateTimeFilter:
+    eq: datetime | None = None
+    gt: datetime | None = None
+    gte: datetime | None = None
+    lt: datetime | None = None
+    lte: datetime | None = None
+    is_null: bool | None = None
+
+
+@strawberry.input(description="Conditions on a calendar date.")
+class DateFilter:
+    eq: date | None = None
+    gt: date | None = None
+    gte: date | None = None
+    lt: date | None = None
+    lte: date | None = None
+    is_null: bool | None = None
+
+
+@strawberry.input(description="Conditions on a number.")
+class DecimalFilter:
+    eq: Decimal | None = None
+    neq: Decimal | None = None
+    gt: Decimal | None = None
+    gte: Decimal | None = None
+    lt: Decimal | None = None
+    lte: Decimal | None = None
+    is_null: bool | None = None
+
+
+@strawberry.input(description="Conditions on a list of tags. Tags compare without regard to case.")
+class TagsFilter:
+    contains_any: list[str] | None = strawberry.field(default=None, description="At least one of these tags.")
+    contains_all: list[str] | None = strawberry.field(default=None, description="Every one of these tags.")
+    is_empty: bool | None = strawberry.field(default=None, description="true: no tags at all; false: at least one.")
+
+
+def to_plain(value: Any, *, keep_null: bool = False) -> Any:
+    """Turn a Strawberry input (recursively) into the plain mapping the services understand.
+
+    Keys become their GraphQL (camelCase) names and enums their names. Unset fields vanish; null
+    fields vanish too unless ``keep_null`` (updates, where null means "clear").
+    Dates and numbers stay Python objects; ``json_ready`` makes a stored copy.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        definition = getattr(type(value), "__strawberry_definition__", None)
+        names = {f.python_name: f.graphql_name or to_camel_case(f.python_name) for f in definition.fields} if definition else {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if item is UNSET or (item is None and not keep_null):
+                continue
+            out[names.get(f.name, to_camel_case(f.name))] = to_plain(item)
+        return out
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.name
+    return value
+
+
+def enum_filter(enum_type: type[enum.Enum], name: str) -> type:
+    """An input ``<name> { eq neq in isNull }`` over one enum, e.g. ``CustomerKindFilter``."""
+    annotations = {
+        "eq": enum_type | None,
+        "neq": enum_type | None,
+        "in_": list[enum_type] | None,  # type: ignore[valid-type]
+        "is_null": bool | None,
+    }
+    namespace: dict[str, Any] = {
+        "__annotations__": annotations,
+        "eq": None,
+        "neq": None,
+        "in_": strawberry.field(default=None, name="in"),
+        "is_null": None,
+    }
+    cls = type(name, (), namespace)
+    return strawberry.input(cls, description=f"Conditions on a value of {enum_type.__name__}.")

@@ -1,0 +1,113 @@
+"""Relay plumbing: global IDs, the ``Node`` interface, connections and page arguments."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry.types import Info
+
+from crm_graph.core.pagination import Page, PageArgs
+from crm_graph.graphql.errors import ClientError
+
+T = TypeVar("T")
+
+# type name -> async function(info, [pk, ...]) -> [object | None, ...]
+NodeResolver = Callable[[Info, list[int]], Awaitable[list[Any]]]
+_NODE_RESOLVERS: dict[str, NodeResolver] = {}
+
+
+def register_node(type_name: str, resolver: NodeResolver) -> None:
+    _NODE_RESOLVERS[type_name] = resolver
+
+
+def encode_global_id(type_name: str, pk: int) -> strawberry.ID:
+    raw = f"{type_name}:{pk}".encode()
+    return strawberry.ID(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+
+
+def decode_global_id(global_id: str, expected: str | tuple[str, ...] | None = None) -> tuple[str, int]:
+    """Split a global ID into (type name, primary key); ``ClientError`` if malformed or of another type."""
+    try:
+        padded = global_id + "=" * (-len(global_id) % 4)
+        type_name, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        number = int(pk)
+        if not type_name or number < 1 or type_name not in _NODE_RESOLVERS:
+            raise ValueError(type_name)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ClientError(f"Malformed ID {global_id[:64]!r}: pass an `id` exactly as the API returned it.", "INVALID_ID") from exc
+    if expected is not None:
+        allowed = (expected,) if isinstance(expected, str) else expected
+        if type_name not in allowed:
+            raise ClientError(f"ID {global_id[:64]!r} is a {type_name}, not a {' or '.join(allowed)}.", "INVALID_ID")
+    return type_name, number
+
+
+def try_decode_global_id(global_id: str, expected: str) -> int | None:
+    """For mutation inputs: the primary key, or None when the ID is malformed or of another type."""
+    try:
+        return decode_global_id(global_id, expected)[1]
+    except ClientError:
+        return None
+
+
+@strawberry.interface(description="An object with a globally unique, opaque ID; fetch any of them with `node(id)`.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque global ID.")
+
+
+async def resolve_nodes(info: Info, ids: list[strawberry.ID]) -> list[Any]:
+    decoded = [decode_global_id(i) for i in ids]
+    by_type: dict[str, list[int]] = {}
+    for type_name, pk in decoded:
+        by_type.setdefault(type_name, []).append(pk)
+    found: dict[tuple[str, int], Any] = {}
+    for type_name, pks in by_type.items():
+        for pk, obj in zip(pks, await _NODE_RESOLVERS[type_name](info, pks), strict=True):
+            found[(type_name, pk)] = obj
+    return [found[key] for key in decoded]
+
+
+@strawberry.type(description="Where a page sits in the whole list.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="Opaque cursor of this row; pass it to `after`/`before`.")
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Number of rows matching the filter, across all pages.")
+    async def total_count(self) -> int:
+        return await self._count()
+
+    @classmethod
+    def from_page(cls, page: Page[Any], convert: Callable[[Any], T]) -> Any:
+        return cls(
+            edges=[Edge(cursor=c, node=convert(item)) for c, item in zip(page.cursors, page.items, strict=True)],
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=page.start_cursor,
+                end_cursor=page.end_cursor,
+            ),
+            _count=page.count,
+        )
+
+
+def page_args(first: int | None, after: str | None, last: int | None, before: str | None) -> PageArgs:
+    return PageArgs(first=first, after=after, last=last, before=before).validated()

@@ -1,0 +1,1 @@
+"""Helpers for testing crm-graph and its plugins against real databases."""
