@@ -58,9 +58,9 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
-    """Upgrade the database to REVISION (default: head)."""
+    """Upgrade the database to REVISION (default: heads, the newest of every branch)."""
     from crm_graph.db import migrate
 
     migrate.upgrade(_settings(), revision)

@@ -11,6 +11,7 @@ from strawberry.types import Info
 from crm_graph.activities import service
 from crm_graph.activities.models import Activity as ActivityModel
 from crm_graph.activities.models import ActivityType, Direction
+from crm_graph.domains import SchemaPart
 from crm_graph.core.pagination import paginate
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import UserError
@@ -175,3 +176,6 @@ class ActivityMutation:
         ctx: Context = info.context
         pk = decode_global_id(id, "Activity")[1]
         return _payload(await unit_of_work(info, lambda s: service.complete_task(s, actor=ctx.actor, activity_id=pk)))
+
+
+SCHEMA = SchemaPart(query=ActivityQuery, mutation=ActivityMutation)

@@ -15,6 +15,7 @@ from strawberry.types.unset import UNSET
 from crm_graph.activities import service as activities
 from crm_graph.activities.models import Activity as ActivityModel
 from crm_graph.activities.schema import Activity, ActivityConnection, ActivityFilter
+from crm_graph.domains import SchemaPart
 from crm_graph.core.pagination import build_page, count_grouped, paginate, paginate_grouped
 from crm_graph.customers import filters, service
 from crm_graph.customers.models import (
@@ -607,3 +608,6 @@ class CustomerMutation:
         return CustomFieldDefinitionPayload(
             custom_field_definition=CustomFieldDefinition.from_model(model) if model else None, errors=errors
         )
+
+
+SCHEMA = SchemaPart(query=CustomerQuery, mutation=CustomerMutation)

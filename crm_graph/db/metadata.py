@@ -1,4 +1,4 @@
-"""The complete MetaData: importing this module imports every model of the core domains."""
+"""The complete MetaData: every table of the core domains (and the outbox)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import sqlalchemy as sa
 
 
 def target_metadata() -> sa.MetaData:
-    # Import for the side effect of registering each domain's tables on Base.metadata.
-    import crm_graph.activities.models  # noqa: F401
-    import crm_graph.core.events  # noqa: F401
-    import crm_graph.customers.models  # noqa: F401
+    import crm_graph.core.events  # noqa: F401  (the outbox table)
     from crm_graph.db.base import Base
+    from crm_graph.domains import import_models
 
+    import_models()
     return Base.metadata

@@ -18,8 +18,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 from strawberry.types import Info
 
-from crm_graph.activities.schema import ActivityMutation, ActivityQuery
-from crm_graph.customers.schema import CustomerMutation, CustomerQuery
+from crm_graph.domains import SchemaPart, schema_parts
 from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
 from crm_graph.graphql.relay import Node, resolve_nodes
 from crm_graph.settings import Settings
@@ -63,14 +62,12 @@ class ErrorPolicy(MaskErrors):
         return out
 
 
-QUERY_PARTS: list[type] = [NodeQuery, CustomerQuery, ActivityQuery]
-MUTATION_PARTS: list[type] = [CustomerMutation, ActivityMutation]
-
-
-def build_schema(settings: Settings, extra_queries: list[type] | None = None, extra_mutations: list[type] | None = None,
-                 extra_types: list[Any] | None = None) -> strawberry.Schema:
-    query = merge_types("Query", tuple(QUERY_PARTS + (extra_queries or [])))
-    mutation = merge_types("Mutation", tuple(MUTATION_PARTS + (extra_mutations or [])))
+def build_schema(settings: Settings, extra_parts: list[SchemaPart] | None = None) -> strawberry.Schema:
+    """The schema of the core domains plus ``extra_parts`` (what plugins register)."""
+    parts = [SchemaPart(query=NodeQuery), *schema_parts(), *(extra_parts or [])]
+    query = merge_types("Query", tuple(p.query for p in parts if p.query is not None))
+    mutation = merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation is not None))
+    types = [t for p in parts for t in p.types]
     # Factories, not instances: each request gets fresh extension objects (they keep state).
     # The parser and validation caches are module-level LRU caches inside Strawberry, so they
     # are shared across requests all the same.
@@ -84,7 +81,7 @@ def build_schema(settings: Settings, extra_queries: list[type] | None = None, ex
     ]
     if settings.is_production:
         extensions.append(DisableIntrospection)
-    return CrmSchema(query=query, mutation=mutation, types=extra_types or [], extensions=extensions)
+    return CrmSchema(query=query, mutation=mutation, types=types, extensions=extensions)
 
 
 class CrmSchema(strawberry.Schema):
