@@ -29,6 +29,8 @@ from crm_graph.customers.models import (
 from crm_graph.customers.models import CustomFieldDefinition as DefinitionModel
 from crm_graph.customers.models import Customer as CustomerModel
 from crm_graph.graphql.context import Context
+from crm_graph.sales.customer_fields import CustomerSalesFields
+from crm_graph.support.customer_fields import CustomerSupportFields
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import (
     DateFilter,
@@ -128,7 +130,7 @@ def _loader(info: Info, name: str, batch: Any, default: Any = list) -> Any:
 
 
 @strawberry.type(description="A person or an organization the business has a relationship with.")
-class Customer(Node):
+class Customer(CustomerSalesFields, CustomerSupportFields, Node):
     pk: strawberry.Private[int]
     organization_pk: strawberry.Private[int | None]
     kind: CustomerKind
