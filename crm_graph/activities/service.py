@@ -16,6 +16,7 @@ from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, NotFound, ValidationFailed
 from crm_graph.core.events import record_event
+from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.core.pagination import SortKey, parse_datetime
 from crm_graph.customers import service as customers
 
@@ -74,6 +75,7 @@ async def log_activity(session: AsyncSession, *, actor: Actor, data: Mapping[str
     if assignee is not None and len(assignee) > 200:
         errors.add("assignee", codes.INVALID_VALUE, "At most 200 characters.")
     errors.raise_if_any()
+    await validate_with_plugins(session, entity="activity", data=data, actor=actor)
     activity = Activity(
         customer_id=customer_id,
         type=kind,

@@ -84,8 +84,13 @@ def parse_datetime(value: Any) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _signature(keys: Sequence[SortKey]) -> str:
+    """Names the ordering a cursor belongs to, so a cursor from another ordering is refused."""
+    return ",".join(("-" if key.descending else "") + key.attr for key in keys)
+
+
 def encode_cursor(row: Any, keys: Sequence[SortKey]) -> str:
-    values = [_dump(getattr(row, key.attr)) for key in keys]
+    values = [_signature(keys), *(_dump(getattr(row, key.attr)) for key in keys)]
     raw = json.dumps(values, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -93,9 +98,10 @@ def encode_cursor(row: Any, keys: Sequence[SortKey]) -> str:
 def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list) or len(values) != len(keys):
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(decoded, list) or len(decoded) != len(keys) + 1 or decoded[0] != _signature(keys):
             raise ValueError("shape")
+        values = decoded[1:]
         return [key.parse(value) for key, value in zip(keys, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise PaginationError(

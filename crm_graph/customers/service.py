@@ -23,6 +23,7 @@ from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, NotFound, ValidationFailed, VersionConflict
 from crm_graph.core.events import record_event
 from crm_graph.core.filters import compile_filter
+from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.customers import validation as v
 from crm_graph.customers.filters import customer_filter_spec, search_condition
 from crm_graph.customers.models import (
@@ -199,6 +200,7 @@ async def create_customer(
     )
     children = await _apply(session, customer, data, errors, config=config, creating=True)
     errors.raise_if_any()
+    await validate_with_plugins(session, entity="customer", data=data, actor=actor)
     session.add(customer)
     await session.flush()
     await _write_children(session, customer, children)
@@ -231,10 +233,10 @@ async def update_customer(
     before = await customer_payload(session, customer)
     children = await _apply(session, customer, data, errors, config=config, creating=False)
     errors.raise_if_any()
-    await _write_children(session, customer, children)
+    await validate_with_plugins(session, entity="customer", data={**data, "id": customer_id}, actor=actor)
     customer.updated_at = utcnow()  # always an UPDATE, so the version moves even for child-only edits
     try:
-        await session.flush()
+        await _write_children(session, customer, children)  # flushes the customer row too
     except StaleDataError:
         fresh = await session.scalar(sa.select(Customer.version).where(Customer.id == customer_id))
         raise VersionConflict(expected_version or customer.version, fresh or 0) from None

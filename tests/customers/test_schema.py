@@ -71,3 +71,231 @@ async def test_enum_value_outside_the_schema_is_a_clear_graphql_error(client):
     body = await client.post(CREATE, {"input": {"kind": "ALIEN", "lastName": "X"}})
     assert "Value 'ALIEN' does not exist in 'CustomerKind' enum" in body["errors"][0]["message"]
     assert "Traceback" not in str(body)
+
+
+UPDATE = """
+mutation($id: ID!, $input: UpdateCustomerInput!, $v: Int) {
+  updateCustomer(id: $id, input: $input, expectedVersion: $v) {
+    customer { id displayName version jobTitle tags primaryEmail emails { address } customFields }
+    errors { field code message }
+  }
+}
+"""
+
+GET = "query($id: ID!) { customer(id: $id) { id displayName version jobTitle deletedAt } }"
+
+
+async def test_update_checks_expected_version_and_changes_nothing_when_stale(client):
+    customer = await create(client, kind="PERSON", firstName="Grace", lastName="Hopper")
+    updated = await client.mutate(UPDATE, {"id": customer["id"], "input": {"jobTitle": "Rear Admiral"}, "v": 1})
+    assert updated["customer"]["version"] == 2
+    assert updated["customer"]["jobTitle"] == "Rear Admiral"
+
+    stale = await client.execute(UPDATE, {"id": customer["id"], "input": {"jobTitle": "Ensign"}, "v": 1})
+    assert stale["updateCustomer"]["customer"] is None
+    assert [(e["field"], e["code"]) for e in stale["updateCustomer"]["errors"]] == [("expectedVersion", "VERSION_CONFLICT")]
+    current = (await client.execute(GET, {"id": customer["id"]}))["customer"]
+    assert current["jobTitle"] == "Rear Admiral"
+    assert current["version"] == 2
+
+
+async def test_update_omitted_fields_stay_null_clears_lists_replace(client):
+    customer = await create(client, kind="PERSON", firstName="Alan", lastName="Turing", jobTitle="Mathematician",
+                            tags=["a", "b"], emails=[{"address": "alan@example.com"}])
+    updated = (await client.mutate(UPDATE, {"id": customer["id"], "input": {"tags": ["c"], "jobTitle": None}}))["customer"]
+    assert updated["tags"] == ["c"]
+    assert updated["jobTitle"] is None
+    assert updated["displayName"] == "Alan Turing"
+    assert updated["primaryEmail"] == "alan@example.com"  # emails not sent: unchanged
+    # A child-only change still moves the version, so concurrent editors notice it.
+    again = (await client.mutate(UPDATE, {"id": customer["id"], "input": {"emails": [{"address": "a.t@example.com"}]}}))["customer"]
+    assert again["version"] == updated["version"] + 1
+    assert [e["address"] for e in again["emails"]] == ["a.t@example.com"]
+
+
+async def test_duplicate_email_is_refused_across_customers_but_freed_by_delete(client):
+    first = await create(client, kind="PERSON", lastName="One", emails=[{"address": "shared@example.com"}])
+    body = await client.execute(CREATE, {"input": {"kind": "PERSON", "lastName": "Two",
+                                                   "emails": [{"address": "SHARED@example.com"}]}})
+    assert [(e["field"], e["code"]) for e in body["createCustomer"]["errors"]] == [("emails.0.address", "DUPLICATE")]
+
+    await client.mutate('mutation($id: ID!) { deleteCustomer(id: $id) { customer { id } errors { field code message } } }',
+                        {"id": first["id"]})
+    second = await create(client, kind="PERSON", lastName="Two", emails=[{"address": "shared@example.com"}])
+    # The deleted customer cannot come back while its address belongs to someone else.
+    restore = await client.execute('mutation($id: ID!) { restoreCustomer(id: $id) { customer { id } errors { field code } } }',
+                                   {"id": first["id"]})
+    assert restore["restoreCustomer"]["errors"] == [{"field": "id", "code": "DUPLICATE"}]
+    assert second["primaryEmail"] == "shared@example.com"
+
+
+async def test_soft_delete_hides_everywhere_and_restore_brings_back(client):
+    org = await create(client, kind="ORGANIZATION", organizationName="Initech")
+    person = await create(client, kind="PERSON", lastName="Lumbergh", organizationId=org["id"])
+    deleted = await client.mutate('mutation($id: ID!) { deleteCustomer(id: $id) { customer { id deletedAt } errors { field code message } } }',
+                                  {"id": person["id"]})
+    assert deleted["customer"]["deletedAt"] is not None
+
+    assert (await client.execute(GET, {"id": person["id"]}))["customer"] is None
+    data = await client.execute("query($id: ID!) { customers { totalCount } node(id: $id) { id } "
+                                "org: customer(id: \"" + org["id"] + "\") { contacts { totalCount } } }", {"id": person["id"]})
+    assert data["customers"]["totalCount"] == 1
+    assert data["node"] is None
+    assert data["org"]["contacts"]["totalCount"] == 0
+
+    again = await client.execute('mutation($id: ID!) { deleteCustomer(id: $id) { errors { field code } } }', {"id": person["id"]})
+    assert again["deleteCustomer"]["errors"] == [{"field": "id", "code": "NOT_FOUND"}]
+
+    await client.mutate('mutation($id: ID!) { restoreCustomer(id: $id) { customer { id } errors { field code message } } }',
+                        {"id": person["id"]})
+    restored = (await client.execute(GET, {"id": person["id"]}))["customer"]
+    assert restored["deletedAt"] is None
+
+
+async def test_organization_lists_its_contact_people(client):
+    org = await create(client, kind="ORGANIZATION", organizationName="Globex",
+                       addresses=[{"line1": "1 Main St", "city": "Springfield", "country": "US"}])
+    assert org["country"] == "US" and org["city"] == "Springfield"  # geography from the primary address
+    for name in ("Zed", "Abe"):
+        await create(client, kind="PERSON", lastName=name, organizationId=org["id"])
+    data = await client.execute(
+        "query($id: ID!) { customer(id: $id) { contacts { totalCount edges { node { displayName organization { displayName } } } } } }",
+        {"id": org["id"]},
+    )
+    contacts = data["customer"]["contacts"]
+    assert contacts["totalCount"] == 2
+    assert [e["node"]["displayName"] for e in contacts["edges"]] == ["Abe", "Zed"]
+    assert {e["node"]["organization"]["displayName"] for e in contacts["edges"]} == {"Globex"}
+
+
+async def test_person_cannot_be_an_organization_of_another_person(client):
+    person = await create(client, kind="PERSON", lastName="Solo")
+    body = await client.execute(CREATE, {"input": {"kind": "PERSON", "lastName": "X", "organizationId": person["id"]}})
+    assert [(e["field"], e["code"]) for e in body["createCustomer"]["errors"]] == [("organizationId", "INVALID_VALUE")]
+
+
+async def test_external_ref_makes_create_idempotent(client):
+    ref = {"system": "shop", "externalId": "c-42"}
+    first = await create(client, kind="PERSON", lastName="Retry", externalRef=ref)
+    second = await create(client, kind="PERSON", lastName="Retry", externalRef=ref)
+    assert first["id"] == second["id"]
+    assert (await client.execute("{ customers { totalCount } }"))["customers"]["totalCount"] == 1
+
+
+BATCH = """
+mutation($inputs: [CreateCustomerInput!]!) {
+  createCustomers(inputs: $inputs) {
+    createdCount errors { field code }
+    results { index customer { displayName } errors { field code } }
+  }
+}
+"""
+
+
+async def test_batch_import_reports_per_item_errors_and_keeps_the_good_ones(client):
+    body = await client.execute(BATCH, {"inputs": [
+        {"kind": "PERSON", "lastName": "Good", "emails": [{"address": "good@example.com"}]},
+        {"kind": "PERSON", "lastName": "Bad", "emails": [{"address": "nope"}]},
+        {"kind": "PERSON", "lastName": "Dup", "emails": [{"address": "good@example.com"}]},
+        {"kind": "ORGANIZATION", "organizationName": "Fine Ltd"},
+    ]})
+    result = body["createCustomers"]
+    assert result["createdCount"] == 2
+    assert [r["errors"] for r in result["results"]] == [
+        [], [{"field": "inputs.1.emails.0.address", "code": "INVALID_EMAIL"}],
+        [{"field": "inputs.2.emails.0.address", "code": "DUPLICATE"}], [],
+    ]
+    names = await client.execute("{ customers(orderBy: [{field: DISPLAY_NAME}]) { edges { node { displayName } } } }")
+    assert [e["node"]["displayName"] for e in names["customers"]["edges"]] == ["Fine Ltd", "Good"]
+
+
+async def test_batch_over_100_is_refused_whole(client):
+    body = await client.execute(BATCH, {"inputs": [{"kind": "PERSON", "lastName": f"P{i}"} for i in range(101)]})
+    assert body["createCustomers"]["errors"] == [{"field": "inputs", "code": "TOO_MANY"}]
+    assert (await client.execute("{ customers { totalCount } }"))["customers"]["totalCount"] == 0
+
+
+CUSTOM = """
+mutation($input: CreateCustomFieldDefinitionInput!) {
+  createCustomFieldDefinition(input: $input) { customFieldDefinition { id key type options required } errors { field code } }
+}
+"""
+
+
+async def test_custom_fields_are_typed_validated_and_filterable(client):
+    await client.mutate(CUSTOM, {"input": {"key": "industry", "label": "Industry", "type": "SELECT", "options": ["Retail", "Software"]}})
+    await client.mutate(CUSTOM, {"input": {"key": "employees", "label": "Employees", "type": "NUMBER"}})
+    await client.mutate(CUSTOM, {"input": {"key": "since", "label": "Member since", "type": "DATE"}})
+    await client.mutate(CUSTOM, {"input": {"key": "partner", "label": "Partner", "type": "BOOLEAN"}})
+
+    bad = await client.execute(CREATE, {"input": {"kind": "ORGANIZATION", "organizationName": "X",
+                                                  "customFields": {"industry": "Mining", "employees": "many", "nope": 1}}})
+    assert {(e["field"], e["code"]) for e in bad["createCustomer"]["errors"]} == {
+        ("customFields.industry", "INVALID_VALUE"), ("customFields.employees", "INVALID_VALUE"), ("customFields.nope", "INVALID_VALUE"),
+    }
+    a = await create(client, kind="ORGANIZATION", organizationName="Small Shop",
+                     customFields={"industry": "Retail", "employees": 8, "since": "2020-02-29", "partner": True})
+    await create(client, kind="ORGANIZATION", organizationName="Big Soft", customFields={"industry": "Software", "employees": 1200.5})
+    assert a["customFields"] == {"employees": 8, "industry": "Retail", "partner": True, "since": "2020-02-29"}
+
+    async def names(filter):
+        data = await client.execute("query($f: CustomerFilter) { customers(filter: $f, orderBy: [{field: DISPLAY_NAME}]) { edges { node { displayName } } } }", {"f": filter})
+        return [e["node"]["displayName"] for e in data["customers"]["edges"]]
+
+    assert await names({"customFields": [{"key": "employees", "gte": 100}]}) == ["Big Soft"]
+    assert await names({"customFields": [{"key": "industry", "in": ["Retail", "Software"]}]}) == ["Big Soft", "Small Shop"]
+    assert await names({"customFields": [{"key": "since", "lt": "2021-01-01"}]}) == ["Small Shop"]
+    assert await names({"customFields": [{"key": "partner", "isNull": True}]}) == ["Big Soft"]
+    assert await names({"customFields": [{"key": "industry", "neq": "Retail"}]}) == ["Big Soft"]
+
+    wrong = await client.post("{ customers(filter: {customFields: [{key: \"employees\", gt: \"lots\"}]}) { totalCount } }")
+    assert wrong["data"] is None
+    assert "filter.customFields.0.gt" in wrong["errors"][0]["message"]
+
+    dup = await client.execute(CUSTOM, {"input": {"key": "industry", "label": "Again", "type": "TEXT"}})
+    assert dup["createCustomFieldDefinition"]["errors"] == [{"field": "key", "code": "DUPLICATE"}]
+    no_options = await client.execute(CUSTOM, {"input": {"key": "tier", "label": "Tier", "type": "SELECT"}})
+    assert no_options["createCustomFieldDefinition"]["errors"] == [{"field": "options", "code": "REQUIRED"}]
+
+
+async def test_required_custom_field_must_be_given_on_create(client):
+    await client.mutate(CUSTOM, {"input": {"key": "vatId", "label": "VAT ID", "type": "TEXT", "required": True}})
+    body = await client.execute(CREATE, {"input": {"kind": "ORGANIZATION", "organizationName": "NoVat"}})
+    assert body["createCustomer"]["errors"][0]["field"] == "customFields.vatId"
+    assert body["createCustomer"]["errors"][0]["code"] == "REQUIRED"
+
+
+async def test_node_and_nodes_resolve_any_type_in_order(client):
+    a = await create(client, kind="PERSON", lastName="A")
+    b = await create(client, kind="PERSON", lastName="B")
+    data = await client.execute(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Customer { displayName } } }",
+        {"ids": [b["id"], a["id"], b["id"]]},
+    )
+    assert [n["displayName"] for n in data["nodes"]] == ["B", "A", "B"]
+
+
+@pytest.mark.parametrize("bad_id", ["not-base64!!", "Q3VzdG9tZXI6YWJj", "Rm9vOjE", ""])
+async def test_malformed_global_id_is_a_clear_error(client, bad_id):
+    body = await client.post("query($id: ID!) { customer(id: $id) { id } }", {"id": bad_id})
+    assert body["data"] == {"customer": None} or body["data"] is None
+    assert "Malformed ID" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
+
+
+async def test_id_of_another_type_is_refused(client):
+    customer = await create(client, kind="PERSON", lastName="Typed")
+    body = await client.post("query($id: ID!) { activity(id: $id) { id } }", {"id": customer["id"]})
+    assert "is a Customer, not a Activity" in body["errors"][0]["message"]
+
+
+async def test_unknown_id_is_null_in_queries_and_not_found_in_mutations(client):
+    customer = await create(client, kind="PERSON", lastName="Gone")
+    await client.mutate('mutation($id: ID!) { deleteCustomer(id: $id) { customer { id } errors { field code message } } }', {"id": customer["id"]})
+    # Same type, a number that was never issued.
+    import base64
+
+    ghost = base64.urlsafe_b64encode(b"Customer:999999").decode().rstrip("=")
+    assert (await client.execute(GET, {"id": ghost}))["customer"] is None
+    body = await client.execute(UPDATE, {"id": ghost, "input": {"jobTitle": "x"}})
+    assert body["updateCustomer"]["errors"] == [{"field": "id", "code": "NOT_FOUND", "message": "Customer was not found."}]

@@ -1,0 +1,54 @@
+"""The number of SQL statements of a nested list must not grow with the page size."""
+
+from __future__ import annotations
+
+from crm_graph.core.actor import SYSTEM
+from crm_graph.activities import service as activities
+from crm_graph.customers import service as customers
+
+NESTED = """
+query($n: Int!) {
+  customers(first: $n) {
+    totalCount
+    edges { node {
+      id displayName primaryEmail emails { address } phones { number } tags customFields
+      organization { displayName }
+      activities(first: 3) { totalCount edges { node { subject type customer { displayName } } } }
+    } }
+  }
+}
+"""
+
+
+async def _populate(db, count: int) -> None:
+    config = customers.ServiceConfig()
+    async with db.writer() as session, session.begin():
+        org = await customers.create_customer(session, actor=SYSTEM, config=config,
+                                              data={"kind": "ORGANIZATION", "organizationName": "Org"})
+        for i in range(count):
+            person = await customers.create_customer(
+                session, actor=SYSTEM, config=config,
+                data={"kind": "PERSON", "lastName": f"P{i}", "organizationId": org.id, "tags": ["t"],
+                      "emails": [{"address": f"p{i}@example.com"}], "phones": [{"number": "+4930123456"}]},
+            )
+            for j in range(4):
+                await activities.log_activity(session, actor=SYSTEM,
+                                              data={"customerId": person.id, "type": "NOTE", "subject": f"n{j}"})
+
+
+async def test_statement_count_is_flat_in_page_size(client, db, sql_counter):
+    await _populate(db, 100)
+    counts = {}
+    for n in (10, 100):
+        sql_counter.count = 0
+        data = await client.execute(NESTED, {"n": n})
+        edges = data["customers"]["edges"]
+        assert len(edges) == n
+        assert all(len(e["node"]["activities"]["edges"]) == 3 for e in edges if e["node"]["displayName"] != "Org")
+        assert all(e["node"]["activities"]["totalCount"] == 4 for e in edges if e["node"]["displayName"] != "Org")
+        counts[n] = sql_counter.count
+    assert counts[10] == counts[100], counts
+    # page, count, emails, phones, tags, custom values, organizations, activities page and count
+    # (the activities' customers come from the customer loader already primed by the organization)
+    print(f"statements at N=10: {counts[10]}, at N=100: {counts[100]}")
+    assert counts[10] <= 10, counts
