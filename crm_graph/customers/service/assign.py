@@ -1,0 +1,351 @@
+"""Validating a customer input and copying it onto a customer and its child rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_graph.core import errors as codes
+from crm_graph.core.clock import utcnow
+from crm_graph.core.errors import (
+    ErrorCollector,
+)
+from crm_graph.customers import validation as v
+from crm_graph.customers.models import (
+    AcquisitionChannel,
+    ConsentStatus,
+    Customer,
+    CustomerAddress,
+    CustomerEmail,
+    CustomerFieldValue,
+    CustomerKind,
+    CustomerPhone,
+    CustomerTag,
+    CustomFieldDefinition,
+    Gender,
+    LifecycleStage,
+)
+from crm_graph.customers.service.read import custom_field_definitions, get_customer
+
+MAX_CONTACT_POINTS = 20
+
+_TEXT_LIMITS = {
+    "firstName": ("first_name", 100),
+    "lastName": ("last_name", 100),
+    "organizationName": ("organization_name", 200),
+    "jobTitle": ("job_title", 200),
+    "region": ("region", 100),
+    "city": ("city", 100),
+}
+_ENUMS: dict[str, tuple[str, Any]] = {
+    "source": ("source", AcquisitionChannel),
+    "lifecycleStage": ("lifecycle_stage", LifecycleStage),
+    "gender": ("gender", Gender),
+}
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the customer rules need from settings."""
+
+    default_phone_region: str = "US"
+
+
+def enum_value(enum_type: Any, value: Any) -> Any:
+    if value is None or isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type[value]
+    except KeyError:
+        raise v.InvalidValue(f"{value!r} is not one of {', '.join(m.name for m in enum_type)}.") from None
+
+
+
+# --- validation and assignment ------------------------------------------------------------
+
+
+@dataclass
+class _Children:
+    emails: list[dict[str, Any]] | None = None
+    phones: list[dict[str, Any]] | None = None
+    addresses: list[dict[str, Any]] | None = None
+    tags: list[str] | None = None
+    custom: dict[CustomFieldDefinition, dict[str, Any] | None] | None = None
+
+
+async def apply_input(
+    session: AsyncSession,
+    customer: Customer,
+    data: Mapping[str, Any],
+    errors: ErrorCollector,
+    *,
+    config: ServiceConfig,
+    creating: bool,
+) -> _Children:
+    """Validate ``data`` and copy scalar fields onto ``customer``; return the child rows to write."""
+    for key, (attr, limit) in _TEXT_LIMITS.items():
+        if key in data:
+            try:
+                setattr(customer, attr, v.text(data[key], limit))
+            except v.InvalidValue as exc:
+                errors.add(key, codes.INVALID_VALUE, str(exc))
+    for key, (attr, enum_type) in _ENUMS.items():
+        if key in data:
+            if data[key] is None and key == "lifecycleStage":
+                errors.add(key, codes.REQUIRED, "A customer always has a lifecycle stage.")
+                continue
+            try:
+                setattr(customer, attr, enum_value(enum_type, data[key]))
+            except v.InvalidValue as exc:
+                errors.add(key, codes.INVALID_VALUE, str(exc))
+    _simple(customer, data, errors, "country", "country", v.country)
+    _simple(customer, data, errors, "locale", "locale", v.locale)
+    _simple(customer, data, errors, "birthday", "birthday", v.birthday)
+    if "emailConsent" in data:
+        _consent(customer, data["emailConsent"], errors)
+    if creating and data.get("externalRef"):
+        ref = data["externalRef"]
+        try:
+            customer.external_system = v.text(ref.get("system"), 64, required=True)
+            customer.external_id = v.text(ref.get("externalId"), 200, required=True)
+        except v.InvalidValue as exc:
+            errors.add("externalRef", codes.INVALID_VALUE, str(exc))
+
+    _names(customer, errors)
+    if "organizationId" in data:
+        await _organization(session, customer, data["organizationId"], errors)
+
+    children = _Children()
+    region = customer.country or config.default_phone_region
+    if "emails" in data:
+        children.emails = _contact_points(data["emails"] or [], "emails", "address", v.email, codes.INVALID_EMAIL, errors)
+        await check_email_duplicates(
+            session, [e["address"] for e in children.emails], customer.id, errors, field="emails"
+        )
+    if "phones" in data:
+        children.phones = _contact_points(
+            data["phones"] or [], "phones", "number", lambda n: v.phone(n, region), codes.INVALID_PHONE, errors
+        )
+    if "addresses" in data:
+        children.addresses = _addresses(data["addresses"] or [], errors)
+        primary = next((a for a in children.addresses if a["is_primary"]), None)
+        if primary:  # fill geography from the primary address when not given separately
+            for attr in ("country", "city", "region"):
+                if attr not in data and getattr(customer, attr) is None:
+                    setattr(customer, attr, primary.get(attr))
+    if "tags" in data:
+        try:
+            children.tags = v.tags(data["tags"] or [])
+        except v.InvalidValue as exc:
+            errors.add("tags", codes.INVALID_VALUE, str(exc))
+    if "customFields" in data or creating:
+        children.custom = await _custom_fields(session, data.get("customFields") or {}, errors, creating=creating)
+    return children
+
+
+def _simple(customer: Customer, data: Mapping[str, Any], errors: ErrorCollector, key: str, attr: str, clean: Any) -> None:
+    if key not in data:
+        return
+    try:
+        setattr(customer, attr, None if data[key] is None else clean(data[key]))
+    except v.InvalidValue as exc:
+        errors.add(key, codes.INVALID_VALUE, str(exc))
+
+
+def _consent(customer: Customer, consent: Mapping[str, Any] | None, errors: ErrorCollector) -> None:
+    if not consent or consent.get("status") is None:
+        errors.add("emailConsent.status", codes.REQUIRED, "Give the consent status.")
+        return
+    try:
+        status = enum_value(ConsentStatus, consent["status"])
+        source = v.text(consent.get("source"), 200)
+    except v.InvalidValue as exc:
+        errors.add("emailConsent", codes.INVALID_VALUE, str(exc))
+        return
+    at = consent.get("at") or utcnow()
+    if at > utcnow():
+        errors.add("emailConsent.at", codes.INVALID_VALUE, "Consent cannot be given in the future.")
+        return
+    if status is not customer.consent_status or source != customer.consent_source:
+        customer.consent_status = status
+        customer.consent_source = source
+        customer.consent_at = None if status is ConsentStatus.UNKNOWN else at
+
+
+def _names(customer: Customer, errors: ErrorCollector) -> None:
+    if customer.kind is CustomerKind.PERSON:
+        if customer.organization_name is not None:
+            errors.add("organizationName", codes.INVALID_VALUE, "A person has first and last names, not an organization name.")
+        name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
+        if not name:
+            errors.add("lastName", codes.REQUIRED, "A person needs a first or a last name.")
+    else:
+        if customer.first_name or customer.last_name:
+            errors.add("organizationName", codes.INVALID_VALUE, "An organization has an organization name, not first and last names.")
+        name = customer.organization_name or ""
+        if not name:
+            errors.add("organizationName", codes.REQUIRED, "An organization needs a name.")
+    customer.display_name = name
+
+
+async def _organization(session: AsyncSession, customer: Customer, org_id: int | None, errors: ErrorCollector) -> None:
+    if org_id is None:
+        customer.organization_id = None
+        return
+    if customer.kind is not CustomerKind.PERSON:
+        errors.add("organizationId", codes.INVALID_VALUE, "Only a person can belong to an organization.")
+        return
+    org = await get_customer(session, org_id)
+    if org is None:
+        errors.add("organizationId", codes.NOT_FOUND, "The organization was not found.")
+    elif org.kind is not CustomerKind.ORGANIZATION:
+        errors.add("organizationId", codes.INVALID_VALUE, "That customer is a person, not an organization.")
+    else:
+        customer.organization_id = org.id
+
+
+def _contact_points(
+    items: list[Mapping[str, Any]], field: str, value_key: str, clean: Any, code: str, errors: ErrorCollector
+) -> list[dict[str, Any]]:
+    if len(items) > MAX_CONTACT_POINTS:
+        errors.add(field, codes.TOO_MANY, f"At most {MAX_CONTACT_POINTS} {field} per customer.")
+        return []
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        try:
+            value = clean(item.get(value_key))
+        except v.InvalidValue as exc:
+            missing = not item.get(value_key)
+            errors.add(f"{field}.{i}.{value_key}", codes.REQUIRED if missing else code, str(exc))
+            continue
+        if value in seen:
+            errors.add(f"{field}.{i}.{value_key}", codes.DUPLICATE, f"{value} is listed twice.")
+            continue
+        seen.add(value)
+        try:
+            label = v.text(item.get("label"), 50)
+        except v.InvalidValue as exc:
+            errors.add(f"{field}.{i}.label", codes.INVALID_VALUE, str(exc))
+            continue
+        out.append({value_key: value, "label": label, "is_primary": bool(item.get("primary")), "position": i})
+    _one_primary(out, field, errors)
+    return out
+
+
+def _one_primary(rows: list[dict[str, Any]], field: str, errors: ErrorCollector) -> None:
+    primaries = [r for r in rows if r["is_primary"]]
+    if len(primaries) > 1:
+        errors.add(field, codes.INVALID_VALUE, f"Only one of the {field} can be primary.")
+    elif rows and not primaries:
+        rows[0]["is_primary"] = True
+
+
+def _addresses(items: list[Mapping[str, Any]], errors: ErrorCollector) -> list[dict[str, Any]]:
+    if len(items) > MAX_CONTACT_POINTS:
+        errors.add("addresses", codes.TOO_MANY, f"At most {MAX_CONTACT_POINTS} addresses per customer.")
+        return []
+    out = []
+    for i, item in enumerate(items):
+        row: dict[str, Any] = {"is_primary": bool(item.get("primary")), "position": i}
+        limits = {"label": 50, "line1": 200, "line2": 200, "postalCode": 20, "city": 100, "region": 100}
+        ok = True
+        for key, limit in limits.items():
+            try:
+                row[_snake(key)] = v.text(item.get(key), limit, required=key == "line1")
+            except v.InvalidValue as exc:
+                errors.add(f"addresses.{i}.{key}", codes.REQUIRED if key == "line1" and not item.get(key) else codes.INVALID_VALUE, str(exc))
+                ok = False
+        try:
+            row["country"] = v.country(item.get("country"))
+        except v.InvalidValue as exc:
+            errors.add(f"addresses.{i}.country", codes.REQUIRED if not item.get("country") else codes.INVALID_VALUE, str(exc))
+            ok = False
+        if ok:
+            out.append(row)
+    _one_primary(out, "addresses", errors)
+    return out
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+async def check_email_duplicates(
+    session: AsyncSession, addresses: list[str], own_id: int | None, errors: ErrorCollector, field: str = "emails"
+) -> None:
+    if not addresses:
+        return
+    stmt = (
+        sa.select(CustomerEmail.address, Customer.display_name)
+        .join(Customer, Customer.id == CustomerEmail.customer_id)
+        .where(CustomerEmail.address.in_(addresses), Customer.deleted_at.is_(None))
+    )
+    if own_id is not None:
+        stmt = stmt.where(Customer.id != own_id)
+    taken = {address: name for address, name in (await session.execute(stmt)).all()}
+    for i, address in enumerate(addresses):
+        if address in taken:
+            errors.add(f"{field}.{i}.address", codes.DUPLICATE, f"{address} already belongs to {taken[address]}.")
+
+
+async def _custom_fields(
+    session: AsyncSession, values: Mapping[str, Any], errors: ErrorCollector, *, creating: bool
+) -> dict[CustomFieldDefinition, dict[str, Any] | None]:
+    if not isinstance(values, Mapping):
+        errors.add("customFields", codes.INVALID_VALUE, "customFields is an object of key: value.")
+        return {}
+    definitions = await custom_field_definitions(session)
+    out: dict[CustomFieldDefinition, dict[str, Any] | None] = {}
+    for key, value in values.items():
+        definition = definitions.get(key)
+        if definition is None:
+            errors.add(f"customFields.{key}", codes.INVALID_VALUE, f"No custom field is defined with key {key!r}.")
+            continue
+        if value is None:
+            if definition.required:
+                errors.add(f"customFields.{key}", codes.REQUIRED, f"{definition.label} is required.")
+            out[definition] = None
+            continue
+        try:
+            out[definition] = v.custom_value(definition, value)
+        except v.InvalidValue as exc:
+            errors.add(f"customFields.{key}", codes.INVALID_VALUE, str(exc))
+    if creating:
+        for key, definition in definitions.items():
+            if definition.required and key not in values:
+                errors.add(f"customFields.{key}", codes.REQUIRED, f"{definition.label} is required.")
+    return out
+
+
+async def write_children(session: AsyncSession, customer: Customer, children: _Children) -> None:
+    cid = customer.id
+    for model, rows in ((CustomerEmail, children.emails), (CustomerPhone, children.phones), (CustomerAddress, children.addresses)):
+        if rows is not None:
+            await session.execute(sa.delete(model).where(model.customer_id == cid))
+            session.add_all(model(customer_id=cid, **row) for row in rows)
+    if children.tags is not None:
+        await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == cid))
+        session.add_all(CustomerTag(customer_id=cid, tag=t) for t in children.tags)
+    for definition, columns in (children.custom or {}).items():
+        await session.execute(
+            sa.delete(CustomerFieldValue).where(
+                CustomerFieldValue.customer_id == cid, CustomerFieldValue.definition_id == definition.id
+            )
+        )
+        if columns is not None:
+            session.add(CustomerFieldValue(customer_id=cid, definition_id=definition.id, **columns))
+    await session.flush()
+
+
+async def by_external_ref(session: AsyncSession, ref: Mapping[str, Any]) -> Customer | None:
+    return await session.scalar(
+        sa.select(Customer).where(
+            Customer.external_system == ref.get("system"), Customer.external_id == ref.get("externalId")
+        )
+    )
+

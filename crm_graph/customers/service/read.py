@@ -1,0 +1,147 @@
+"""Reading customers: lookups, the filtered list, and batch loaders of related rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_graph.core.clock import utcnow
+from crm_graph.core.filters import compile_filter
+from crm_graph.customers import validation as v
+from crm_graph.customers.filters import customer_filter_spec, search_condition
+from crm_graph.customers.models import (
+    Customer,
+    CustomerAddress,
+    CustomerEmail,
+    CustomerFieldValue,
+    CustomerPhone,
+    CustomerTag,
+    CustomFieldDefinition,
+)
+
+
+async def get_customer(session: AsyncSession, customer_id: int, *, include_deleted: bool = False) -> Customer | None:
+    customer = await session.get(Customer, customer_id)
+    if customer is None or (customer.deleted_at is not None and not include_deleted):
+        return None
+    return customer
+
+
+async def customers_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Customer]:
+    rows = await session.scalars(sa.select(Customer).where(Customer.id.in_(ids), Customer.deleted_at.is_(None)))
+    return {c.id: c for c in rows}
+
+
+async def custom_field_definitions(session: AsyncSession) -> dict[str, CustomFieldDefinition]:
+    rows = await session.scalars(sa.select(CustomFieldDefinition).order_by(CustomFieldDefinition.key))
+    return {d.key: d for d in rows}
+
+
+async def customer_select(
+    session: AsyncSession, *, filter: Mapping[str, Any] | None = None, search: str | None = None
+) -> sa.Select[tuple[Customer]]:
+    """The (unordered) select of live customers matching ``filter`` and ``search``.
+
+    Raises ``FilterError`` for a filter that cannot be compiled.
+    """
+    definitions = await custom_field_definitions(session) if filter and _mentions_custom_fields(filter) else {}
+    stmt = sa.select(Customer).where(Customer.deleted_at.is_(None))
+    if filter:
+        stmt = stmt.where(compile_filter(customer_filter_spec(definitions), filter))
+    if search:
+        stmt = stmt.where(search_condition(search))
+    return stmt
+
+
+def _mentions_custom_fields(data: Any) -> bool:
+    if isinstance(data, Mapping):
+        return "customFields" in data or any(_mentions_custom_fields(x) for x in data.values())
+    if isinstance(data, list):
+        return any(_mentions_custom_fields(x) for x in data)
+    return False
+
+
+async def _grouped(session: AsyncSession, model: Any, ids: Sequence[int], order: Sequence[Any]) -> dict[int, list[Any]]:
+    rows = await session.scalars(sa.select(model).where(model.customer_id.in_(ids)).order_by(model.customer_id, *order))
+    out: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        out[row.customer_id].append(row)
+    return out
+
+
+async def emails_for(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[CustomerEmail]]:
+    return await _grouped(session, CustomerEmail, ids, [CustomerEmail.position])
+
+
+async def phones_for(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[CustomerPhone]]:
+    return await _grouped(session, CustomerPhone, ids, [CustomerPhone.position])
+
+
+async def addresses_for(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[CustomerAddress]]:
+    return await _grouped(session, CustomerAddress, ids, [CustomerAddress.position])
+
+
+async def tags_for(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[str]]:
+    rows = await _grouped(session, CustomerTag, ids, [CustomerTag.tag])
+    return {k: [t.tag for t in tags] for k, tags in rows.items()}
+
+
+async def custom_values_for(session: AsyncSession, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    stmt = (
+        sa.select(CustomerFieldValue, CustomFieldDefinition)
+        .join(CustomFieldDefinition, CustomFieldDefinition.id == CustomerFieldValue.definition_id)
+        .where(CustomerFieldValue.customer_id.in_(ids))
+        .order_by(CustomFieldDefinition.key)
+    )
+    out: dict[int, dict[str, Any]] = defaultdict(dict)
+    for value, definition in (await session.execute(stmt)).all():
+        out[value.customer_id][definition.key] = v.stored_custom_value(definition, value)
+    return out
+
+
+async def customer_payload(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    """The customer as the API shows it, for events (and so for plugins and webhooks)."""
+    cid = customer.id
+    emails = (await emails_for(session, [cid])).get(cid, [])
+    phones = (await phones_for(session, [cid])).get(cid, [])
+    return {
+        "id": cid,
+        "kind": customer.kind,
+        "displayName": customer.display_name,
+        "firstName": customer.first_name,
+        "lastName": customer.last_name,
+        "organizationName": customer.organization_name,
+        "jobTitle": customer.job_title,
+        "organizationId": customer.organization_id,
+        "emails": [{"address": e.address, "label": e.label, "primary": e.is_primary} for e in emails],
+        "phones": [{"number": p.number, "label": p.label, "primary": p.is_primary} for p in phones],
+        "tags": (await tags_for(session, [cid])).get(cid, []),
+        "source": customer.source,
+        "lifecycleStage": customer.lifecycle_stage,
+        "emailConsent": {"status": customer.consent_status, "at": customer.consent_at, "source": customer.consent_source},
+        "birthday": customer.birthday,
+        "gender": customer.gender,
+        "locale": customer.locale,
+        "country": customer.country,
+        "region": customer.region,
+        "city": customer.city,
+        "customFields": (await custom_values_for(session, [cid])).get(cid, {}),
+        "createdAt": customer.created_at,
+        "updatedAt": customer.updated_at,
+        "deletedAt": customer.deleted_at,
+        "version": customer.version,
+    }
+
+
+
+def age(birthday: date | None, today: date | None = None) -> int | None:
+    if birthday is None:
+        return None
+    today = today or utcnow().date()
+    return today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))
+

@@ -1,0 +1,190 @@
+"""Creating, changing, deleting and restoring customers; batch import."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from crm_graph.core import errors as codes
+from crm_graph.core.actor import Actor
+from crm_graph.core.clock import utcnow
+from crm_graph.core.errors import (
+    ErrorCollector,
+    NotFound,
+    ValidationFailed,
+    VersionConflict,
+)
+from crm_graph.core.events import record_event
+from crm_graph.core.hooks import validate_with_plugins
+from crm_graph.customers import validation as v
+from crm_graph.customers.models import (
+    ConsentStatus,
+    Customer,
+    CustomerKind,
+    LifecycleStage,
+)
+from crm_graph.customers.service.assign import (
+    ServiceConfig,
+    apply_input,
+    by_external_ref,
+    check_email_duplicates,
+    enum_value,
+    write_children,
+)
+from crm_graph.customers.service.read import customer_payload, emails_for, get_customer
+
+MAX_BATCH = 100
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+async def create_customer(
+    session: AsyncSession, *, actor: Actor, data: Mapping[str, Any], config: ServiceConfig
+) -> Customer:
+    """Create a customer. With an ``externalRef`` that already exists, return that customer instead."""
+    ref = data.get("externalRef")
+    if ref:
+        existing = await by_external_ref(session, ref)
+        if existing is not None:
+            return existing
+    errors = ErrorCollector()
+    kind = data.get("kind")
+    try:
+        kind = enum_value(CustomerKind, kind)
+    except v.InvalidValue as exc:
+        errors.add("kind", codes.INVALID_VALUE, str(exc))
+    if kind is None and not errors:
+        errors.add("kind", codes.REQUIRED, "Say whether the customer is a PERSON or an ORGANIZATION.")
+    errors.raise_if_any()
+    now = utcnow()
+    customer = Customer(
+        kind=kind,
+        lifecycle_stage=LifecycleStage.LEAD,
+        consent_status=ConsentStatus.UNKNOWN,
+        display_name="",
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    children = await apply_input(session, customer, data, errors, config=config, creating=True)
+    errors.raise_if_any()
+    await validate_with_plugins(session, entity="customer", data=data, actor=actor)
+    session.add(customer)
+    await session.flush()
+    await write_children(session, customer, children)
+    record_event(
+        session,
+        type="customer.created",
+        entity_type="Customer",
+        entity_id=customer.id,
+        actor=actor,
+        payload=await customer_payload(session, customer),
+    )
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    customer_id: int,
+    data: Mapping[str, Any],
+    expected_version: int | None,
+    config: ServiceConfig,
+) -> Customer:
+    customer = await get_customer(session, customer_id)
+    if customer is None:
+        raise NotFound("Customer")
+    if expected_version is not None and expected_version != customer.version:
+        raise VersionConflict(expected_version, customer.version)
+    errors = ErrorCollector()
+    before = await customer_payload(session, customer)
+    children = await apply_input(session, customer, data, errors, config=config, creating=False)
+    errors.raise_if_any()
+    await validate_with_plugins(session, entity="customer", data={**data, "id": customer_id}, actor=actor)
+    customer.updated_at = utcnow()  # always an UPDATE, so the version moves even for child-only edits
+    try:
+        await write_children(session, customer, children)  # flushes the customer row too
+    except StaleDataError:
+        fresh = await session.scalar(sa.select(Customer.version).where(Customer.id == customer_id))
+        raise VersionConflict(expected_version or customer.version, fresh or 0) from None
+    after = await customer_payload(session, customer)
+    changed = sorted(k for k in after if after[k] != before.get(k) and k not in ("updatedAt", "version"))
+    record_event(
+        session,
+        type="customer.updated",
+        entity_type="Customer",
+        entity_id=customer.id,
+        actor=actor,
+        payload=after,
+        changes={"fields": changed, "before": {k: before.get(k) for k in changed}},
+    )
+    return customer
+
+
+async def delete_customer(session: AsyncSession, *, actor: Actor, customer_id: int) -> Customer:
+    """Soft delete: the customer leaves every list and relation until restored."""
+    customer = await get_customer(session, customer_id)
+    if customer is None:
+        raise NotFound("Customer")
+    customer.deleted_at = utcnow()
+    customer.updated_at = customer.deleted_at
+    await session.flush()
+    record_event(session, type="customer.deleted", entity_type="Customer", entity_id=customer.id, actor=actor,
+                 payload=await customer_payload(session, customer))
+    return customer
+
+
+async def restore_customer(session: AsyncSession, *, actor: Actor, customer_id: int) -> Customer:
+    customer = await get_customer(session, customer_id, include_deleted=True)
+    if customer is None:
+        raise NotFound("Customer")
+    if customer.deleted_at is None:
+        return customer
+    errors = ErrorCollector()
+    emails = [e.address for e in (await emails_for(session, [customer.id])).get(customer.id, [])]
+    await check_email_duplicates(session, emails, customer.id, errors)
+    if errors:
+        raise ValidationFailed(
+            [codes.FieldError("id", codes.DUPLICATE, "Another customer now uses this customer's email address.")]
+        )
+    customer.deleted_at = None
+    customer.updated_at = utcnow()
+    await session.flush()
+    record_event(session, type="customer.restored", entity_type="Customer", entity_id=customer.id, actor=actor,
+                 payload=await customer_payload(session, customer))
+    return customer
+
+
+@dataclass
+class BatchResult:
+    index: int
+    customer: Customer | None
+    errors: list[codes.FieldError]
+
+
+async def create_customers(
+    session: AsyncSession, *, actor: Actor, items: Sequence[Mapping[str, Any]], config: ServiceConfig
+) -> list[BatchResult]:
+    """Create up to 100 customers in one transaction; each item succeeds or fails on its own."""
+    if len(items) > MAX_BATCH:
+        raise ValidationFailed(
+            [codes.FieldError("inputs", codes.TOO_MANY, f"At most {MAX_BATCH} customers per call; split the batch.")]
+        )
+    results = []
+    for index, item in enumerate(items):
+        try:
+            async with session.begin_nested():
+                customer = await create_customer(session, actor=actor, data=item, config=config)
+            results.append(BatchResult(index, customer, []))
+        except ValidationFailed as exc:
+            results.append(BatchResult(index, None, exc.errors))
+    return results
+
+
