@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -12,6 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from crm_graph import plugins as plugin_registry
+from crm_graph.core.dispatch import Dispatcher
+from crm_graph.core.hooks import notify
 from crm_graph.db.session import Database
 from crm_graph.graphql.schema import build_schema
 from crm_graph.graphql.view import GraphQLView
@@ -19,13 +23,35 @@ from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_graph")
 
+CORE_PATHS = ("/graphql", "/healthz", "/readyz", "/")
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> Starlette:
+
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    *,
+    plugins: Any = None,
+    dispatcher: bool | None = None,
+) -> Starlette:
+    """Build the application.
+
+    ``plugins`` is a ``PluginManager``; by default one is made from the installed plugins
+    (``crm_graph.plugins.make_plugin_manager``). ``dispatcher`` says whether the lifespan runs
+    the event dispatcher (default: ``settings.dispatcher_enabled``). Plugin start-up and
+    shutdown hooks and the dispatcher run in the ASGI lifespan, so a client that does not run
+    the lifespan (``httpx.ASGITransport``) gets the API without them.
+
+    Raises ``PluginError`` when a plugin cannot join (a clashing schema field or route).
+    """
     settings = settings or Settings.from_env()
+    pm = plugins if plugins is not None else plugin_registry.make_plugin_manager(settings)
+    schema = build_schema(settings, plugin_parts=plugin_registry.schema_parts(pm))
+    extra_routes = plugin_registry.routes(pm, taken=CORE_PATHS)
     database = db or Database.from_settings(settings)
     owns_db = db is None
-    schema = build_schema(settings)
-    graphql = GraphQLView(schema, settings=settings, db=database)
+    events = Dispatcher(database, settings, pm)
+    run_dispatcher = settings.dispatcher_enabled if dispatcher is None else dispatcher
+    graphql = GraphQLView(schema, settings=settings, db=database, plugins=pm, dispatcher=events)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -44,23 +70,30 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        timeout = settings.plugin_hook_timeout
+        await notify(pm, "crm_startup", timeout, app=app)
+        if run_dispatcher:
+            events.start()
         try:
             yield
         finally:
-            if owns_db:
-                await database.dispose()
+            try:
+                await events.stop()
+                await notify(pm, "crm_shutdown", timeout, app=app)
+            finally:
+                if owns_db:
+                    await database.dispose()
 
-    app = Starlette(
-        debug=False,
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/", index),
-        ],
-        lifespan=lifespan,
-    )
+    core_routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/", index),
+    ]
+    app = Starlette(debug=False, routes=[*core_routes, *extra_routes], lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database
     app.state.schema = schema
+    app.state.plugins = pm
+    app.state.dispatcher = events
     return app

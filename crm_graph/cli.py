@@ -1,10 +1,13 @@
-"""The ``crm-graph`` command line."""
+"""The ``crm-graph`` command line. Plugins add their own subcommands (``crm_register_commands``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import signal
 import sys
+from typing import Any
 
 import click
 
@@ -12,11 +15,26 @@ from crm_graph import __version__
 from crm_graph.settings import Settings
 
 
-def _settings() -> Settings:
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value is a usage error, not a traceback."""
     try:
         return Settings.from_env()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+
+def _plugin_manager(settings: Settings) -> Any:
+    from crm_graph.plugins import PluginError, make_plugin_manager
+
+    try:
+        return make_plugin_manager(settings)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,39 +49,89 @@ def cli() -> None:
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database before starting.")
 @click.option("--seed-demo", is_flag=True, help="Load demo data into an empty database before starting.")
 def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool) -> None:
-    """Upgrade the database, then serve the API (GraphQL at /graphql)."""
+    """Upgrade the database, then serve the API (GraphQL at /graphql).
+
+    The event dispatcher runs inside the server unless CRM_DISPATCHER_ENABLED=false (then run
+    `crm-graph worker` processes).
+    """
     import uvicorn
 
+    from crm_graph import plugins
     from crm_graph.app import create_app
-    from crm_graph.db import migrate
 
-    settings = _settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    _configure_logging(settings)
+    pm = _plugin_manager(settings)
     if not no_migrate:
-        migrate.upgrade(settings)
+        plugins.upgrade(settings, pm=pm)
     if seed_demo:
         from crm_graph.seed import seed_demo as run_seed
 
         created = asyncio.run(run_seed(settings, only_if_empty=True))
         click.echo(f"demo data: {created} customers created" if created else "demo data: database not empty, left as it is")
-    app = create_app(settings)
+    try:
+        app = create_app(settings, plugins=pm)
+    except plugins.PluginError as exc:
+        raise click.ClickException(str(exc)) from None
     host, port = host or settings.host, port or settings.port
     click.echo(f"crm-graph {__version__}: GraphQL at http://{host}:{port}/graphql ({settings.environment})")
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=False)
 
 
+@cli.command()
+@click.option("--once", is_flag=True, help="Deliver what is due, then exit (cron jobs, tests).")
+def worker(once: bool) -> None:
+    """Deliver events to plugins and webhooks, outside the server.
+
+    Run as many as you like against one PostgreSQL database: they share the work and never
+    deliver one event twice to the same subscriber (at least once across crashes). Stops
+    cleanly on SIGINT or SIGTERM after the current round.
+    """
+    from crm_graph.app import create_app
+    from crm_graph.plugins import PluginError
+
+    settings = load_settings()
+    _configure_logging(settings)
+    pm = _plugin_manager(settings)
+    try:
+        app = create_app(settings, plugins=pm, dispatcher=not once)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def run() -> None:
+        # The worker runs the app's lifespan: plugins' startup and shutdown hooks, and the
+        # dispatcher, exactly as inside `serve`.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            if once:
+                totals = await app.state.dispatcher.drain()
+                click.echo(
+                    f"delivered {totals.delivered}, failed {totals.failed} (to retry), dead {totals.dead}, "
+                    f"postponed {totals.postponed}"
+                )
+                return
+            click.echo(f"crm-graph {__version__}: worker {app.state.dispatcher.name} delivering events")
+            await stop.wait()
+
+    asyncio.run(run())
+
+
 @cli.group()
 def db() -> None:
-    """Database schema migrations."""
+    """Database schema migrations (the core's and every plugin's)."""
 
 
 @db.command("upgrade")
 @click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Upgrade the database to REVISION (default: heads, the newest of every branch)."""
-    from crm_graph.db import migrate
+    from crm_graph import plugins
 
-    migrate.upgrade(_settings(), revision)
+    settings = load_settings()
+    plugins.upgrade(settings, revision, pm=_plugin_manager(settings))
     click.echo(f"database upgraded to {revision}")
 
 
@@ -71,9 +139,10 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision", default="-1")
 def db_downgrade(revision: str) -> None:
     """Downgrade the database to REVISION (default: one step back; `base` empties it)."""
-    from crm_graph.db import migrate
+    from crm_graph import plugins
 
-    migrate.downgrade(_settings(), revision)
+    settings = load_settings()
+    plugins.downgrade(settings, revision, pm=_plugin_manager(settings))
     click.echo(f"database downgraded to {revision}")
 
 
@@ -82,25 +151,69 @@ def db_downgrade(revision: str) -> None:
 @click.option("--customers", "count", type=int, default=300, show_default=True, help="How many customers.")
 def seed(demo: bool, count: int) -> None:
     """Load demo data. Idempotent: running it twice creates the data once."""
-    from crm_graph.db import migrate
+    from crm_graph import plugins
     from crm_graph.seed import seed_demo
 
-    settings = _settings()
-    migrate.upgrade(settings)
+    settings = load_settings()
+    plugins.upgrade(settings, pm=_plugin_manager(settings))
     created = asyncio.run(seed_demo(settings, count=count))
     click.echo(f"demo data: {created} customers created")
 
 
 @cli.command("export-schema")
 def export_schema() -> None:
-    """Print the GraphQL schema (SDL): the public contract committed as schema.graphql."""
-    from crm_graph.graphql.schema import build_schema
+    """Print the GraphQL schema (SDL): the core's and the installed plugins' parts.
 
-    sys.stdout.write(build_schema(Settings()).as_str() + "\n")
+    The public contract, committed as schema.graphql.
+    """
+    from crm_graph.graphql.schema import build_schema
+    from crm_graph.plugins import PluginError, schema_parts
+
+    settings = load_settings()
+    try:
+        schema = build_schema(settings, plugin_parts=schema_parts(_plugin_manager(settings)))
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.stdout.write(schema.as_str() + "\n")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_plugins(as_json: bool) -> None:
+    """List the loaded plugins, their versions and the hooks each implements."""
+    from crm_graph.plugins import plugin_info
+
+    settings = load_settings()
+    infos = plugin_info(_plugin_manager(settings))
+    if as_json:
+        click.echo(json.dumps([i.to_json() for i in infos], indent=2))
+        return
+    for info in infos:
+        origin = info.distribution or info.source
+        click.echo(f"{info.name} {info.version or '-'} ({origin})")
+        click.echo(f"    hooks: {', '.join(info.hooks) or '-'}")
+    if settings.plugins_block:
+        click.echo(f"blocked: {', '.join(settings.plugins_block)}")
+
+
+def _with_plugin_commands() -> click.Group:
+    """Let plugins add their subcommands. A broken plugin is reported, but commands of the core
+    still run (so `crm-graph plugins` can show what is wrong and `db upgrade` still works)."""
+    from crm_graph.plugins import PluginError, make_plugin_manager, register_commands
+
+    try:
+        settings = Settings.from_env()
+    except ValueError:
+        return cli  # the command itself reports bad settings
+    try:
+        register_commands(make_plugin_manager(settings), cli)
+    except PluginError as exc:
+        click.echo(f"warning: {exc}", err=True)
+    return cli
 
 
 def main() -> None:
-    cli()
+    _with_plugin_commands()()
 
 
 if __name__ == "__main__":

@@ -41,6 +41,29 @@ class Settings:
     max_tokens: int = 5000
     # Plugins (by name) that must not be loaded even if installed.
     plugins_block: tuple[str, ...] = ()
+    # Seconds one plugin hook implementation may run before it counts as hung.
+    plugin_hook_timeout: float = 5.0
+    # Event dispatcher: run it inside `serve` (off when separate `crm-graph worker`s deliver).
+    dispatcher_enabled: bool = True
+    # Seconds between polls of the outbox when nothing woke the dispatcher.
+    dispatch_poll_interval: float = 1.0
+    # Deliveries claimed per round, and how many webhook requests run at once.
+    dispatch_batch_size: int = 100
+    dispatch_concurrency: int = 16
+    # Attempts before a delivery is dead-lettered; the delay before retry n is
+    # min(cap, base * 2**(n-1)) seconds, of which a random half is taken off (jitter).
+    dispatch_max_attempts: int = 20
+    dispatch_backoff_base: float = 5.0
+    dispatch_backoff_cap: float = 3600.0
+    # Seconds a claimed delivery stays reserved for its worker; after that another worker may
+    # take it over (the first one crashed). Must exceed twice the hook and webhook timeouts.
+    dispatch_lease: float = 300.0
+    # Outbound webhooks: allow loopback, private and link-local targets (development only).
+    webhook_allow_private: bool = False
+    # Seconds a webhook receiver has to answer.
+    webhook_timeout: float = 10.0
+    # Seconds a replaced webhook secret keeps signing deliveries beside the new one.
+    webhook_secret_grace: float = 86400.0
 
     @property
     def is_production(self) -> bool:
@@ -73,6 +96,18 @@ class Settings:
             raise ValueError(
                 "CRM_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        for name in ("plugin_hook_timeout", "dispatch_poll_interval", "dispatch_backoff_base", "webhook_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"CRM_{name.upper()} must be a positive number of seconds")
+        for name in ("dispatch_batch_size", "dispatch_concurrency", "dispatch_max_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"CRM_{name.upper()} must be at least 1")
+        if self.dispatch_backoff_cap < self.dispatch_backoff_base:
+            raise ValueError("CRM_DISPATCH_BACKOFF_CAP must not be below CRM_DISPATCH_BACKOFF_BASE")
+        if self.dispatch_lease < 2 * max(self.plugin_hook_timeout, self.webhook_timeout):
+            raise ValueError(
+                "CRM_DISPATCH_LEASE must be at least twice CRM_PLUGIN_HOOK_TIMEOUT and CRM_WEBHOOK_TIMEOUT"
+            )
 
 
 def _coerce(name: str, annotation: object, raw: str) -> object:
@@ -82,6 +117,13 @@ def _coerce(name: str, annotation: object, raw: str) -> object:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
         if kind.startswith("tuple"):
             return _split(raw)
     except ValueError as exc:

@@ -2,12 +2,17 @@
 
 A service records an event with ``record_event`` inside the same transaction as the change it
 describes, so the event exists exactly when the change does. Delivery to plugins and webhooks
-happens after commit, from the ``outbox`` table.
+happens after commit, from the ``outbox`` table: the dispatcher (``core/dispatch.py``) fans each
+event out into one ``event_deliveries`` row per subscriber and tracks every delivery on its own.
 """
 
 from __future__ import annotations
 
+import base64
+import enum
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +23,51 @@ from sqlalchemy.orm import Mapped, mapped_column
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.db.base import Base, IdMixin
-from crm_graph.db.types import JSONType, UTCDateTime
+from crm_graph.db.types import IdType, JSONType, UTCDateTime, enum_column
+
+# The event types the domains raise, with what each means. Webhook subscriptions are checked
+# against this list (docs/events.md prints it). ``<entity>.*`` and ``*`` match several.
+EVENT_TYPES: dict[str, str] = {
+    **{
+        f"{entity}.{verb}": f"A {entity.replace('_', ' ')} was {verb}."
+        for entity in ("customer", "activity", "opportunity", "quote", "order", "payment", "ticket", "segment")
+        for verb in ("created", "updated", "deleted")
+    },
+    "customer.restored": "A deleted customer was restored.",
+    "customer.merged": "Duplicate customers were merged into one; `changes.mergedIds` lists the ones absorbed.",
+    "custom_field.created": "A custom field definition was added.",
+    "opportunity.stage_changed": "An opportunity moved to another pipeline stage.",
+    "opportunity.won": "An opportunity was closed as won.",
+    "opportunity.lost": "An opportunity was closed as lost.",
+    "order.paid": "An order was paid in full.",
+    "ticket.resolved": "A support ticket was resolved.",
+    "ticket.sla_breached": "A support ticket missed its response or resolution target.",
+    "segment.member_added": "A customer entered a segment.",
+    "segment.member_removed": "A customer left a segment.",
+}
+
+
+def matches(pattern: str, event_type: str) -> bool:
+    """``*`` matches every event, ``ticket.*`` every ticket event, anything else itself only."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def known_pattern(pattern: str) -> bool:
+    """Whether ``pattern`` can match at least one event type of ``EVENT_TYPES``."""
+    return any(matches(pattern, t) for t in EVENT_TYPES)
+
+
+def global_id(entity_type: str, pk: int | str) -> str:
+    """The opaque ID the GraphQL API shows for ``entity_type`` number ``pk`` (``node(id:)`` takes it).
+
+    The same encoding as ``crm_graph.graphql.relay.encode_global_id``, kept here so the core layer
+    does not import the GraphQL layer.
+    """
+    return base64.urlsafe_b64encode(f"{entity_type}:{pk}".encode()).decode().rstrip("=")
 
 
 class OutboxEvent(IdMixin, Base):
@@ -31,8 +80,103 @@ class OutboxEvent(IdMixin, Base):
     entity_type: Mapped[str] = mapped_column(sa.String(64))
     entity_id: Mapped[str] = mapped_column(sa.String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # Set once the dispatcher has created this event's deliveries (one per subscriber).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    __table_args__ = (sa.Index("ix_outbox_entity", "entity_type", "entity_id"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_entity", "entity_type", "entity_id"),
+        sa.Index("ix_outbox_pending", "dispatched_at", "id"),
+    )
+
+    def envelope(self) -> Event:
+        return Event.from_row(self)
+
+
+class DeliveryStatus(enum.Enum):
+    PENDING = "PENDING"  # waiting for its first attempt or for a retry
+    DELIVERING = "DELIVERING"  # claimed by a dispatcher, which holds it until `next_attempt_at`
+    DELIVERED = "DELIVERED"
+    DEAD = "DEAD"  # given up: attempts exhausted, an answer that is not retried, or the subscriber left
+
+
+class EventDelivery(IdMixin, Base):
+    """One event for one subscriber: a plugin (``plugin:<name>``) or a webhook subscription
+    (``webhook:<id>``). Each is retried and dead-lettered on its own."""
+
+    __tablename__ = "event_deliveries"
+
+    event_pk: Mapped[int] = mapped_column(IdType, sa.ForeignKey("outbox.id", ondelete="CASCADE"))
+    subscriber: Mapped[str] = mapped_column(sa.String(200))
+    # Webhook deliveries only. No foreign key: subscriptions are soft-deleted, and the delivery
+    # history outlives them.
+    subscription_id: Mapped[int | None] = mapped_column(IdType, nullable=True, index=True)
+    event_type: Mapped[str] = mapped_column(sa.String(100))
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # When the next attempt is due; while DELIVERING, when the claim lapses.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("event_pk", "subscriber"),
+        sa.Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event as plugins (``crm_on_event``) and webhook receivers see it.
+
+    ``id`` is unique per event and stays the same across redeliveries: delivery is at least
+    once, so consumers dedupe by it. ``entity_id`` is the entity's GraphQL ID; ``data`` is the
+    entity as the API shows it after the change, ``changes`` what changed (or None).
+    """
+
+    id: str
+    type: str
+    occurred_at: datetime
+    actor: str
+    entity_type: str
+    entity_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    changes: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_row(cls, row: OutboxEvent) -> Event:
+        payload = row.payload or {}
+        return cls(
+            id=row.event_id,
+            type=row.type,
+            occurred_at=row.occurred_at,
+            actor=row.actor,
+            entity_type=row.entity_type,
+            entity_id=global_id(row.entity_type, row.entity_id),
+            data=payload.get("data", {}),
+            changes=payload.get("changes"),
+        )
+
+    @property
+    def entity_pk(self) -> str:
+        """The entity's primary key inside this CRM (the GraphQL ID is ``entity_id``)."""
+        padded = self.entity_id + "=" * (-len(self.entity_id) % 4)
+        return base64.urlsafe_b64decode(padded.encode()).decode().partition(":")[2]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body of a webhook delivery."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "occurredAt": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "actor": self.actor,
+            "entity": {"type": self.entity_type, "id": self.entity_id},
+            "data": jsonable(dict(self.data)),
+            "changes": jsonable(dict(self.changes)) if self.changes is not None else None,
+        }
 
 
 def jsonable(value: Any) -> Any:

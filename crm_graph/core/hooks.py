@@ -1,17 +1,144 @@
-"""Calls from the service layer into plugins.
+"""Calls from the core into plugins, each implementation on its own and with a timeout.
 
 A unit of work puts the plugin manager on ``session.info["plugins"]``; services call the helpers
 here so they never need to know whether plugins are loaded.
+
+Isolation: the host never calls a hook through ``pm.hook.<name>(...)``, which would run every
+implementation in one go and let the first exception stop the rest. It takes the
+implementations one by one (``HookImpl``), calls each with the arguments it asked for, awaits it
+when it is a coroutine and runs it in a worker thread when it is a plain function, so a hung
+implementation of either kind hits the timeout instead of stalling the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core.actor import Actor
+from crm_graph.core.errors import DomainError, FieldError, ValidationFailed
+
+log = logging.getLogger("crm_graph.plugins")
+
+# Plain-function hook implementations run here, never on the default executor: one that hangs
+# keeps its thread, and must not take threads the rest of the server needs.
+_executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="crm-plugin")
+
+
+class HookTimeout(Exception):
+    """An implementation did not finish within the hook timeout."""
+
+
+class HookGarbage(Exception):
+    """An implementation returned something its hook does not accept."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one implementation did: its return value, or the exception it raised."""
+
+    plugin: str
+    value: Any = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def implementations(pm: Any, hook_name: str) -> list[Any]:
+    """The implementations of ``hook_name`` in the order pluggy would call them (wrappers excluded)."""
+    caller = getattr(pm.hook, hook_name, None)
+    if caller is None:
+        return []
+    impls = [impl for impl in caller.get_hookimpls() if not (impl.wrapper or impl.hookwrapper)]
+    return list(reversed(impls))  # pluggy calls the last registered first, honouring tryfirst/trylast
+
+
+def find_implementation(pm: Any, hook_name: str, plugin_name: str) -> Any | None:
+    return next((impl for impl in implementations(pm, hook_name) if impl.plugin_name == plugin_name), None)
+
+
+async def call_implementation(impl: Any, kwargs: Mapping[str, Any], timeout: float) -> Any:
+    """Call one implementation with the arguments it declares; raise ``HookTimeout`` if it hangs."""
+    arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+    function = impl.function
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            if inspect.iscoroutinefunction(function):
+                result = await function(**arguments)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(_executor, functools.partial(function, **arguments))
+                if inspect.isawaitable(result):  # a plain function that handed back a coroutine
+                    result = await result
+    except TimeoutError:
+        if deadline.expired():
+            raise HookTimeout(f"did not finish within {timeout:g} s") from None
+        raise
+    return result
+
+
+async def call_each(
+    pm: Any, hook_name: str, timeout: float, *, expected: tuple[type[Exception], ...] = (), **kwargs: Any
+) -> list[Outcome]:
+    """Call every implementation of ``hook_name`` on its own, one after the other.
+
+    Failures are returned (and logged with the plugin's name, unless ``expected``), never
+    raised: one plugin's bug does not stop the others or the caller.
+    """
+    outcomes = []
+    for impl in implementations(pm, hook_name):
+        try:
+            value = await call_implementation(impl, kwargs, timeout)
+        except expected as exc:
+            outcomes.append(Outcome(impl.plugin_name, error=exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - isolation: any failure of a plugin is contained
+            log.error("plugin %s: %s failed: %s", impl.plugin_name, hook_name, describe(exc), exc_info=_exc_info(exc))
+            outcomes.append(Outcome(impl.plugin_name, error=exc))
+            continue
+        outcomes.append(Outcome(impl.plugin_name, value=value))
+    return outcomes
+
+
+async def notify(pm: Any, hook_name: str, timeout: float, **kwargs: Any) -> list[Outcome]:
+    """A notification hook (startup, shutdown): implementations return nothing."""
+    outcomes = await call_each(pm, hook_name, timeout, **kwargs)
+    checked = []
+    for outcome in outcomes:
+        if outcome.ok and outcome.value is not None:
+            error = HookGarbage(f"returned {type(outcome.value).__name__}; {hook_name} implementations return None")
+            log.error("plugin %s: %s failed: %s", outcome.plugin, hook_name, error)
+            outcome = Outcome(outcome.plugin, error=error)
+        checked.append(outcome)
+    return checked
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line account of a failure, for logs and ``lastError``."""
+    text = str(exc).strip()
+    if isinstance(exc, (HookTimeout, HookGarbage)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _exc_info(exc: BaseException) -> BaseException | None:
+    return None if isinstance(exc, (HookTimeout, HookGarbage)) else exc
+
+
+def timeout_of(pm: Any) -> float:
+    settings = getattr(pm, "settings", None)
+    return float(getattr(settings, "plugin_hook_timeout", 5.0))
 
 
 async def validate_with_plugins(session: AsyncSession, *, entity: str, data: Mapping[str, Any], actor: Actor) -> None:
@@ -20,8 +147,51 @@ async def validate_with_plugins(session: AsyncSession, *, entity: str, data: Map
     ``entity`` is the lower-case entity name ("customer", "order", "ticket", ...); ``data`` is the
     input as the service received it. Call it after the service's own validation passed and
     before anything is written.
+
+    An implementation rejects the write by returning a ``FieldError`` (or a list of them) or by
+    raising ``ValidationFailed``. One that crashes, hangs or returns anything else is logged with
+    its plugin's name and ignored: a broken plugin must not stop every write of the CRM.
     """
     plugins = session.info.get("plugins")
     if plugins is None:
         return
-    # The plugin platform fills this in: see crm_graph/hookspecs.py (crm_validate).
+    outcomes = await call_each(
+        plugins,
+        "crm_validate",
+        timeout_of(plugins),
+        expected=(DomainError,),
+        entity=entity,
+        data=data,
+        actor=actor,
+        session=session,
+    )
+    errors: list[FieldError] = []
+    for outcome in outcomes:
+        if isinstance(outcome.error, DomainError):
+            errors.extend(outcome.error.errors)
+            continue
+        if not outcome.ok:
+            continue  # logged by call_each; the write goes ahead
+        found = _field_errors(outcome.value)
+        if found is None:
+            log.error(
+                "plugin %s: crm_validate failed: returned %s; return None, a FieldError or a list of FieldErrors",
+                outcome.plugin,
+                type(outcome.value).__name__,
+            )
+            continue
+        errors.extend(found)
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _field_errors(value: Any) -> list[FieldError] | None:
+    if value is None:
+        return []
+    if isinstance(value, FieldError):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping)):
+        items = list(value)
+        if all(isinstance(item, FieldError) for item in items):
+            return items
+    return None

@@ -28,12 +28,14 @@ class Context:
         actor: Actor,
         request: Any = None,
         plugins: Any = None,
+        dispatcher: Any = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.actor = actor
         self.request = request
-        self.plugins = plugins
+        self.plugins = plugins  # the PluginManager (crm_graph.plugins), or None
+        self.dispatcher = dispatcher  # the Dispatcher running in this process, or None
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
 
     def loader(self, key: Hashable, batch: BatchFn, default: Callable[[], Any] = lambda: None) -> DataLoader[Any, Any]:

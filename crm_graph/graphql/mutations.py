@@ -19,11 +19,15 @@ async def unit_of_work(info: Info, work: Callable[[AsyncSession], Awaitable[T]])
     """Run ``work`` in a write transaction; commit on success, roll back on a ``DomainError``.
 
     Returns ``(result, [])`` or ``(None, errors)``. The domain events that ``work`` recorded are
-    committed with it, in the outbox, and delivered after commit.
+    committed with it, in the outbox, and delivered after commit. The plugin manager rides on
+    ``session.info["plugins"]`` so services can ask plugins (``core/hooks.py``) without knowing
+    whether any are loaded.
     """
     ctx: Context = info.context
     try:
         async with ctx.db.writer() as session, session.begin():
+            if ctx.plugins is not None:
+                session.info["plugins"] = ctx.plugins
             result = await work(session)
     except DomainError as exc:
         return None, user_errors(exc)

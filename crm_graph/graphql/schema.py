@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import strawberry
@@ -15,8 +16,10 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import Info
+from strawberry.types.base import has_object_definition
 
 from crm_graph.domains import SchemaPart, schema_parts
 from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
@@ -62,9 +65,59 @@ class ErrorPolicy(MaskErrors):
         return out
 
 
-def build_schema(settings: Settings, extra_parts: list[SchemaPart] | None = None) -> strawberry.Schema:
-    """The schema of the core domains plus ``extra_parts`` (what plugins register)."""
-    parts = [SchemaPart(query=NodeQuery), *schema_parts(), *(extra_parts or [])]
+def build_schema(
+    settings: Settings,
+    extra_parts: list[SchemaPart] | None = None,
+    *,
+    plugin_parts: Mapping[str, Sequence[SchemaPart]] | None = None,
+) -> strawberry.Schema:
+    """The schema of the core domains plus ``extra_parts`` plus what plugins register.
+
+    ``plugin_parts`` maps a plugin's name to its parts. A plugin field whose name the core or
+    another plugin uses already, or a plugin type that cannot join the schema, raises a
+    ``PluginError`` naming the plugin.
+    """
+    core = [SchemaPart(query=NodeQuery), *schema_parts(), *(extra_parts or [])]
+    plugin_parts = plugin_parts or {}
+    if not plugin_parts:
+        return _assemble(settings, core)
+    _check_clashes(core, plugin_parts)
+    try:
+        return _assemble(settings, [*core, *(p for parts in plugin_parts.values() for p in parts)])
+    except Exception as failure:
+        from crm_graph.plugins import PluginError
+
+        for name, parts in plugin_parts.items():  # find the plugin whose part breaks the schema
+            try:
+                _assemble(settings, [*core, *parts])
+            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+                raise PluginError(name, f"its schema part cannot be added: {exc}") from exc
+        raise PluginError(", ".join(plugin_parts), f"their schema parts do not fit together: {failure}") from failure
+
+
+def root_field_names(part_type: type | None) -> list[str]:
+    """The GraphQL names of the fields of a query or mutation part."""
+    if part_type is None or not has_object_definition(part_type):
+        return []
+    converter = NameConverter()
+    return [converter.get_graphql_name(f) for f in part_type.__strawberry_definition__.fields]
+
+
+def _check_clashes(core: Sequence[SchemaPart], plugin_parts: Mapping[str, Sequence[SchemaPart]]) -> None:
+    from crm_graph.plugins import PluginError
+
+    for root in ("query", "mutation"):
+        owners = {name: "the core" for part in core for name in root_field_names(getattr(part, root))}
+        for plugin, parts in plugin_parts.items():
+            for part in parts:
+                for name in root_field_names(getattr(part, root)):
+                    if name in owners:
+                        kind = "query" if root == "query" else "mutation"
+                        raise PluginError(plugin, f"{kind} field {name!r} clashes with {owners[name]}")
+                    owners[name] = f"plugin {plugin!r}"
+
+
+def _assemble(settings: Settings, parts: list[SchemaPart]) -> strawberry.Schema:
     query = merge_types("Query", tuple(p.query for p in parts if p.query is not None))
     mutation = merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation is not None))
     types = [t for p in parts for t in p.types]

@@ -15,7 +15,9 @@ from crm_graph.settings import Settings
 
 
 class GraphQLView(GraphQL):
-    def __init__(self, schema: Any, *, settings: Settings, db: Database, plugins: Any = None) -> None:
+    def __init__(
+        self, schema: Any, *, settings: Settings, db: Database, plugins: Any = None, dispatcher: Any = None
+    ) -> None:
         super().__init__(
             schema,
             # GraphiQL in development only; queries over GET are off so a link cannot run a mutation
@@ -26,6 +28,14 @@ class GraphQLView(GraphQL):
         self.settings = settings
         self.db = db
         self.plugins = plugins
+        self.dispatcher = dispatcher
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
-        return Context(db=self.db, settings=self.settings, actor=ANONYMOUS, request=request, plugins=self.plugins)
+        return Context(
+            db=self.db,
+            settings=self.settings,
+            actor=ANONYMOUS,
+            request=request,
+            plugins=self.plugins,
+            dispatcher=self.dispatcher,
+        )

@@ -1,5 +1,340 @@
-"""GraphQL API of the webhooks domain."""
+"""GraphQL API of the webhooks domain: subscriptions, the events and their deliveries."""
 
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+from strawberry.types.unset import UNSET
+
+from crm_graph.core.events import DeliveryStatus, EventDelivery as DeliveryModel, OutboxEvent, global_id
+from crm_graph.core.pagination import paginate
 from crm_graph.domains import SchemaPart
+from crm_graph.graphql.context import Context
+from crm_graph.graphql.errors import UserError
+from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
+from crm_graph.graphql.mutations import unit_of_work
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node
+from crm_graph.webhooks import service
+from crm_graph.webhooks.models import WebhookSubscription as SubscriptionModel
 
-SCHEMA = SchemaPart()
+strawberry.enum(
+    DeliveryStatus,
+    description="PENDING: waiting for its first attempt or a retry. DELIVERING: being attempted. "
+    "DELIVERED: the subscriber took it. DEAD: given up (attempts exhausted, an answer that is not retried, "
+    "or the subscription was deleted); `retryEventDelivery` revives it.",
+)
+
+
+@strawberry.type(description="An endpoint of another system that receives signed event notifications.")
+class WebhookSubscription(Node):
+    pk: strawberry.Private[int]
+    url: str
+    events: list[str] = strawberry.field(description='Patterns of the event types it receives: "order.paid", "ticket.*", "*".')
+    description: str | None
+    active: bool = strawberry.field(description="Paused subscriptions keep their deliveries waiting until reactivated.")
+    previous_secret_expires_at: datetime | None = strawberry.field(
+        description="After a secret rotation: until then deliveries carry a signature with the old secret too."
+    )
+    created_at: datetime
+    updated_at: datetime
+    version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion`.")
+
+    @classmethod
+    def from_model(cls, m: SubscriptionModel) -> WebhookSubscription:
+        return cls(
+            id=encode_global_id("WebhookSubscription", m.id),
+            pk=m.id,
+            url=m.url,
+            events=list(m.events or []),
+            description=m.description,
+            active=m.active,
+            previous_secret_expires_at=m.previous_secret_expires_at,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            version=m.version,
+        )
+
+
+@strawberry.type(description="Something that happened in the CRM, as plugins and webhook receivers get it.")
+class DomainEvent(Node):
+    event_id: str = strawberry.field(description="Unique per event and the same on every redelivery: dedupe by it.")
+    type: str = strawberry.field(description='E.g. "customer.updated"; see `eventTypes`.')
+    occurred_at: datetime
+    actor: str = strawberry.field(description='Who caused it, e.g. "user:42" or "system".')
+    entity_type: str
+    entity_id: strawberry.ID = strawberry.field(description="Global ID of the entity; `node(id:)` fetches it.")
+    data: JSON = strawberry.field(description="The entity as the API showed it after the change.")
+    changes: JSON | None = strawberry.field(description="What changed (`fields`, and `before` for updates), if known.")
+
+    @classmethod
+    def from_model(cls, m: OutboxEvent) -> DomainEvent:
+        payload = m.payload or {}
+        return cls(
+            id=encode_global_id("DomainEvent", m.id),
+            event_id=m.event_id,
+            type=m.type,
+            occurred_at=m.occurred_at,
+            actor=m.actor,
+            entity_type=m.entity_type,
+            entity_id=strawberry.ID(global_id(m.entity_type, m.entity_id)),
+            data=payload.get("data", {}),
+            changes=payload.get("changes"),
+        )
+
+
+@strawberry.type(description="One event on its way to one subscriber (a plugin or a webhook subscription).")
+class EventDelivery(Node):
+    pk: strawberry.Private[int]
+    event_pk: strawberry.Private[int]
+    subscription_pk: strawberry.Private[int | None]
+    subscriber: str = strawberry.field(description='"plugin:<name>" or "webhook:<subscription number>".')
+    event_type: str
+    status: DeliveryStatus
+    attempts: int = strawberry.field(description="Attempts made (since the last `retryEventDelivery`).")
+    next_attempt_at: datetime | None = strawberry.field(description="When a PENDING delivery is tried next.")
+    last_attempt_at: datetime | None
+    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
+    last_status_code: int | None = strawberry.field(description="HTTP status of the last webhook attempt.")
+    delivered_at: datetime | None
+    created_at: datetime
+
+    @strawberry.field(description="The plugin this delivery goes to; null for webhooks.")
+    def plugin(self) -> str | None:
+        return self.subscriber.partition(":")[2] if self.subscription_pk is None else None
+
+    @strawberry.field
+    async def event(self, info: Info) -> DomainEvent | None:
+        ctx: Context = info.context
+        model = await ctx.loader("webhooks.event", service.events_by_pks).load(self.event_pk)
+        return DomainEvent.from_model(model) if model is not None else None
+
+    @strawberry.field(description="The webhook subscription; null for plugins and deleted subscriptions.")
+    async def subscription(self, info: Info) -> WebhookSubscription | None:
+        if self.subscription_pk is None:
+            return None
+        ctx: Context = info.context
+        model = await ctx.loader("webhooks.subscription", service.subscriptions_by_ids).load(self.subscription_pk)
+        return WebhookSubscription.from_model(model) if model is not None else None
+
+    @classmethod
+    def from_model(cls, m: DeliveryModel) -> EventDelivery:
+        return cls(
+            id=encode_global_id("EventDelivery", m.id),
+            pk=m.id,
+            event_pk=m.event_pk,
+            subscription_pk=m.subscription_id,
+            subscriber=m.subscriber,
+            event_type=m.event_type,
+            status=m.status,
+            attempts=m.attempts,
+            next_attempt_at=m.next_attempt_at if m.status is DeliveryStatus.PENDING else None,
+            last_attempt_at=m.last_attempt_at,
+            last_error=m.last_error,
+            last_status_code=m.last_status_code,
+            delivered_at=m.delivered_at,
+            created_at=m.created_at,
+        )
+
+
+@strawberry.type(description="A page of webhook subscriptions.")
+class WebhookSubscriptionConnection(Connection[WebhookSubscription]):
+    pass
+
+
+@strawberry.type(description="A page of event deliveries.")
+class EventDeliveryConnection(Connection[EventDelivery]):
+    pass
+
+
+@strawberry.type(description="An event type the CRM raises.")
+class EventType:
+    type: str
+    description: str
+
+
+async def _load(info: Info, key: str, batch: Any, convert: Any, pks: list[int]) -> list[Any]:
+    ctx: Context = info.context
+    models = await ctx.loader(key, batch).load_many(pks)
+    return [convert(m) if m is not None else None for m in models]
+
+
+async def _load_subscriptions(info: Info, pks: list[int]) -> list[Any]:
+    return await _load(info, "webhooks.subscription", service.subscriptions_by_ids, WebhookSubscription.from_model, pks)
+
+
+async def _load_deliveries(info: Info, pks: list[int]) -> list[Any]:
+    return await _load(info, "webhooks.delivery", service.deliveries_by_ids, EventDelivery.from_model, pks)
+
+
+async def _load_events(info: Info, pks: list[int]) -> list[Any]:
+    return await _load(info, "webhooks.event", service.events_by_pks, DomainEvent.from_model, pks)
+
+
+register_node("WebhookSubscription", _load_subscriptions)
+register_node("EventDelivery", _load_deliveries)
+register_node("DomainEvent", _load_events)
+
+DeliveryStatusFilter = enum_filter(DeliveryStatus, "DeliveryStatusFilter")
+
+
+@strawberry.input(description="Conditions on event deliveries; fields combine with AND, and `and`/`or`/`not` nest.")
+class EventDeliveryFilter:
+    and_: list[EventDeliveryFilter] | None = strawberry.field(default=None, name="and")
+    or_: list[EventDeliveryFilter] | None = strawberry.field(default=None, name="or")
+    not_: EventDeliveryFilter | None = strawberry.field(default=None, name="not")
+    status: DeliveryStatusFilter | None = None  # type: ignore[valid-type]
+    event_type: StringFilter | None = None
+    event_id: StringFilter | None = strawberry.field(default=None, description="The event's `eventId`.")
+    subscriber: StringFilter | None = strawberry.field(default=None, description='E.g. `{startsWith: "plugin:"}`.')
+    subscription_id: strawberry.ID | None = strawberry.field(default=None, description="Deliveries of one webhook subscription.")
+    created_at: DateTimeFilter | None = None
+
+
+def _delivery_filter(plain: Any) -> Any:
+    """Turn the global ID of ``subscriptionId`` into the condition the service understands."""
+    if isinstance(plain, list):
+        return [_delivery_filter(p) for p in plain]
+    if not isinstance(plain, dict):
+        return plain
+    out = {}
+    for key, value in plain.items():
+        if key == "subscriptionId":
+            out[key] = {"eq": decode_global_id(value, "WebhookSubscription")[1]}
+        else:
+            out[key] = _delivery_filter(value) if key in ("and", "or", "not") else value
+    return out
+
+
+@strawberry.type
+class WebhookQuery:
+    @strawberry.field(description="Webhook subscriptions, newest first.")
+    async def webhook_subscriptions(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> WebhookSubscriptionConnection:
+        ctx: Context = info.context
+        page = await paginate(
+            ctx.db.reader, service.subscription_select(), service.SUBSCRIPTION_ORDER, page_args(first, after, last, before)
+        )
+        return WebhookSubscriptionConnection.from_page(page, WebhookSubscription.from_model)
+
+    @strawberry.field(description="Deliveries of events to plugins and webhooks, newest first.")
+    async def event_deliveries(
+        self,
+        info: Info,
+        filter: EventDeliveryFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> EventDeliveryConnection:
+        ctx: Context = info.context
+        stmt = service.delivery_select(_delivery_filter(to_plain(filter)))
+        page = await paginate(ctx.db.reader, stmt, service.DELIVERY_ORDER, page_args(first, after, last, before))
+        return EventDeliveryConnection.from_page(page, EventDelivery.from_model)
+
+    @strawberry.field(description="The event types a webhook subscription can ask for.")
+    def event_types(self) -> list[EventType]:
+        return [EventType(type=t, description=d) for t, d in sorted(service.event_types().items())]
+
+
+@strawberry.input
+class CreateWebhookSubscriptionInput:
+    url: str = strawberry.field(description="http(s) URL that receives a POST per event.")
+    events: list[str] = strawberry.field(description='Patterns: "order.paid", "ticket.*", or "*" for everything.')
+    secret: str | None = strawberry.field(
+        default=None, description="Signing secret (16 to 200 characters); leave out to get a generated one."
+    )
+    description: str | None = None
+    active: bool = True
+
+
+@strawberry.input(description="Fields to change; omitted fields stay as they are.")
+class UpdateWebhookSubscriptionInput:
+    url: str | None = UNSET
+    events: list[str] | None = UNSET
+    description: str | None = UNSET
+    active: bool | None = UNSET
+    secret: str | None = strawberry.field(
+        default=UNSET, description="A new signing secret. The old one keeps signing beside it for a grace period."
+    )
+    rotate_secret: bool | None = strawberry.field(default=UNSET, description="true: generate a new secret (see `secret`).")
+
+
+@strawberry.type
+class WebhookSubscriptionPayload:
+    webhook_subscription: WebhookSubscription | None
+    secret: str | None = strawberry.field(
+        description="The signing secret, returned only by the mutation that set it: store it now."
+    )
+    errors: list[UserError]
+
+
+@strawberry.type
+class EventDeliveryPayload:
+    event_delivery: EventDelivery | None
+    errors: list[UserError]
+
+
+def _config(info: Info) -> service.WebhookConfig:
+    settings = info.context.settings
+    return service.WebhookConfig(allow_private=settings.webhook_allow_private, secret_grace=settings.webhook_secret_grace)
+
+
+def _subscription_payload(result: tuple[Any, list[UserError]]) -> WebhookSubscriptionPayload:
+    value, errors = result
+    if value is None:
+        return WebhookSubscriptionPayload(webhook_subscription=None, secret=None, errors=errors)
+    model, secret = value if isinstance(value, tuple) else (value, None)
+    return WebhookSubscriptionPayload(webhook_subscription=WebhookSubscription.from_model(model), secret=secret, errors=errors)
+
+
+@strawberry.type
+class WebhookMutation:
+    @strawberry.mutation(description="Subscribe a URL to events. Each delivery is signed with the returned secret.")
+    async def create_webhook_subscription(
+        self, info: Info, input: CreateWebhookSubscriptionInput
+    ) -> WebhookSubscriptionPayload:
+        data, actor, config = to_plain(input), info.context.actor, _config(info)
+        return _subscription_payload(
+            await unit_of_work(info, lambda s: service.create_subscription(s, actor=actor, data=data, config=config))
+        )
+
+    @strawberry.mutation(description="Change a subscription, pause it (`active: false`) or rotate its secret.")
+    async def update_webhook_subscription(
+        self, info: Info, id: strawberry.ID, input: UpdateWebhookSubscriptionInput, expected_version: int | None = None
+    ) -> WebhookSubscriptionPayload:
+        pk = decode_global_id(id, "WebhookSubscription")[1]
+        data, actor, config = to_plain(input, keep_null=True), info.context.actor, _config(info)
+        return _subscription_payload(
+            await unit_of_work(
+                info,
+                lambda s: service.update_subscription(
+                    s, actor=actor, subscription_id=pk, data=data, expected_version=expected_version, config=config
+                ),
+            )
+        )
+
+    @strawberry.mutation(description="Delete a subscription; deliveries still waiting for it are dropped (DEAD).")
+    async def delete_webhook_subscription(self, info: Info, id: strawberry.ID) -> WebhookSubscriptionPayload:
+        pk, actor = decode_global_id(id, "WebhookSubscription")[1], info.context.actor
+        return _subscription_payload(
+            await unit_of_work(info, lambda s: service.delete_subscription(s, actor=actor, subscription_id=pk))
+        )
+
+    @strawberry.mutation(description="Try a DEAD (or waiting) delivery again now, with a fresh set of attempts.")
+    async def retry_event_delivery(self, info: Info, id: strawberry.ID) -> EventDeliveryPayload:
+        pk, actor = decode_global_id(id, "EventDelivery")[1], info.context.actor
+        model, errors = await unit_of_work(info, lambda s: service.retry_delivery(s, actor=actor, delivery_id=pk))
+        return EventDeliveryPayload(event_delivery=EventDelivery.from_model(model) if model is not None else None, errors=errors)
+
+
+SCHEMA = SchemaPart(query=WebhookQuery, mutation=WebhookMutation)

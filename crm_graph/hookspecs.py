@@ -1,0 +1,145 @@
+"""Every hook a plugin can implement. docs/plugin_hooks.md has one section per hook.
+
+A plugin implements a hook by defining a function of the same name, marked with
+``@hookimpl`` (``from crm_graph import hookimpl``). It may accept any subset of the arguments
+listed here, by name; pluggy passes only the ones it asks for.
+
+Two kinds of hooks:
+
+- Registration hooks (``crm_register_*``) run once while the server or the CLI starts. What
+  they return is checked; an error or a clash stops start-up with a message naming the plugin.
+- Notification hooks (``crm_startup``, ``crm_shutdown``, ``crm_on_event``) and ``crm_validate``
+  may be plain or ``async`` functions. The host calls each implementation on its own, with a
+  timeout (``CRM_PLUGIN_HOOK_TIMEOUT``). One that raises, hangs or returns something unexpected
+  is logged with its plugin's name and never breaks the request or another plugin; a failed
+  ``crm_on_event`` delivery is retried from the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
+
+    from crm_graph.core.actor import Actor
+    from crm_graph.core.errors import FieldError
+    from crm_graph.core.events import Event
+    from crm_graph.db.session import Database
+    from crm_graph.domains import SchemaPart
+    from crm_graph.settings import Settings
+
+hookspec = pluggy.HookspecMarker("crm_graph")
+
+
+@dataclass(frozen=True)
+class PluginMigrations:
+    """What ``crm_register_migrations`` returns: a directory of Alembic revision files and,
+    so that ``alembic check`` and autogenerate know the plugin's tables, their MetaData."""
+
+    versions: Path | str
+    metadata: sa.MetaData | None = None
+
+
+@hookspec(historic=True)
+def crm_configure(settings: Settings) -> None:
+    """Receive the server's settings, once, before any other hook of the plugin runs.
+
+    Historic: a plugin registered after the call still receives it. Read your own settings
+    here (e.g. ``os.environ["CRM_MYPLUGIN_TOKEN"]``) and fail early when they are wrong.
+    Synchronous; return nothing.
+    """
+
+
+@hookspec
+def crm_startup(app: Starlette) -> Awaitable[None] | None:
+    """Run when the server (or ``crm-graph worker``) starts, before the first request.
+
+    ``app`` is the Starlette application: ``app.state.db`` is the ``Database``,
+    ``app.state.settings`` the settings. Open connections or warm caches here. May be async.
+    A failure is logged and the server starts anyway.
+    """
+
+
+@hookspec
+def crm_shutdown(app: Starlette) -> Awaitable[None] | None:
+    """Run when the server (or worker) stops, after the last request. Close what
+    ``crm_startup`` opened. May be async; a failure is logged."""
+
+
+@hookspec
+def crm_register_schema() -> SchemaPart | Sequence[SchemaPart] | None:
+    """Return what the plugin adds to the GraphQL schema: ``SchemaPart(query=..., mutation=...,
+    types=[...])`` from ``crm_graph.domains`` (or a list of them).
+
+    Query and mutation fields join the root types. A field whose name is taken, by the core or by
+    another plugin, stops start-up with an error naming the plugin. Resolvers follow the house
+    rules: mutations return ``{ <entity>, errors: [UserError!]! }``. Synchronous.
+    """
+
+
+@hookspec
+def crm_register_routes() -> Sequence[BaseRoute] | None:
+    """Return extra Starlette routes (inbound webhooks, file downloads, OAuth callbacks).
+
+    Use paths under ``/plugins/<plugin name>/``; a path the core serves stops start-up. Handlers
+    reach the database through ``request.app.state.db``. Synchronous.
+    """
+
+
+@hookspec
+def crm_register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``crm-graph`` command line: ``cli.add_command(...)`` or decorate
+    with ``@cli.command()``. Prefer one group named after the plugin. Synchronous."""
+
+
+@hookspec
+def crm_register_migrations() -> PluginMigrations | Path | str | None:
+    """Return the plugin's own Alembic version location (a directory of revision files), or a
+    ``PluginMigrations`` with its MetaData as well.
+
+    The plugin's revisions form their own branch (``down_revision = None`` and a
+    ``branch_labels`` of the plugin's name); ``crm-graph db upgrade`` and ``serve`` upgrade every
+    branch. Keep your tables on your own ``MetaData`` with a name prefix. Synchronous.
+    """
+
+
+@hookspec
+def crm_on_event(event: Event, db: Database) -> Awaitable[None] | None:
+    """Receive one domain event, after the transaction that raised it has committed.
+
+    ``event`` is a ``crm_graph.core.events.Event`` (id, type, occurred_at, actor, entity_type,
+    entity_id, data, changes). ``db`` is the ``Database`` of the dispatcher, for plugins that
+    keep their own records. May be async. Return None.
+
+    Delivery is at least once: an implementation that raises, hangs past the timeout or returns
+    anything but None gets the same event again later (exponential backoff, then dead letter),
+    so make it idempotent: dedupe by ``event.id``. Events of one entity arrive in order unless
+    a retry intervenes; compare ``event.occurred_at`` when order matters.
+    """
+
+
+@hookspec
+def crm_validate(
+    entity: str, data: Mapping[str, Any], actor: Actor, session: AsyncSession
+) -> FieldError | Sequence[FieldError] | Awaitable[Any] | None:
+    """Approve or reject a write before it happens.
+
+    ``entity`` names what is written ("customer", "activity", "opportunity", "order",
+    "ticket", ...), ``data`` is the input (camelCase keys; an update includes ``id``), ``actor``
+    who writes. ``session`` is the write transaction, for reads only (async implementations).
+
+    Return None to approve, or a ``FieldError(field, code, message)`` (or a list) to reject: the
+    client sees them as ``UserError``s and nothing is written. Raising ``ValidationFailed`` works
+    too. May be async. An implementation that crashes or hangs is logged and ignored: the write
+    goes ahead, so never rely on a crash to block one.
+    """
