@@ -29,6 +29,7 @@ class FilterError(ValueError):
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
+        self.reason = message
         super().__init__(f"{path}: {message}")
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core import filters as f
 from crm_graph.core.pagination import SortKey, parse_datetime
@@ -151,6 +152,26 @@ def customer_filter_spec(definitions: Mapping[str, CustomFieldDefinition]) -> f.
         "updatedAt": f.column_comparable(Customer.updated_at, f.aware_datetime),
         "customFields": _custom_fields(definitions),
     }
+
+
+async def build_condition(session: AsyncSession, data: Mapping[str, Any] | None, path: str = "filter") -> sa.ColumnElement[bool]:
+    """Compile a ``CustomerFilter`` (as plain data) to SQL, reading first what the compiler needs.
+
+    The behavioural part of the language (orders, tickets, RFM, segment membership...) belongs
+    to the segments domain; it is imported here, when a filter is compiled, not at import time.
+    """
+    from crm_graph.segments.behaviour import behaviour_spec, load_context, mentions
+
+    if not data:
+        return sa.true()
+    definitions: dict[str, CustomFieldDefinition] = {}
+    if mentions(data, {"customFields", "segment"}):
+        rows = await session.scalars(sa.select(CustomFieldDefinition))
+        definitions = {d.key: d for d in rows}
+    ctx = await load_context(session, data)
+    spec = {**customer_filter_spec(definitions), **behaviour_spec(ctx)}
+    ctx.compile_stored = lambda stored: f.compile_filter(spec, stored)
+    return f.compile_filter(spec, data, path)
 
 
 def search_condition(text: str) -> sa.ColumnElement[bool]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
+from crm_graph.core import ids
 from crm_graph.core.pagination import Page, PageArgs
 from crm_graph.graphql.errors import ClientError
 
@@ -25,19 +24,16 @@ def register_node(type_name: str, resolver: NodeResolver) -> None:
 
 
 def encode_global_id(type_name: str, pk: int) -> strawberry.ID:
-    raw = f"{type_name}:{pk}".encode()
-    return strawberry.ID(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    return strawberry.ID(ids.encode(type_name, pk))
 
 
 def decode_global_id(global_id: str, expected: str | tuple[str, ...] | None = None) -> tuple[str, int]:
     """Split a global ID into (type name, primary key); ``ClientError`` if malformed or of another type."""
     try:
-        padded = global_id + "=" * (-len(global_id) % 4)
-        type_name, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        number = int(pk)
-        if not type_name or number < 1 or type_name not in _NODE_RESOLVERS:
+        type_name, number = ids.decode(global_id)
+        if type_name not in _NODE_RESOLVERS:
             raise ValueError(type_name)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise ClientError(f"Malformed ID {global_id[:64]!r}: pass an `id` exactly as the API returned it.", "INVALID_ID") from exc
     if expected is not None:
         allowed = (expected,) if isinstance(expected, str) else expected

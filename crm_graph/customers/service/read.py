@@ -11,9 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core.clock import utcnow
-from crm_graph.core.filters import compile_filter
 from crm_graph.customers import validation as v
-from crm_graph.customers.filters import customer_filter_spec, search_condition
+from crm_graph.customers.filters import build_condition, search_condition
 from crm_graph.customers.models import (
     Customer,
     CustomerAddress,
@@ -49,21 +48,12 @@ async def customer_select(
 
     Raises ``FilterError`` for a filter that cannot be compiled.
     """
-    definitions = await custom_field_definitions(session) if filter and _mentions_custom_fields(filter) else {}
     stmt = sa.select(Customer).where(Customer.deleted_at.is_(None))
     if filter:
-        stmt = stmt.where(compile_filter(customer_filter_spec(definitions), filter))
+        stmt = stmt.where(await build_condition(session, filter))
     if search:
         stmt = stmt.where(search_condition(search))
     return stmt
-
-
-def _mentions_custom_fields(data: Any) -> bool:
-    if isinstance(data, Mapping):
-        return "customFields" in data or any(_mentions_custom_fields(x) for x in data.values())
-    if isinstance(data, list):
-        return any(_mentions_custom_fields(x) for x in data)
-    return False
 
 
 async def _grouped(session: AsyncSession, model: Any, ids: Sequence[int], order: Sequence[Any]) -> dict[int, list[Any]]:
