@@ -1,0 +1,495 @@
+"""GraphQL object types of the sales domain. Relations resolve through per-request DataLoaders."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from crm_graph.core.clock import utcnow
+from crm_graph.customers.models import AcquisitionChannel
+from crm_graph.customers.schema import Customer, ExternalRef, load_customer
+from crm_graph.graphql.money import Money
+from crm_graph.graphql.relay import Connection, Node, encode_global_id, register_node
+from crm_graph.sales import models as m
+from crm_graph.sales.loaders import load_list, load_one, loader
+from crm_graph.sales.service import opportunities as opportunity_service
+from crm_graph.sales.service import orders as order_service
+from crm_graph.sales.service import pipelines as pipeline_service
+from crm_graph.sales.service import products as product_service
+from crm_graph.sales.service import quotes as quote_service
+
+strawberry.enum(m.StageKind, description="OPEN stages hold live deals; winning moves a deal to the WON stage, losing to the LOST stage.")
+strawberry.enum(m.OpportunityStatus, description="OPEN until the opportunity is won or lost.")
+strawberry.enum(
+    m.QuoteStatus,
+    description="DRAFT -> SENT -> ACCEPTED or REJECTED. A DRAFT or SENT quote past its validity date is EXPIRED.",
+)
+strawberry.enum(
+    m.OrderStatus,
+    description="PENDING -> CONFIRMED -> FULFILLED; CANCELLED before anything is paid, REFUNDED after.",
+)
+strawberry.enum(m.PaymentStatus, description="Follows the payments: UNPAID, PARTIALLY_PAID, PAID; REFUNDED with the order.")
+strawberry.enum(
+    m.OrderOrigin,
+    description="Where an order came from: a won OPPORTUNITY, an accepted QUOTE, an EXTERNAL system (it has an "
+    "external reference), or DIRECT entry.",
+)
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """``2.5000`` -> ``2.5``, ``10.0000`` -> ``10`` (never ``1E+1``)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
+# --- products -------------------------------------------------------------------------------
+
+
+@strawberry.type(description="Something the business sells, with its list price.")
+class Product(Node):
+    pk: strawberry.Private[int]
+    sku: str = strawberry.field(description="Stock keeping unit: unique.")
+    name: str
+    description: str | None
+    unit_price: Money = strawberry.field(description="List price of one unit; line items default to it.")
+    active: bool = strawberry.field(description="Inactive products cannot be added to opportunities.")
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @strawberry.field(description="Tags, lower-case.")
+    async def tags(self, info: Info) -> list[str]:
+        return await load_list(info, "product.tags", product_service.tags_for, self.pk)
+
+    @classmethod
+    def from_model(cls, p: m.Product) -> Product:
+        return cls(
+            id=encode_global_id("Product", p.id), pk=p.id, sku=p.sku, name=p.name, description=p.description,
+            unit_price=Money.of(p.unit_price, p.currency), active=p.active, created_at=p.created_at,
+            updated_at=p.updated_at, version=p.version,
+        )
+
+
+async def load_product(info: Info, pk: int | None) -> Product | None:
+    model = await load_one(info, "product", product_service.products_by_ids, pk)
+    return Product.from_model(model) if model is not None else None
+
+
+@strawberry.type(description="One line of an opportunity, quote or order: product, quantity, price and discount.")
+class LineItem:
+    product_pk: strawberry.Private[int | None]
+    sku: str | None = strawberry.field(description="The product's SKU when the line was written.")
+    description: str
+    quantity: Decimal
+    unit_price: Money
+    discount_percent: Decimal = strawberry.field(description="0 to 100.")
+    subtotal: Money = strawberry.field(description="quantity x unitPrice, rounded to the currency.")
+    discount: Money = strawberry.field(description="discountPercent of the subtotal, rounded.")
+    total: Money = strawberry.field(description="subtotal - discount.")
+
+    @strawberry.field(description="The product, if the line refers to one.")
+    async def product(self, info: Info) -> Product | None:
+        return await load_product(info, self.product_pk)
+
+    @classmethod
+    def from_model(cls, row: Any, currency: str) -> LineItem:
+        return cls(
+            product_pk=row.product_id,
+            sku=getattr(row, "sku", None),
+            description=row.description,
+            quantity=plain_decimal(row.quantity),
+            unit_price=Money.of(row.unit_price, currency),
+            discount_percent=plain_decimal(row.discount_percent),
+            subtotal=Money.of(row.subtotal, currency),
+            discount=Money.of(row.discount, currency),
+            total=Money.of(row.total, currency),
+        )
+
+
+# --- pipelines --------------------------------------------------------------------------------
+
+
+@strawberry.type(description="A step of a pipeline.")
+class PipelineStage(Node):
+    pk: strawberry.Private[int]
+    pipeline_pk: strawberry.Private[int]
+    name: str
+    position: int = strawberry.field(description="Order within the pipeline, from 0.")
+    probability: int = strawberry.field(description="Chance (0-100) that a deal in this stage is won.")
+    kind: m.StageKind
+    removed_at: datetime | None = strawberry.field(description="Set once the stage was removed from its pipeline; history still shows it.")
+
+    @strawberry.field
+    async def pipeline(self, info: Info) -> Pipeline:
+        found = await load_pipeline(info, self.pipeline_pk)
+        assert found is not None
+        return found
+
+    @classmethod
+    def from_model(cls, s: m.PipelineStage) -> PipelineStage:
+        return cls(
+            id=encode_global_id("PipelineStage", s.id), pk=s.id, pipeline_pk=s.pipeline_id, name=s.name,
+            position=s.position, probability=s.probability, kind=s.kind, removed_at=s.removed_at,
+        )
+
+
+@strawberry.type(description="A sales process: ordered stages a deal moves through. Several may exist; one is the default.")
+class Pipeline(Node):
+    pk: strawberry.Private[int]
+    name: str
+    is_default: bool = strawberry.field(description="New opportunities without a pipeline go here.")
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @strawberry.field(description="The live stages, in order.")
+    async def stages(self, info: Info) -> list[PipelineStage]:
+        rows = await load_list(info, "pipeline.stages", pipeline_service.stages_for, self.pk)
+        return [PipelineStage.from_model(s) for s in rows]
+
+    @classmethod
+    def from_model(cls, p: m.Pipeline) -> Pipeline:
+        return cls(
+            id=encode_global_id("Pipeline", p.id), pk=p.id, name=p.name, is_default=p.is_default,
+            created_at=p.created_at, updated_at=p.updated_at, version=p.version,
+        )
+
+
+async def load_pipeline(info: Info, pk: int | None) -> Pipeline | None:
+    model = await load_one(info, "pipeline", pipeline_service.pipelines_by_ids, pk)
+    return Pipeline.from_model(model) if model is not None else None
+
+
+async def load_stage_model(info: Info, pk: int) -> m.PipelineStage:
+    return await load_one(info, "stage", pipeline_service.stages_by_ids, pk)
+
+
+# --- opportunities ------------------------------------------------------------------------------
+
+
+@strawberry.type(description="One stay of an opportunity in a stage.")
+class StageHistoryEntry:
+    stage_pk: strawberry.Private[int]
+    entered_at: datetime
+    left_at: datetime | None = strawberry.field(description="Null while the opportunity is still in the stage.")
+    moved_by: str = strawberry.field(description="Who moved the opportunity into the stage.")
+
+    @strawberry.field
+    async def stage(self, info: Info) -> PipelineStage:
+        return PipelineStage.from_model(await load_stage_model(info, self.stage_pk))
+
+    @strawberry.field(description="Seconds spent in the stage (until now, while it is still there).")
+    def seconds_in_stage(self) -> int:
+        return max(0, int(((self.left_at or utcnow()) - self.entered_at).total_seconds()))
+
+
+@strawberry.type(description="A deal: a customer may buy something; it moves through a pipeline's stages until won or lost.")
+class Opportunity(Node):
+    pk: strawberry.Private[int]
+    customer_pk: strawberry.Private[int]
+    pipeline_pk: strawberry.Private[int]
+    stage_pk: strawberry.Private[int]
+    probability_override: strawberry.Private[int | None]
+    title: str
+    owner: str | None = strawberry.field(description="Who works the deal (free text until users exist).")
+    amount: Money = strawberry.field(description="The sum of the line items when there are any; otherwise the amount set by hand (0 if none).")
+    currency: str
+    expected_close_date: date | None
+    source: AcquisitionChannel | None = strawberry.field(description="Channel the deal came from.")
+    status: m.OpportunityStatus
+    lost_reason: str | None
+    closed_at: datetime | None = strawberry.field(description="When it was won or lost.")
+    stage_entered_at: datetime = strawberry.field(description="When it entered its current stage.")
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion`.")
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        return await load_customer(info, self.customer_pk)
+
+    @strawberry.field
+    async def pipeline(self, info: Info) -> Pipeline:
+        found = await load_pipeline(info, self.pipeline_pk)
+        assert found is not None
+        return found
+
+    @strawberry.field
+    async def stage(self, info: Info) -> PipelineStage:
+        return PipelineStage.from_model(await load_stage_model(info, self.stage_pk))
+
+    async def _probability(self, info: Info) -> int:
+        stage = await load_stage_model(info, self.stage_pk)
+        return opportunity_service.effective_probability(self.status, self.probability_override, stage.probability)
+
+    @strawberry.field(description="Chance (0-100) of winning: the stage's unless set by hand; 100 when won, 0 when lost.")
+    async def probability(self, info: Info) -> int:
+        return await self._probability(info)
+
+    @strawberry.field(description="True when the probability was set by hand rather than taken from the stage.")
+    def probability_is_manual(self) -> bool:
+        return self.status is m.OpportunityStatus.OPEN and self.probability_override is not None
+
+    @strawberry.field(description="amount x probability / 100, rounded to the currency.")
+    async def weighted_amount(self, info: Info) -> Money:
+        chance = await self._probability(info)
+        return Money.of(opportunity_service.weighted_amount(self.amount.amount, chance, self.currency), self.currency)
+
+    @strawberry.field
+    async def line_items(self, info: Info) -> list[LineItem]:
+        rows = await load_list(info, "opportunity.lines", opportunity_service.lines_for, self.pk)
+        return [LineItem.from_model(r, self.currency) for r in rows]
+
+    @strawberry.field(description="Every stage the opportunity has been in, oldest first.")
+    async def stage_history(self, info: Info) -> list[StageHistoryEntry]:
+        rows = await load_list(info, "opportunity.history", opportunity_service.history_for, self.pk)
+        return [StageHistoryEntry(stage_pk=r.stage_id, entered_at=r.entered_at, left_at=r.left_at, moved_by=r.moved_by) for r in rows]
+
+    @strawberry.field(description="The order created when the opportunity was won.")
+    async def order(self, info: Info) -> Order | None:
+        model = await load_one(info, "opportunity.order", opportunity_service.orders_for, self.pk)
+        return Order.from_model(model) if model is not None else None
+
+    @classmethod
+    def from_model(cls, o: m.Opportunity) -> Opportunity:
+        return cls(
+            id=encode_global_id("Opportunity", o.id), pk=o.id, customer_pk=o.customer_id, pipeline_pk=o.pipeline_id,
+            stage_pk=o.stage_id, probability_override=o.probability_override, title=o.title, owner=o.owner,
+            amount=Money.of(o.amount, o.currency), currency=o.currency, expected_close_date=o.expected_close_date,
+            source=o.source, status=o.status, lost_reason=o.lost_reason, closed_at=o.closed_at,
+            stage_entered_at=o.stage_entered_at, created_at=o.created_at, updated_at=o.updated_at,
+            deleted_at=o.deleted_at, version=o.version,
+        )
+
+
+async def load_opportunity(info: Info, pk: int | None) -> Opportunity | None:
+    model = await load_one(info, "opportunity", opportunity_service.opportunities_by_ids, pk)
+    return Opportunity.from_model(model) if model is not None else None
+
+
+# --- quotes ---------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="The billing address copied onto a document when it was made.")
+class DocumentAddress:
+    line1: str
+    line2: str | None
+    postal_code: str | None
+    city: str | None
+    region: str | None
+    country: str
+
+
+@strawberry.type(description="A priced offer made from an opportunity. Its data is complete for rendering a document.")
+class Quote(Node):
+    pk: strawberry.Private[int]
+    opportunity_pk: strawberry.Private[int]
+    customer_pk: strawberry.Private[int]
+    number: str = strawberry.field(description="Unique per year, e.g. `Q-2026-0001`.")
+    status: m.QuoteStatus
+    currency: str
+    valid_until: date
+    subtotal: Money = strawberry.field(description="Sum of the lines before discounts.")
+    discount: Money = strawberry.field(description="Sum of the line discounts.")
+    tax_rate: Decimal = strawberry.field(description="Percent, applied to subtotal - discount.")
+    tax: Money
+    total: Money = strawberry.field(description="subtotal - discount + tax.")
+    customer_name: str = strawberry.field(description="The customer's name when the quote was made.")
+    billing_address: DocumentAddress | None
+    sent_at: datetime | None
+    accepted_at: datetime | None
+    rejected_at: datetime | None
+    rejection_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @strawberry.field
+    async def opportunity(self, info: Info) -> Opportunity | None:
+        return await load_opportunity(info, self.opportunity_pk)
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        return await load_customer(info, self.customer_pk)
+
+    @strawberry.field
+    async def line_items(self, info: Info) -> list[LineItem]:
+        rows = await load_list(info, "quote.lines", quote_service.lines_for, self.pk)
+        return [LineItem.from_model(r, self.currency) for r in rows]
+
+    @strawberry.field(description="The order created when the quote was accepted.")
+    async def order(self, info: Info) -> Order | None:
+        model = await load_one(info, "quote.order", quote_service.orders_for, self.pk)
+        return Order.from_model(model) if model is not None else None
+
+    @classmethod
+    def from_model(cls, q: m.Quote) -> Quote:
+        c = q.currency
+        address = q.billing_address
+        return cls(
+            id=encode_global_id("Quote", q.id), pk=q.id, opportunity_pk=q.opportunity_id, customer_pk=q.customer_id,
+            number=q.number, status=quote_service.effective_status(q), currency=c, valid_until=q.valid_until,
+            subtotal=Money.of(q.subtotal, c), discount=Money.of(q.discount, c), tax_rate=plain_decimal(q.tax_rate),
+            tax=Money.of(q.tax, c), total=Money.of(q.total, c), customer_name=q.customer_name,
+            billing_address=DocumentAddress(
+                line1=address["line1"], line2=address.get("line2"), postal_code=address.get("postalCode"),
+                city=address.get("city"), region=address.get("region"), country=address["country"],
+            ) if address else None,
+            sent_at=q.sent_at, accepted_at=q.accepted_at, rejected_at=q.rejected_at,
+            rejection_reason=q.rejection_reason, created_at=q.created_at, updated_at=q.updated_at, version=q.version,
+        )
+
+
+async def load_quote(info: Info, pk: int | None) -> Quote | None:
+    model = await load_one(info, "quote", quote_service.quotes_by_ids, pk)
+    return Quote.from_model(model) if model is not None else None
+
+
+# --- orders and payments --------------------------------------------------------------------------
+
+
+@strawberry.type(description="A payment received for an order.")
+class Payment(Node):
+    pk: strawberry.Private[int]
+    order_pk: strawberry.Private[int]
+    amount: Money
+    paid_at: datetime
+    external_ref: ExternalRef | None = strawberry.field(description="The payment's ID in the payment or finance system.")
+    created_at: datetime
+
+    @strawberry.field
+    async def order(self, info: Info) -> Order:
+        found = await load_order(info, self.order_pk)
+        assert found is not None
+        return found
+
+    @classmethod
+    def from_model(cls, p: m.Payment) -> Payment:
+        return cls(
+            id=encode_global_id("Payment", p.id), pk=p.id, order_pk=p.order_id, amount=Money.of(p.amount, p.currency),
+            paid_at=p.paid_at, created_at=p.created_at,
+            external_ref=ExternalRef(system=p.external_system, external_id=p.external_id) if p.external_system else None,
+        )
+
+
+@strawberry.type(description="A sale: line items, totals, status and payments.")
+class Order(Node):
+    pk: strawberry.Private[int]
+    customer_pk: strawberry.Private[int]
+    opportunity_pk: strawberry.Private[int | None]
+    quote_pk: strawberry.Private[int | None]
+    number: str = strawberry.field(description="Unique per year, e.g. `SO-2026-000001`.")
+    status: m.OrderStatus
+    payment_status: m.PaymentStatus
+    currency: str
+    subtotal: Money
+    discount: Money
+    tax_rate: Decimal = strawberry.field(description="Percent, applied to subtotal - discount.")
+    tax: Money
+    total: Money
+    paid_amount: Money
+    balance_due: Money = strawberry.field(description="total - paidAmount (0 once refunded).")
+    ordered_at: datetime
+    origin: m.OrderOrigin
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @strawberry.field(description="Null if the customer was deleted.")
+    async def customer(self, info: Info) -> Customer | None:
+        return await load_customer(info, self.customer_pk)
+
+    @strawberry.field
+    async def opportunity(self, info: Info) -> Opportunity | None:
+        return await load_opportunity(info, self.opportunity_pk)
+
+    @strawberry.field
+    async def quote(self, info: Info) -> Quote | None:
+        return await load_quote(info, self.quote_pk)
+
+    @strawberry.field
+    async def line_items(self, info: Info) -> list[LineItem]:
+        rows = await load_list(info, "order.lines", order_service.lines_for, self.pk)
+        return [LineItem.from_model(r, self.currency) for r in rows]
+
+    @strawberry.field(description="The order's IDs in other systems, unique per system.")
+    async def external_refs(self, info: Info) -> list[ExternalRef]:
+        rows = await load_list(info, "order.refs", order_service.refs_for, self.pk)
+        return [ExternalRef(system=r.system, external_id=r.external_id) for r in rows]
+
+    @strawberry.field(description="Payments, oldest first.")
+    async def payments(self, info: Info) -> list[Payment]:
+        rows = await load_list(info, "order.payments", order_service.payments_for, self.pk)
+        return [Payment.from_model(p) for p in rows]
+
+    @classmethod
+    def from_model(cls, o: m.Order) -> Order:
+        c = o.currency
+        balance = o.total - o.paid_amount if o.status is not m.OrderStatus.REFUNDED else Decimal(0)
+        return cls(
+            id=encode_global_id("Order", o.id), pk=o.id, customer_pk=o.customer_id, opportunity_pk=o.opportunity_id,
+            quote_pk=o.quote_id, number=o.number, status=o.status, payment_status=o.payment_status, currency=c,
+            subtotal=Money.of(o.subtotal, c), discount=Money.of(o.discount, c), tax_rate=plain_decimal(o.tax_rate),
+            tax=Money.of(o.tax, c), total=Money.of(o.total, c), paid_amount=Money.of(o.paid_amount, c),
+            balance_due=Money.of(balance, c), ordered_at=o.ordered_at, origin=o.origin, created_at=o.created_at,
+            updated_at=o.updated_at, version=o.version,
+        )
+
+
+async def load_order(info: Info, pk: int | None) -> Order | None:
+    model = await load_one(info, "order", order_service.orders_by_ids, pk)
+    return Order.from_model(model) if model is not None else None
+
+
+# --- connections and node registration --------------------------------------------------------------
+
+
+@strawberry.type(description="A page of products.")
+class ProductConnection(Connection[Product]):
+    pass
+
+
+@strawberry.type(description="A page of pipelines.")
+class PipelineConnection(Connection[Pipeline]):
+    pass
+
+
+@strawberry.type(description="A page of opportunities.")
+class OpportunityConnection(Connection[Opportunity]):
+    pass
+
+
+@strawberry.type(description="A page of quotes.")
+class QuoteConnection(Connection[Quote]):
+    pass
+
+
+@strawberry.type(description="A page of orders.")
+class OrderConnection(Connection[Order]):
+    pass
+
+
+def _nodes(name: str, batch: Any, convert: Any) -> Any:
+    async def resolve(info: Info, pks: list[int]) -> list[Any]:
+        models = await loader(info, name, batch).load_many(pks)
+        return [convert(model) if model is not None else None for model in models]
+
+    return resolve
+
+
+async def _stages(info: Info, pks: list[int]) -> list[PipelineStage | None]:
+    models = await loader(info, "stage", pipeline_service.stages_by_ids).load_many(pks)
+    return [PipelineStage.from_model(s) if s is not None else None for s in models]
+
+
+register_node("Product", _nodes("product", product_service.products_by_ids, Product.from_model))
+register_node("Pipeline", _nodes("pipeline", pipeline_service.pipelines_by_ids, Pipeline.from_model))
+register_node("PipelineStage", _stages)
+register_node("Opportunity", _nodes("opportunity", opportunity_service.opportunities_by_ids, Opportunity.from_model))
+register_node("Quote", _nodes("quote", quote_service.quotes_by_ids, Quote.from_model))
+register_node("Order", _nodes("order", order_service.orders_by_ids, Order.from_model))
+register_node("Payment", _nodes("payment", order_service.payments_by_ids, Payment.from_model))
