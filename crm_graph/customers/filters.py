@@ -154,7 +154,9 @@ def customer_filter_spec(definitions: Mapping[str, CustomFieldDefinition]) -> f.
     }
 
 
-async def build_condition(session: AsyncSession, data: Mapping[str, Any] | None, path: str = "filter") -> sa.ColumnElement[bool]:
+async def build_condition(
+    session: AsyncSession, data: Mapping[str, Any] | None, path: str = "filter", *, within_segment: int | None = None
+) -> sa.ColumnElement[bool]:
     """Compile a ``CustomerFilter`` (as plain data) to SQL, reading first what the compiler needs.
 
     The behavioural part of the language (orders, tickets, RFM, segment membership...) belongs
@@ -168,7 +170,7 @@ async def build_condition(session: AsyncSession, data: Mapping[str, Any] | None,
     if mentions(data, {"customFields", "segment"}):
         rows = await session.scalars(sa.select(CustomFieldDefinition))
         definitions = {d.key: d for d in rows}
-    ctx = await load_context(session, data)
+    ctx = await load_context(session, data, within_segment)
     spec = {**customer_filter_spec(definitions), **behaviour_spec(ctx)}
     ctx.compile_stored = lambda stored: f.compile_filter(spec, stored)
     return f.compile_filter(spec, data, path)

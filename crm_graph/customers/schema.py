@@ -30,6 +30,8 @@ from crm_graph.customers.models import CustomFieldDefinition as DefinitionModel
 from crm_graph.customers.models import Customer as CustomerModel
 from crm_graph.graphql.context import Context
 from crm_graph.sales.customer_fields import CustomerSalesFields
+from crm_graph.segments.customer_fields import CustomerSegmentFields
+from crm_graph.segments.filter_inputs import CustomerBehaviourFilter
 from crm_graph.support.customer_fields import CustomerSupportFields
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import (
@@ -130,7 +132,7 @@ def _loader(info: Info, name: str, batch: Any, default: Any = list) -> Any:
 
 
 @strawberry.type(description="A person or an organization the business has a relationship with.")
-class Customer(CustomerSalesFields, CustomerSupportFields, Node):
+class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields, Node):
     pk: strawberry.Private[int]
     organization_pk: strawberry.Private[int | None]
     kind: CustomerKind
@@ -330,8 +332,11 @@ class CustomFieldFilter:
     is_null: bool | None = strawberry.field(default=None, description="true: the customer has no value for this field.")
 
 
-@strawberry.input(description="Conditions on customers; fields combine with AND, and `and`/`or`/`not` nest.")
-class CustomerFilter:
+@strawberry.input(
+    description="Conditions on customers; fields combine with AND, and `and`/`or`/`not` nest. The same language "
+    "defines dynamic segments; see docs/api.md and docs/segments.md."
+)
+class CustomerFilter(CustomerBehaviourFilter):
     and_: list[CustomerFilter] | None = strawberry.field(default=None, name="and")
     or_: list[CustomerFilter] | None = strawberry.field(default=None, name="or")
     not_: CustomerFilter | None = strawberry.field(default=None, name="not")

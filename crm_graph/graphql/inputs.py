@@ -60,6 +60,18 @@ class DecimalFilter:
     is_null: bool | None = None
 
 
+@strawberry.input(description="Conditions on a whole number.")
+class IntFilter:
+    eq: int | None = None
+    neq: int | None = None
+    in_: list[int] | None = strawberry.field(default=None, name="in")
+    gt: int | None = None
+    gte: int | None = None
+    lt: int | None = None
+    lte: int | None = None
+    is_null: bool | None = None
+
+
 @strawberry.input(description="Conditions on a list of tags. Tags compare without regard to case.")
 class TagsFilter:
     contains_any: list[str] | None = strawberry.field(default=None, description="At least one of these tags.")

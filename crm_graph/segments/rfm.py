@@ -1,0 +1,256 @@
+"""RFM analysis in SQL: recency, frequency and monetary value per customer, scored 1-5.
+
+Scores are quintiles by rank: ``score = 1 + floor(5 * (rank - 1) / n)`` where ``rank`` is the
+SQL ``RANK()`` of the customer's value among the ``n`` scored customers (worst first). Equal
+values share a rank, so ties always land in the same bucket. 5 is best: the most recent
+purchase, the most orders, the most revenue. The named groups follow the table in
+docs/segments.md. Every run is stored (``rfm_runs`` and ``rfm_scores``), so lists and segments
+filter on the newest run with an index, and a run can be compared with the one before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_graph.core.clock import utcnow
+from crm_graph.segments.models import RfmGroup, RfmRun, RfmScore, ValueTier
+from crm_graph.segments.values import potential_without_revenue, ranked_revenue, revenue_by_customer, tier_case
+
+# Checked in this order; the first match names the group (see docs/segments.md).
+GROUP_RULES: list[tuple[RfmGroup, str]] = [
+    (RfmGroup.CHAMPIONS, "R = 5 and F >= 4"),
+    (RfmGroup.LOYAL, "R in 3..4 and F >= 4"),
+    (RfmGroup.POTENTIAL_LOYALIST, "R >= 4 and F in 2..3"),
+    (RfmGroup.NEW, "R = 5 and F = 1"),
+    (RfmGroup.PROMISING, "R = 4 and F = 1"),
+    (RfmGroup.NEEDS_ATTENTION, "R = 3 and F = 3"),
+    (RfmGroup.ABOUT_TO_SLEEP, "R = 3 and F <= 2"),
+    (RfmGroup.CANNOT_LOSE, "R <= 2 and (F = 5 or M = 5)"),
+    (RfmGroup.AT_RISK, "R <= 2 and F in 3..4"),
+    (RfmGroup.LOST, "R = 1 and F = 1"),
+    (RfmGroup.HIBERNATING, "R <= 2 and F <= 2"),
+]
+
+
+def group_of(r: int, f: int, m: int) -> RfmGroup:
+    """The same rules as ``_group_case``, for one cell (used to document and to cross-check)."""
+    if r == 5 and f >= 4:
+        return RfmGroup.CHAMPIONS
+    if r in (3, 4) and f >= 4:
+        return RfmGroup.LOYAL
+    if r >= 4 and f in (2, 3):
+        return RfmGroup.POTENTIAL_LOYALIST
+    if r == 5 and f == 1:
+        return RfmGroup.NEW
+    if r == 4 and f == 1:
+        return RfmGroup.PROMISING
+    if r == 3 and f == 3:
+        return RfmGroup.NEEDS_ATTENTION
+    if r == 3 and f <= 2:
+        return RfmGroup.ABOUT_TO_SLEEP
+    if f == 5 or m == 5:
+        return RfmGroup.CANNOT_LOSE
+    if f in (3, 4):
+        return RfmGroup.AT_RISK
+    if r == 1 and f == 1:
+        return RfmGroup.LOST
+    return RfmGroup.HIBERNATING
+
+
+def _group_case(r: Any, f: Any, m: Any) -> sa.Case[Any]:
+    return sa.case(
+        (sa.and_(r == 5, f >= 4), RfmGroup.CHAMPIONS.name),
+        (sa.and_(r.in_([3, 4]), f >= 4), RfmGroup.LOYAL.name),
+        (sa.and_(r >= 4, f.in_([2, 3])), RfmGroup.POTENTIAL_LOYALIST.name),
+        (sa.and_(r == 5, f == 1), RfmGroup.NEW.name),
+        (sa.and_(r == 4, f == 1), RfmGroup.PROMISING.name),
+        (sa.and_(r == 3, f == 3), RfmGroup.NEEDS_ATTENTION.name),
+        (sa.and_(r == 3, f <= 2), RfmGroup.ABOUT_TO_SLEEP.name),
+        (sa.or_(f == 5, m == 5), RfmGroup.CANNOT_LOSE.name),
+        (f.in_([3, 4]), RfmGroup.AT_RISK.name),
+        (sa.and_(r == 1, f == 1), RfmGroup.LOST.name),
+        else_=RfmGroup.HIBERNATING.name,
+    )
+
+
+def days_since(as_of: date, timestamp: Any, dialect: str) -> sa.ColumnElement[int]:
+    """Whole UTC days from the day of ``timestamp`` to ``as_of``."""
+    if dialect == "sqlite":
+        return sa.cast(sa.func.julianday(as_of.isoformat()) - sa.func.julianday(sa.func.date(timestamp)), sa.Integer)
+    day = sa.cast(sa.func.timezone("UTC", timestamp), sa.Date)
+    return sa.cast(sa.literal(as_of, sa.Date) - day, sa.Integer)
+
+
+def _score(rank: Any, n: Any) -> sa.ColumnElement[int]:
+    return (5 * (rank - 1)) // n + 1
+
+
+async def compute_run(session: AsyncSession, *, as_of: date, window_days: int, currency: str) -> RfmRun:
+    """Score every customer with counted orders in the window and store the run."""
+    dialect = session.bind.dialect.name
+    revenue = revenue_by_customer(as_of, window_days, currency)
+    recency = days_since(as_of, revenue.c.last_at, dialect)
+    measured = sa.select(
+        revenue.c.customer_id,
+        recency.label("recency_days"),
+        revenue.c.frequency,
+        revenue.c.monetary,
+    ).subquery("measured")
+    n = sa.func.count().over()
+    ranked = sa.select(
+        measured,
+        _score(sa.func.rank().over(order_by=measured.c.recency_days.desc()), n).label("r"),
+        _score(sa.func.rank().over(order_by=measured.c.frequency), n).label("f"),
+        _score(sa.func.rank().over(order_by=measured.c.monetary), n).label("m"),
+    ).subquery("scored")
+    tiers = ranked_revenue(revenue)
+
+    run = RfmRun(as_of=as_of, window_days=window_days, currency=currency, customer_count=0,
+                 revenue=Decimal(0), created_at=utcnow())
+    session.add(run)
+    await session.flush()
+
+    select_scores = sa.select(
+        sa.literal(run.id, RfmScore.run_id.type),
+        ranked.c.customer_id,
+        ranked.c.recency_days,
+        ranked.c.frequency,
+        ranked.c.monetary,
+        ranked.c.r,
+        ranked.c.f,
+        ranked.c.m,
+        _group_case(ranked.c.r, ranked.c.f, ranked.c.m),
+        tier_case(tiers.c.monetary, tiers.c.cumulative, tiers.c.total),
+    ).join(tiers, tiers.c.customer_id == ranked.c.customer_id)
+    columns = ["run_id", "customer_id", "recency_days", "frequency", "monetary", "recency_score",
+               "frequency_score", "monetary_score", "group", "value_tier"]
+    await session.execute(sa.insert(RfmScore).from_select(columns, select_scores))
+    extra = potential_without_revenue(revenue).subquery("potential")
+    await session.execute(
+        sa.insert(RfmScore).from_select(
+            ["run_id", "customer_id", "value_tier"],
+            sa.select(sa.literal(run.id, RfmScore.run_id.type), extra.c.id, sa.literal(ValueTier.POTENTIAL.name)),
+        )
+    )
+    totals = (
+        await session.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(RfmScore.monetary), 0)).where(
+                RfmScore.run_id == run.id, RfmScore.recency_score.is_not(None)
+            )
+        )
+    ).one()
+    run.customer_count, run.revenue = int(totals[0]), Decimal(totals[1] or 0)
+    await session.flush()
+    return run
+
+
+async def find_run(session: AsyncSession, *, as_of: date, window_days: int, currency: str) -> RfmRun | None:
+    return await session.scalar(
+        sa.select(RfmRun)
+        .where(RfmRun.as_of == as_of, RfmRun.window_days == window_days, RfmRun.currency == currency)
+        .order_by(RfmRun.id.desc())
+        .limit(1)
+    )
+
+
+async def latest_run_id(session: AsyncSession) -> int | None:
+    return await session.scalar(sa.select(sa.func.max(RfmRun.id)))
+
+
+async def previous_run(session: AsyncSession, run: RfmRun) -> RfmRun | None:
+    """The newest earlier run over the same window and currency."""
+    return await session.scalar(
+        sa.select(RfmRun)
+        .where(RfmRun.window_days == run.window_days, RfmRun.currency == run.currency, RfmRun.id < run.id)
+        .order_by(RfmRun.id.desc())
+        .limit(1)
+    )
+
+
+@dataclass
+class GroupRow:
+    group: RfmGroup
+    customers: int
+    revenue: Decimal
+    share_of_revenue: Decimal
+
+
+@dataclass
+class GridCell:
+    recency_score: int
+    frequency_score: int
+    customers: int
+    average_monetary: Decimal
+
+
+@dataclass
+class Movement:
+    from_group: RfmGroup
+    to_group: RfmGroup
+    customers: int
+
+
+async def group_table(session: AsyncSession, run: RfmRun) -> list[GroupRow]:
+    stmt = (
+        sa.select(RfmScore.group, sa.func.count(), sa.func.sum(RfmScore.monetary))
+        .where(RfmScore.run_id == run.id, RfmScore.group.is_not(None))
+        .group_by(RfmScore.group)
+    )
+    rows = (await session.execute(stmt)).all()
+    found = {group: (count, revenue or Decimal(0)) for group, count, revenue in rows}
+    total = run.revenue or Decimal(0)
+    out = []
+    for group in RfmGroup:
+        count, revenue = found.get(group, (0, Decimal(0)))
+        share = (revenue / total).quantize(Decimal("0.0001")) if total else Decimal(0)
+        out.append(GroupRow(group, count, revenue, share))
+    return out
+
+
+async def grid(session: AsyncSession, run: RfmRun) -> list[GridCell]:
+    """The 5 x 5 recency-by-frequency grid; every cell is present, empty ones with zero."""
+    stmt = (
+        sa.select(RfmScore.recency_score, RfmScore.frequency_score, sa.func.count(), sa.func.sum(RfmScore.monetary))
+        .where(RfmScore.run_id == run.id, RfmScore.recency_score.is_not(None))
+        .group_by(RfmScore.recency_score, RfmScore.frequency_score)
+    )
+    found = {(r, f): (n, s) for r, f, n, s in (await session.execute(stmt)).all()}
+    cells = []
+    for r in range(5, 0, -1):
+        for f in range(1, 6):
+            n, total = found.get((r, f), (0, Decimal(0)))
+            average = (total / n).quantize(Decimal("0.01")) if n else Decimal(0)
+            cells.append(GridCell(r, f, n, average))
+    return cells
+
+
+async def movements(session: AsyncSession, run: RfmRun, previous: RfmRun) -> list[Movement]:
+    """Customers whose group changed between ``previous`` and ``run``, counted per pair of groups."""
+    before = sa.orm.aliased(RfmScore)
+    stmt = (
+        sa.select(before.group, RfmScore.group, sa.func.count())
+        .join(before, sa.and_(before.customer_id == RfmScore.customer_id, before.run_id == previous.id))
+        .where(RfmScore.run_id == run.id, RfmScore.group.is_not(None), before.group.is_not(None),
+               before.group != RfmScore.group)
+        .group_by(before.group, RfmScore.group)
+        .order_by(sa.func.count().desc())
+    )
+    return [Movement(a, b, n) for a, b, n in (await session.execute(stmt)).all()]
+
+
+async def scores_for(session: AsyncSession, customer_ids: list[int]) -> dict[int, RfmScore]:
+    """Each customer's row in the newest run."""
+    run_id = await latest_run_id(session)
+    if run_id is None:
+        return {}
+    rows = await session.scalars(
+        sa.select(RfmScore).where(RfmScore.run_id == run_id, RfmScore.customer_id.in_(customer_ids))
+    )
+    return {row.customer_id: row for row in rows}

@@ -1,0 +1,413 @@
+"""GraphQL API of segments and customer-value analyses (RFM, value tiers)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+from strawberry.types.unset import UNSET
+
+from crm_graph.core.filters import FilterError
+from crm_graph.core.pagination import paginate
+from crm_graph.customers import filters as customer_filters
+from crm_graph.customers.schema import Customer, CustomerConnection, CustomerFilter, CustomerOrder
+from crm_graph.domains import SchemaPart
+from crm_graph.graphql.context import Context
+from crm_graph.graphql.errors import ClientError, UserError
+from crm_graph.graphql.inputs import StringFilter, enum_filter, to_plain
+from crm_graph.graphql.money import Money
+from crm_graph.graphql.mutations import unit_of_work
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node
+from crm_graph.segments import rfm as rfm_module
+from crm_graph.segments import service
+from crm_graph.segments.filter_inputs import RfmGroup, ValueTier
+from crm_graph.segments.models import RfmScore, SegmentKind
+from crm_graph.segments.models import Segment as SegmentModel
+
+
+
+strawberry.enum(
+    SegmentKind,
+    description="STATIC: members added by hand. DYNAMIC: whoever matches the filter now. "
+    "SNAPSHOT: whoever matched the filter when it was last applied (at creation or refreshSegment).",
+)
+
+
+async def _customer_page(info: Info, stmt: Any, order_by: Any, first: int | None, after: str | None,
+                         last: int | None = None, before: str | None = None) -> Any:
+    args = page_args(first, after, last, before)
+    keys = customer_filters.sort_keys(to_plain(order_by))
+    page = await paginate(info.context.db.reader, stmt, keys, args)
+    return CustomerConnection.from_page(page, Customer.from_model)
+
+
+@strawberry.type(description="A named group of customers: STATIC, DYNAMIC or SNAPSHOT.")
+class Segment(Node):
+    pk: strawberry.Private[int]
+    model: strawberry.Private[SegmentModel]
+    name: str
+    description: str | None
+    kind: SegmentKind
+    filter: JSON | None = strawberry.field(description="The CustomerFilter of a DYNAMIC or SNAPSHOT segment.")
+    refreshed_at: datetime | None = strawberry.field(description="When the filter was last applied (SNAPSHOT).")
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    version: int
+
+    @strawberry.field(description="False when the stored filter no longer validates (e.g. a custom field was deleted); the segment then has no members.")
+    async def is_valid(self, info: Info) -> bool:
+        return await self.invalid_reason(info) is None
+
+    @strawberry.field(description="Why the segment is not valid, or null.")
+    async def invalid_reason(self, info: Info) -> str | None:
+        async with info.context.db.reader() as session:
+            return await service.validity(session, self.model)
+
+    @strawberry.field(description="Number of members now.")
+    async def size(self, info: Info) -> int:
+        async with info.context.db.reader() as session:
+            try:
+                return await service.size(session, self.model)
+            except FilterError:
+                return 0
+
+    @strawberry.field(description="The members, newest first unless `orderBy` says otherwise.")
+    async def customers(
+        self, info: Info, order_by: list[CustomerOrder] | None = None, first: int | None = None,
+        after: str | None = None, last: int | None = None, before: str | None = None,
+    ) -> CustomerConnection:
+        async with info.context.db.reader() as session:
+            try:
+                stmt = await service.members_select(session, self.model)
+            except FilterError:
+                stmt = sa.select(customer_filters.Customer).where(sa.false())
+        return await _customer_page(info, stmt, order_by, first, after, last, before)
+
+    @classmethod
+    def from_model(cls, m: SegmentModel) -> Segment:
+        return cls(
+            id=encode_global_id("Segment", m.id), pk=m.id, model=m, name=m.name, description=m.description,
+            kind=m.kind, filter=m.filter, refreshed_at=m.refreshed_at, created_at=m.created_at,
+            updated_at=m.updated_at, deleted_at=m.deleted_at, version=m.version,
+        )
+
+
+@strawberry.type(description="A page of segments.")
+class SegmentConnection(Connection[Segment]):
+    pass
+
+
+async def _load_segments(info: Info, pks: list[int]) -> list[Segment | None]:
+    models = await info.context.loader("segment", service.segments_by_ids).load_many(pks)
+    return [Segment.from_model(m) if m is not None else None for m in models]
+
+
+register_node("Segment", _load_segments)
+
+
+async def load_customer_segments(info: Info, customer_pk: int) -> list[Segment]:
+    ctx: Context = info.context
+    rows = await ctx.loader("customer.segments", service.segments_of, list).load(customer_pk)
+    return [Segment.from_model(m) for m in rows]
+
+
+@strawberry.type(description="A customer's values in one RFM run.")
+class CustomerRfm:
+    as_of: date
+    window_days: int
+    recency_days: int | None = strawberry.field(description="Days since the last counted order.")
+    frequency: int | None = strawberry.field(description="Counted orders in the window.")
+    monetary: Money | None = strawberry.field(description="Revenue in the window.")
+    recency_score: int | None
+    frequency_score: int | None
+    monetary_score: int | None
+    cell: str | None = strawberry.field(description="The three scores as digits R, F, M, e.g. `545`.")
+    group: RfmGroup | None
+    value_tier: ValueTier | None
+
+
+async def _rfm_batch(session: Any, ids: Any) -> dict[int, tuple[RfmScore, Any]]:
+    scores = await rfm_module.scores_for(session, list(ids))
+    if not scores:
+        return {}
+    run = await session.get(rfm_module.RfmRun, next(iter(scores.values())).run_id)
+    return {cid: (score, run) for cid, score in scores.items()}
+
+
+async def load_customer_rfm(info: Info, customer_pk: int) -> CustomerRfm | None:
+    found = await info.context.loader("customer.rfm", _rfm_batch).load(customer_pk)
+    if found is None:
+        return None
+    score, run = found
+    cell = f"{score.recency_score}{score.frequency_score}{score.monetary_score}" if score.recency_score else None
+    return CustomerRfm(
+        as_of=run.as_of, window_days=run.window_days, recency_days=score.recency_days, frequency=score.frequency,
+        monetary=Money.maybe(score.monetary, run.currency), recency_score=score.recency_score,
+        frequency_score=score.frequency_score, monetary_score=score.monetary_score, cell=cell,
+        group=score.group, value_tier=score.value_tier,
+    )
+
+
+# --- analyses --------------------------------------------------------------------------------
+
+
+@strawberry.type(description="One stored RFM run.")
+class RfmRunInfo:
+    as_of: date
+    window_days: int
+    currency: str
+    customers: int = strawberry.field(description="Customers scored (with counted orders in the window).")
+    revenue: Money
+    computed_at: datetime
+
+    @classmethod
+    def of(cls, run: Any) -> RfmRunInfo:
+        return cls(as_of=run.as_of, window_days=run.window_days, currency=run.currency, customers=run.customer_count,
+                   revenue=Money.of(run.revenue, run.currency), computed_at=run.created_at)
+
+
+@strawberry.type
+class RfmGroupRow:
+    group: RfmGroup
+    customers: int
+    revenue: Money
+    share_of_revenue: Decimal = strawberry.field(description="Fraction of the run's revenue, 0 to 1.")
+
+
+@strawberry.type(description="One cell of the recency-by-frequency grid.")
+class RfmGridCell:
+    recency_score: int
+    frequency_score: int
+    customers: int
+    average_monetary: Money
+
+
+@strawberry.type(description="Customers whose group changed since the previous run.")
+class RfmMovement:
+    from_group: RfmGroup
+    to_group: RfmGroup
+    customers: int
+
+
+@strawberry.type(description="RFM analysis: the group table, the 5x5 grid, and movement since the previous run.")
+class RfmAnalysis:
+    run: RfmRunInfo
+    groups: list[RfmGroupRow]
+    grid: list[RfmGridCell] = strawberry.field(description="25 cells, recency 5 to 1, frequency 1 to 5.")
+    previous_run: RfmRunInfo | None = strawberry.field(description="The previous run over the same window and currency.")
+    movements: list[RfmMovement]
+
+    @classmethod
+    def of(cls, a: service.RfmAnalysis) -> RfmAnalysis:
+        cur = a.run.currency
+        return cls(
+            run=RfmRunInfo.of(a.run),
+            groups=[RfmGroupRow(group=g.group, customers=g.customers, revenue=Money.of(g.revenue, cur),
+                                share_of_revenue=g.share_of_revenue) for g in a.groups],
+            grid=[RfmGridCell(recency_score=c.recency_score, frequency_score=c.frequency_score, customers=c.customers,
+                              average_monetary=Money.of(c.average_monetary, cur)) for c in a.grid],
+            previous_run=RfmRunInfo.of(a.previous) if a.previous else None,
+            movements=[RfmMovement(from_group=m.from_group, to_group=m.to_group, customers=m.customers) for m in a.movements],
+        )
+
+
+@strawberry.type
+class ValueTierRow:
+    tier: ValueTier
+    customers: int
+    revenue: Money
+    share_of_revenue: Decimal
+
+
+@strawberry.type(description="How concentrated revenue is (the 80/20 check) and the value tiers, computed live.")
+class ValueConcentration:
+    as_of: date
+    window_days: int
+    currency: str
+    customers: int = strawberry.field(description="Customers with revenue in the window.")
+    revenue: Money
+    tiers: list[ValueTierRow]
+    top_10_percent_share: Decimal = strawberry.field(description="Share of revenue of the top 10% of customers.")
+    top_20_percent_share: Decimal = strawberry.field(description="Share of revenue of the top 20% of customers.")
+
+
+@strawberry.type(description="What a filter selects, without saving it.")
+class SegmentPreview:
+    size: int
+    customers: CustomerConnection
+
+
+SegmentKindFilter = enum_filter(SegmentKind, "SegmentKindFilter")
+
+
+@strawberry.input
+class SegmentFilter:
+    name: StringFilter | None = None
+    kind: SegmentKindFilter | None = None  # type: ignore[valid-type]
+
+
+def _client_error(errors: list[Any]) -> ClientError:
+    """Bad arguments of an analysis query: a GraphQL error naming each argument."""
+    return ClientError("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+@strawberry.type
+class SegmentQuery:
+    @strawberry.field(description="One segment by ID; null if unknown or deleted.")
+    async def segment(self, info: Info, id: strawberry.ID) -> Segment | None:
+        return (await _load_segments(info, [decode_global_id(id, "Segment")[1]]))[0]
+
+    @strawberry.field(description="Segments by name.")
+    async def segments(self, info: Info, filter: SegmentFilter | None = None, first: int | None = None,
+                       after: str | None = None) -> SegmentConnection:
+        from crm_graph.core.pagination import SortKey
+
+        keys = [SortKey(SegmentModel.name, "name"), SortKey(SegmentModel.id, "id", False, int)]
+        page = await paginate(info.context.db.reader, service.segment_select(to_plain(filter)), keys,
+                              page_args(first, after, None, None))
+        return SegmentConnection.from_page(page, Segment.from_model)
+
+    @strawberry.field(description="The size and first page of a filter, without saving a segment.")
+    async def preview_segment(self, info: Info, filter: CustomerFilter, first: int | None = None,
+                              order_by: list[CustomerOrder] | None = None) -> SegmentPreview:
+        from crm_graph.customers import service as customers
+
+        async with info.context.db.reader() as session:
+            stmt = await customers.customer_select(session, filter=to_plain(filter))
+            count = await session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
+        return SegmentPreview(size=int(count or 0), customers=await _customer_page(info, stmt, order_by, first, None))
+
+    @strawberry.field(description="RFM analysis as of a date (default today) over `windowDays` (default 365) in one currency "
+                      "(default: the one with most orders). Reads the stored run for these parameters, computing and storing it on first use.")
+    async def rfm_analysis(self, info: Info, as_of: date | None = None, window_days: int | None = None,
+                           currency: str | None = None) -> RfmAnalysis | None:
+        # A read that stores the run it computes, so it runs as a unit of work.
+        result, errors = await unit_of_work(
+            info, lambda s: service.rfm_analysis(s, as_of=as_of, window_days=window_days, currency=currency))
+        if errors:
+            raise _client_error(errors)
+        return RfmAnalysis.of(result) if result else None
+
+    @strawberry.field(description="Revenue concentration and value tiers over `windowDays` (default 365), computed live.")
+    async def value_concentration(self, info: Info, window_days: int | None = None, currency: str | None = None,
+                                  as_of: date | None = None) -> ValueConcentration | None:
+        from crm_graph.core.errors import DomainError
+
+        async with info.context.db.reader() as session:
+            try:
+                result = await service.value_concentration(session, as_of=as_of, window_days=window_days, currency=currency)
+            except DomainError as exc:
+                raise _client_error(exc.errors) from None
+        if result is None:
+            return None
+        cur = result.currency
+        return ValueConcentration(
+            as_of=result.as_of, window_days=result.window_days, currency=cur, customers=result.customers,
+            revenue=Money.of(result.revenue, cur),
+            tiers=[ValueTierRow(tier=t.tier, customers=t.customers, revenue=Money.of(t.revenue, cur),
+                                share_of_revenue=t.share_of_revenue) for t in result.tiers],
+            top_10_percent_share=result.top_10_percent_share, top_20_percent_share=result.top_20_percent_share,
+        )
+
+
+@strawberry.input
+class CreateSegmentInput:
+    name: str
+    kind: SegmentKind
+    description: str | None = None
+    filter: CustomerFilter | None = strawberry.field(default=None, description="Required for DYNAMIC and SNAPSHOT; none for STATIC.")
+
+
+@strawberry.input
+class UpdateSegmentInput:
+    name: str | None = UNSET
+    description: str | None = UNSET
+    filter: CustomerFilter | None = strawberry.field(default=UNSET, description="A SNAPSHOT keeps its members until refreshSegment applies the new filter.")
+
+
+@strawberry.input
+class RefreshRfmInput:
+    as_of: date | None = None
+    window_days: int | None = None
+    currency: str | None = None
+
+
+@strawberry.type
+class SegmentPayload:
+    segment: Segment | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class RfmAnalysisPayload:
+    analysis: RfmAnalysis | None
+    errors: list[UserError]
+
+
+def _segment_payload(result: tuple[Any, list[UserError]]) -> SegmentPayload:
+    model, errors = result
+    return SegmentPayload(segment=Segment.from_model(model) if model is not None else None, errors=errors)
+
+
+def _customer_pks(ids: list[strawberry.ID]) -> list[int]:
+    return [decode_global_id(i, "Customer")[1] for i in ids]
+
+
+@strawberry.type
+class SegmentMutation:
+    @strawberry.mutation(description="Create a segment. A SNAPSHOT applies its filter at once.")
+    async def create_segment(self, info: Info, input: CreateSegmentInput) -> SegmentPayload:
+        data, actor = to_plain(input), info.context.actor
+        return _segment_payload(await unit_of_work(info, lambda s: service.create_segment(s, actor=actor, data=data)))
+
+    @strawberry.mutation
+    async def update_segment(self, info: Info, id: strawberry.ID, input: UpdateSegmentInput,
+                             expected_version: int | None = None) -> SegmentPayload:
+        pk, data, actor = decode_global_id(id, "Segment")[1], to_plain(input, keep_null=True), info.context.actor
+        return _segment_payload(await unit_of_work(info, lambda s: service.update_segment(
+            s, actor=actor, segment_id=pk, data=data, expected_version=expected_version)))
+
+    @strawberry.mutation(description="Soft-delete a segment. Filters that refer to it stop validating until it is restored.")
+    async def delete_segment(self, info: Info, id: strawberry.ID) -> SegmentPayload:
+        pk, actor = decode_global_id(id, "Segment")[1], info.context.actor
+        return _segment_payload(await unit_of_work(info, lambda s: service.delete_segment(s, actor=actor, segment_id=pk)))
+
+    @strawberry.mutation
+    async def restore_segment(self, info: Info, id: strawberry.ID) -> SegmentPayload:
+        pk, actor = decode_global_id(id, "Segment")[1], info.context.actor
+        return _segment_payload(await unit_of_work(info, lambda s: service.restore_segment(s, actor=actor, segment_id=pk)))
+
+    @strawberry.mutation(description="Add customers to a STATIC or SNAPSHOT segment (at most 1000 per call; members already in stay).")
+    async def add_customers_to_segment(self, info: Info, segment_id: strawberry.ID,
+                                       customer_ids: list[strawberry.ID]) -> SegmentPayload:
+        pk, actor, customers = decode_global_id(segment_id, "Segment")[1], info.context.actor, _customer_pks(customer_ids)
+        return _segment_payload(await unit_of_work(info, lambda s: service.add_customers(
+            s, actor=actor, segment_id=pk, customer_ids=customers)))
+
+    @strawberry.mutation
+    async def remove_customers_from_segment(self, info: Info, segment_id: strawberry.ID,
+                                            customer_ids: list[strawberry.ID]) -> SegmentPayload:
+        pk, actor, customers = decode_global_id(segment_id, "Segment")[1], info.context.actor, _customer_pks(customer_ids)
+        return _segment_payload(await unit_of_work(info, lambda s: service.remove_customers(
+            s, actor=actor, segment_id=pk, customer_ids=customers)))
+
+    @strawberry.mutation(description="Apply a SNAPSHOT segment's filter again (members become exactly the matching customers).")
+    async def refresh_segment(self, info: Info, id: strawberry.ID) -> SegmentPayload:
+        pk, actor = decode_global_id(id, "Segment")[1], info.context.actor
+        return _segment_payload(await unit_of_work(info, lambda s: service.refresh_segment(s, actor=actor, segment_id=pk)))
+
+    @strawberry.mutation(description="Compute and store a new RFM run (lists and segments filter on the newest run).")
+    async def refresh_rfm_scores(self, info: Info, input: RefreshRfmInput | None = None) -> RfmAnalysisPayload:
+        data = input or RefreshRfmInput()
+        result, errors = await unit_of_work(info, lambda s: service.rfm_analysis(
+            s, as_of=data.as_of, window_days=data.window_days, currency=data.currency, recompute=True))
+        return RfmAnalysisPayload(analysis=RfmAnalysis.of(result) if result else None, errors=errors)
+
+
+SCHEMA = SchemaPart(query=SegmentQuery, mutation=SegmentMutation)
