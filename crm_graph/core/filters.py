@@ -53,7 +53,10 @@ def _compile(spec: FilterSpec, data: Mapping[str, Any], path: str, depth: int) -
             parts = [_compile(spec, v, f"{here}.{i}", depth + 1) for i, v in enumerate(as_list(value, here))]
             clauses.append(sa.or_(sa.false(), *parts))
         elif key == "not":
-            clauses.append(sa.not_(_compile(spec, value, here, depth + 1)))
+            # SQL's NOT keeps NULL as NULL: `NOT (country = 'DE')` would drop customers with no
+            # country. Treating "unknown" as false first makes `not` the plain complement.
+            inner = _compile(spec, value, here, depth + 1)
+            clauses.append(sa.not_(sa.func.coalesce(inner, sa.false())))
         elif key in spec:
             clauses.append(spec[key](value, here))
         else:

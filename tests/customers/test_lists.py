@@ -73,6 +73,8 @@ async def test_boolean_combinations(client, people):
     f = {"or": [{"country": {"eq": "DE"}}, {"and": [{"tags": {"containsAny": ["vip"]}}, {"not": {"country": {"eq": "GB"}}}]}]}
     assert await names(client, f=f, o=by_name) == ["Acme 100% Ltd", "Bob Stone"]
     assert await names(client, f={"or": []}) == []
+    # `not` is the complement, also for customers without a value (SQL alone would drop them).
+    assert await names(client, f={"not": {"city": {"eq": "Austin"}}}, o=by_name) == ["Acme 100% Ltd", "Ann Lee", "Cy Under_Score"]
     assert await names(client, f={"and": []}, o=by_name) == ["Acme 100% Ltd", "Ann Lee", "Bob Stone", "Cy Under_Score"]
 
 
