@@ -9,10 +9,11 @@ PORT ?= $(or $(CRM_PORT),8000)
 
 .PHONY: serve test test-sqlite test-postgresql schema check-schema postgres-binaries clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e plugins/crm_audit
 	touch $(STAMP)
 
 ## make serve: migrate, load demo data into an empty database, serve on http://$(HOST):$(PORT)/graphql

@@ -150,6 +150,8 @@ class PluginInfo:
 def plugin_info(pm: PluginManager) -> list[PluginInfo]:
     out = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:  # a blocked name
+            continue
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         out.append(
             PluginInfo(

@@ -1,0 +1,98 @@
+"""GraphQL: ``auditLog(...)`` and the ``AuditEntry`` type. Thin: queries live in service.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from crm_audit import service
+from crm_audit.models import AuditEntry as AuditEntryModel
+from crm_graph.core.pagination import paginate
+from crm_graph.domains import SchemaPart
+from crm_graph.graphql.context import Context
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node, resolve_nodes
+
+
+@strawberry.type(description="One thing that happened to one entity, kept by the audit trail plugin.")
+class AuditEntry(Node):
+    event_id: str = strawberry.field(description="The event's id, as webhooks and plugins saw it.")
+    event_type: str = strawberry.field(description='E.g. "customer.updated".')
+    entity_type: str
+    entity_id: strawberry.ID = strawberry.field(description="Global ID of the entity.")
+    actor: str = strawberry.field(description='Who did it, e.g. "user:42".')
+    occurred_at: datetime
+    recorded_at: datetime
+    changed_fields: list[str] | None = strawberry.field(description="For updates: the fields that changed.")
+    changes: JSON | None = strawberry.field(description="What changed, with the values before the change.")
+    data: JSON = strawberry.field(description="The entity right after the change.")
+
+    @strawberry.field(description="The entity as it is now; null if it is gone.")
+    async def entity(self, info: Info) -> Node | None:
+        try:
+            return (await resolve_nodes(info, [self.entity_id]))[0]
+        except Exception:  # noqa: BLE001 - an entity type this server no longer serves
+            return None
+
+    @classmethod
+    def from_model(cls, m: AuditEntryModel) -> AuditEntry:
+        return cls(
+            id=encode_global_id("AuditEntry", m.id),
+            event_id=m.event_id,
+            event_type=m.event_type,
+            entity_type=m.entity_type,
+            entity_id=strawberry.ID(m.entity_id),
+            actor=m.actor,
+            occurred_at=m.occurred_at,
+            recorded_at=m.recorded_at,
+            changed_fields=m.changed_fields,
+            changes=m.changes,
+            data=m.data,
+        )
+
+
+@strawberry.type(description="A page of audit entries.")
+class AuditEntryConnection(Connection[AuditEntry]):
+    pass
+
+
+async def _load_entries(info: Info, pks: list[int]) -> list[AuditEntry | None]:
+    ctx: Context = info.context
+    models = await ctx.loader("crm_audit.entry", service.entries_by_ids).load_many(pks)
+    return [AuditEntry.from_model(m) if m is not None else None for m in models]
+
+
+register_node("AuditEntry", _load_entries)
+
+
+@strawberry.type
+class AuditQuery:
+    @strawberry.field(description="The audit trail, newest first: every change, who made it and what it changed.")
+    async def audit_log(
+        self,
+        info: Info,
+        entity_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only this entity (any global ID, e.g. a Customer's).")
+        ] = None,
+        event_type: Annotated[
+            str | None, strawberry.argument(description='Only this event type, or a family: "ticket.*".')
+        ] = None,
+        actor: Annotated[str | None, strawberry.argument(description='Only changes by this actor, e.g. "user:42".')] = None,
+        since: Annotated[datetime | None, strawberry.argument(description="Only changes at or after this time.")] = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> AuditEntryConnection:
+        ctx: Context = info.context
+        if entity_id is not None:
+            decode_global_id(entity_id)  # a malformed ID is a clear client error
+        stmt = service.audit_select(entity_id=entity_id, event_type=event_type, actor=actor, since=since)
+        page = await paginate(ctx.db.reader, stmt, service.NEWEST_FIRST, page_args(first, after, last, before))
+        return AuditEntryConnection.from_page(page, AuditEntry.from_model)
+
+
+SCHEMA = SchemaPart(query=AuditQuery)

@@ -1,0 +1,95 @@
+"""Recording events and reading the trail back. No GraphQL here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_audit.models import AuditEntry
+from crm_graph.core.clock import utcnow
+from crm_graph.core.events import Event, jsonable
+from crm_graph.core.pagination import SortKey, parse_datetime
+from crm_graph.db.session import Database
+
+# Newest first; the id breaks ties between events of the same instant.
+NEWEST_FIRST = [
+    SortKey(AuditEntry.occurred_at, "occurred_at", descending=True, parse=parse_datetime),
+    SortKey(AuditEntry.id, "id", descending=True),
+]
+
+
+def _values(event: Event) -> dict[str, Any]:
+    changes = jsonable(dict(event.changes)) if event.changes is not None else None
+    fields = changes.get("fields") if isinstance(changes, dict) else None
+    return {
+        "event_id": event.id,
+        "event_type": event.type,
+        "entity_type": event.entity_type,
+        "entity_id": event.entity_id,
+        "actor": event.actor,
+        "occurred_at": event.occurred_at,
+        "recorded_at": utcnow(),
+        "changed_fields": list(fields) if isinstance(fields, list) else None,
+        "changes": changes,
+        "data": jsonable(dict(event.data)),
+    }
+
+
+async def record(db: Database, event: Event) -> bool:
+    """Keep ``event``; a redelivery of an event already kept changes nothing.
+
+    Returns whether a row was written. Dedupes in SQL (``ON CONFLICT DO NOTHING`` on the unique
+    event id), so two workers delivering the same event at once cannot write it twice.
+    """
+    dialect = postgresql if db.dialect == "postgresql" else sqlite
+    statement = dialect.insert(AuditEntry).values(**_values(event)).on_conflict_do_nothing(index_elements=["event_id"])
+    async with db.writer() as session, session.begin():
+        result = await session.execute(statement)
+    return bool(result.rowcount)
+
+
+def audit_select(
+    *,
+    entity_id: str | None = None,
+    event_type: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+) -> sa.Select[tuple[AuditEntry]]:
+    """Entries matching every condition given. ``event_type`` may end in ``.*`` (``ticket.*``)."""
+    stmt = sa.select(AuditEntry)
+    if entity_id is not None:
+        stmt = stmt.where(AuditEntry.entity_id == entity_id)
+    if event_type is not None:
+        if event_type.endswith(".*"):
+            stmt = stmt.where(AuditEntry.event_type.startswith(event_type[:-1], autoescape=True))
+        elif event_type != "*":
+            stmt = stmt.where(AuditEntry.event_type == event_type)
+    if actor is not None:
+        stmt = stmt.where(AuditEntry.actor == actor)
+    if since is not None:
+        stmt = stmt.where(AuditEntry.occurred_at >= since)
+    return stmt
+
+
+async def entries_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, AuditEntry]:
+    rows = await session.scalars(sa.select(AuditEntry).where(AuditEntry.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+def to_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "eventId": entry.event_id,
+        "eventType": entry.event_type,
+        "entityType": entry.entity_type,
+        "entityId": entry.entity_id,
+        "actor": entry.actor,
+        "occurredAt": entry.occurred_at.isoformat(),
+        "changedFields": entry.changed_fields,
+        "changes": entry.changes,
+        "data": entry.data,
+    }
