@@ -219,10 +219,10 @@ async def update_opportunity(
     lines = await _money(session, opportunity, data, errors, current_lines=current)
     errors.raise_if_any()
     await validate_with_plugins(session, entity="opportunity", data={**data, "id": opportunity_id}, actor=actor)
+    opportunity.updated_at = utcnow()  # always one UPDATE, so the version moves once
     if lines is not None:
         await session.execute(sa.delete(OpportunityLineItem).where(OpportunityLineItem.opportunity_id == opportunity.id))
         await _write_lines(session, opportunity, lines)
-    opportunity.updated_at = utcnow()
     await session.flush()
     after = await opportunity_payload(session, opportunity)
     changed = sorted(k for k in after if after[k] != before.get(k) and k != "version")

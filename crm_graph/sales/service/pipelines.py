@@ -152,6 +152,7 @@ async def update_pipeline(
 
     now = utcnow()
     pipeline.name = name
+    pipeline.updated_at = now  # one UPDATE, so the version moves once
     if make_default:
         await _clear_default(session)
         pipeline.is_default = True
@@ -168,7 +169,6 @@ async def update_pipeline(
         await session.flush()
         for source, target in moves.items():
             await _move_all(session, actor, source, target, now)
-    pipeline.updated_at = now
     await session.flush()
     after = await pipeline_payload(session, pipeline)
     changed = sorted(k for k in after if after[k] != before.get(k) and k != "version")
@@ -227,7 +227,9 @@ def _stage_specs(items: Any, errors: ErrorCollector, existing: Mapping[int, Pipe
         kind = check(errors, f"{here}.kind", enum_value, StageKind, item.get("kind") or StageKind.OPEN.name)
         chance = item.get("probability")
         if chance is None:
-            if kind is StageKind.WON:
+            if kind is StageKind.OPEN and stage_id in existing and existing[stage_id].kind is StageKind.OPEN:
+                chance = existing[stage_id].probability  # a kept stage keeps its probability
+            elif kind is StageKind.WON:
                 chance = 100
             elif kind is StageKind.LOST:
                 chance = 0
@@ -265,10 +267,12 @@ async def _plan_removals(
         )
         occupied = {sid: n for sid, n in rows.all()}
     moves: dict[int, int] = {}
+    mentioned: set[int] = set()
     removed_ids = {s.id for s in removed}
     for i, item in enumerate(move_items):
         here = f"moveOpportunities.{i}"
         source, target = item.get("fromStageId"), item.get("toStageId")
+        mentioned.add(source)
         if source not in removed_ids:
             errors.add(f"{here}.fromStageId", codes.INVALID_VALUE, "Only a stage that is being removed can be emptied.")
             continue
@@ -281,7 +285,7 @@ async def _plan_removals(
             continue
         moves[source] = target
     for stage in removed:
-        if occupied.get(stage.id) and stage.id not in moves:
+        if occupied.get(stage.id) and stage.id not in mentioned:
             errors.add("stages", codes.STAGE_IN_USE,
                        f"Stage {stage.name!r} holds {occupied[stage.id]} opportunities: keep it, or move them with moveOpportunities.")
     for spec in changed_kind:
