@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core.clock import utcnow
 from crm_graph.segments.models import RfmGroup, RfmRun, RfmScore, ValueTier
-from crm_graph.segments.values import potential_without_revenue, ranked_revenue, revenue_by_customer, tier_case
+from crm_graph.customers.models import Customer
+from crm_graph.segments.values import potential_customers, revenue_by_customer, tier_case
 
 # Checked in this order; the first match names the group (see docs/segments.md).
 GROUP_RULES: list[tuple[RfmGroup, str]] = [
@@ -104,39 +105,44 @@ async def compute_run(session: AsyncSession, *, as_of: date, window_days: int, c
         revenue.c.monetary,
     ).subquery("measured")
     n = sa.func.count().over()
-    ranked = sa.select(
+    by_revenue = (measured.c.monetary.desc(), measured.c.customer_id)
+    # One pass: the three scores and the running revenue total that decides the value tier.
+    scored = sa.select(
         measured,
         _score(sa.func.rank().over(order_by=measured.c.recency_days.desc()), n).label("r"),
         _score(sa.func.rank().over(order_by=measured.c.frequency), n).label("f"),
         _score(sa.func.rank().over(order_by=measured.c.monetary), n).label("m"),
+        sa.func.sum(measured.c.monetary).over(order_by=by_revenue, rows=(None, 0)).label("cumulative"),
+        sa.func.sum(measured.c.monetary).over().label("total"),
     ).subquery("scored")
-    tiers = ranked_revenue(revenue)
 
     run = RfmRun(as_of=as_of, window_days=window_days, currency=currency, customer_count=0,
                  revenue=Decimal(0), created_at=utcnow())
     session.add(run)
     await session.flush()
 
+    run_id = sa.literal(run.id, RfmScore.run_id.type)
     select_scores = sa.select(
-        sa.literal(run.id, RfmScore.run_id.type),
-        ranked.c.customer_id,
-        ranked.c.recency_days,
-        ranked.c.frequency,
-        ranked.c.monetary,
-        ranked.c.r,
-        ranked.c.f,
-        ranked.c.m,
-        _group_case(ranked.c.r, ranked.c.f, ranked.c.m),
-        tier_case(tiers.c.monetary, tiers.c.cumulative, tiers.c.total),
-    ).join(tiers, tiers.c.customer_id == ranked.c.customer_id)
+        run_id,
+        scored.c.customer_id,
+        scored.c.recency_days,
+        scored.c.frequency,
+        scored.c.monetary,
+        scored.c.r,
+        scored.c.f,
+        scored.c.m,
+        _group_case(scored.c.r, scored.c.f, scored.c.m),
+        tier_case(scored.c.monetary, scored.c.cumulative, scored.c.total),
+    )
     columns = ["run_id", "customer_id", "recency_days", "frequency", "monetary", "recency_score",
                "frequency_score", "monetary_score", "group", "value_tier"]
     await session.execute(sa.insert(RfmScore).from_select(columns, select_scores))
-    extra = potential_without_revenue(revenue).subquery("potential")
+    scored_here = sa.exists().where(RfmScore.run_id == run.id, RfmScore.customer_id == Customer.id)
+    potential = potential_customers().where(sa.not_(scored_here))
     await session.execute(
         sa.insert(RfmScore).from_select(
             ["run_id", "customer_id", "value_tier"],
-            sa.select(sa.literal(run.id, RfmScore.run_id.type), extra.c.id, sa.literal(ValueTier.POTENTIAL.name)),
+            potential.with_only_columns(run_id, Customer.id, sa.literal(ValueTier.POTENTIAL.name)),
         )
     )
     totals = (

@@ -92,16 +92,12 @@ def ranked_revenue(revenue: sa.Subquery) -> sa.Subquery:
     ).subquery("ranked")
 
 
-def potential_without_revenue(revenue: sa.Subquery) -> sa.Select[Any]:
-    """Live customers outside the window's revenue with any counted order ever or an open opportunity."""
+def potential_customers() -> sa.Select[Any]:
+    """Live customers with a counted order at any time or an open opportunity."""
     has_order = sa.exists().where(Order.customer_id == Customer.id, counted_order())
     has_open = sa.exists().where(
         Opportunity.customer_id == Customer.id,
         Opportunity.status == OpportunityStatus.OPEN,
         Opportunity.deleted_at.is_(None),
     )
-    return sa.select(Customer.id).where(
-        Customer.deleted_at.is_(None),
-        sa.or_(has_order, has_open),
-        Customer.id.not_in(sa.select(revenue.c.customer_id)),
-    )
+    return sa.select(Customer.id).where(Customer.deleted_at.is_(None), sa.or_(has_order, has_open))
