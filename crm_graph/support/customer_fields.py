@@ -33,7 +33,12 @@ class CustomerSupportFields:
         from crm_graph.graphql.relay import page_args
         from crm_graph.support import filters, service
         from crm_graph.support.models import Ticket as TicketModel
-        from crm_graph.support.schema import Ticket, TicketConnection, decode_filter, grouped_connection
+        from crm_graph.support.schema import (
+            Ticket,
+            TicketConnection,
+            decode_filter,
+            grouped_connection,
+        )
 
         args = page_args(first, after, last, before)
         plain, order = decode_filter(to_plain(filter)), to_plain(order_by)

@@ -164,8 +164,7 @@ def parse_ticket_number(number: Any) -> int | None:
     if not isinstance(number, str):
         return None
     text = number.strip().upper()
-    if text.startswith("T-"):
-        text = text[2:]
+    text = text.removeprefix("T-")
     return int(text) if text.isdigit() and 0 < int(text) < 2**63 else None
 
 

@@ -196,4 +196,4 @@ async def _live(session: AsyncSession, plan: dict[str, Any], now: datetime, rng:
         await step(timedelta(days=rng.randint(3, 10)), status("CLOSED"))
 
 
-__all__ = ["seed_support", "DEMO_SYSTEM"]
+__all__ = ["DEMO_SYSTEM", "seed_support"]

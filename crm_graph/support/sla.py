@@ -15,7 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_graph.support.models import CLOCK_RUNNING, SlaPolicy, SlaStatus, Ticket, Weekday
+from crm_graph.support.models import (
+    CLOCK_RUNNING,
+    SlaPolicy,
+    SlaStatus,
+    Ticket,
+    Weekday,
+)
 
 ONE_DAY = timedelta(days=1)
 _TINY = timedelta(microseconds=1)

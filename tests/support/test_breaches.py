@@ -5,7 +5,15 @@ from __future__ import annotations
 from crm_graph.core.actor import SYSTEM
 from crm_graph.core.clock import utcnow
 from crm_graph.support.service import check_sla_breaches
-from tests.support.conftest import create_customer, create_policy, create_ticket, event_types, get_ticket, reply, set_status
+from tests.support.conftest import (
+    create_customer,
+    create_policy,
+    create_ticket,
+    event_types,
+    get_ticket,
+    reply,
+    set_status,
+)
 
 BREACHED = "{ tickets(filter: {slaBreached: true}) { totalCount edges { node { number } } } }"
 NOT_BREACHED = "{ tickets(filter: {slaBreached: false}) { totalCount } }"

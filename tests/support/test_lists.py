@@ -6,7 +6,12 @@ from __future__ import annotations
 from crm_graph.core.actor import SYSTEM
 from crm_graph.customers import service as customers
 from crm_graph.support import service
-from tests.support.conftest import create_customer, create_policy, create_ticket, reply, set_status
+from tests.support.conftest import (
+    create_customer,
+    create_ticket,
+    reply,
+    set_status,
+)
 
 NESTED = """
 query($n: Int!) {

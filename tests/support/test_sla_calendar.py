@@ -5,7 +5,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, time, timedelta
 
-from crm_graph.support.sla import BusinessHours, add_business_time, business_time_between
+from crm_graph.support.sla import (
+    BusinessHours,
+    add_business_time,
+    business_time_between,
+)
 
 OFFICE = BusinessHours("Europe/Berlin", frozenset(range(5)), time(9), time(17))
 MINUTE = timedelta(minutes=1)

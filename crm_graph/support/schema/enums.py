@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import strawberry
 
-from crm_graph.support.models import SlaStatus, TicketAuthorKind, TicketChannel, TicketPriority, TicketStatus, Weekday
+from crm_graph.support.models import (
+    SlaStatus,
+    TicketAuthorKind,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+    Weekday,
+)
 
 strawberry.enum(TicketChannel, description="How the customer reached the service team.")
 strawberry.enum(TicketPriority, description="How urgent a ticket is; SLA policies may set targets by priority.")

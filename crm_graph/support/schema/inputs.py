@@ -10,10 +10,22 @@ import strawberry
 from strawberry.types.unset import UNSET
 
 from crm_graph.customers.schema import ExternalRefInput
-from crm_graph.graphql.inputs import DateTimeFilter, OrderDirection, StringFilter, TagsFilter, enum_filter
+from crm_graph.graphql.inputs import (
+    DateTimeFilter,
+    OrderDirection,
+    StringFilter,
+    TagsFilter,
+    enum_filter,
+)
 from crm_graph.graphql.relay import decode_global_id
+from crm_graph.support.models import (
+    TicketAuthorKind,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+    Weekday,
+)
 from crm_graph.support.schema import enums  # noqa: F401  (the GraphQL enums, registered once)
-from crm_graph.support.models import TicketAuthorKind, TicketChannel, TicketPriority, TicketStatus, Weekday
 
 TicketStatusFilter = enum_filter(TicketStatus, "TicketStatusFilter")
 TicketPriorityFilter = enum_filter(TicketPriority, "TicketPriorityFilter")

@@ -12,15 +12,29 @@ from crm_graph.core.clock import utcnow
 from crm_graph.core.pagination import build_page, count_grouped, paginate_grouped
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
 from crm_graph.graphql.context import Context
-from crm_graph.graphql.relay import Connection, Node, encode_global_id, page_args, register_node
+from crm_graph.graphql.relay import (
+    Connection,
+    Node,
+    encode_global_id,
+    page_args,
+    register_node,
+)
 from crm_graph.support import service, sla
-from crm_graph.support.schema import enums  # noqa: F401  (the GraphQL enums, registered once)
 from crm_graph.support.models import SlaPolicy as PolicyModel
-from crm_graph.support.models import SlaStatus, Ticket as TicketModel
-from crm_graph.support.models import TicketAuthorKind, TicketChannel, TicketComment as CommentModel
-from crm_graph.support.models import TicketPriority, TicketRating, TicketStatus, Weekday
-from crm_graph.support.service.stats import Durations, SupportStats as StatsResult
-
+from crm_graph.support.models import (
+    SlaStatus,
+    TicketAuthorKind,
+    TicketChannel,
+    TicketPriority,
+    TicketRating,
+    TicketStatus,
+    Weekday,
+)
+from crm_graph.support.models import Ticket as TicketModel
+from crm_graph.support.models import TicketComment as CommentModel
+from crm_graph.support.schema import enums  # noqa: F401  (the GraphQL enums, registered once)
+from crm_graph.support.service.stats import Durations
+from crm_graph.support.service.stats import SupportStats as StatsResult
 
 
 def _loader(info: Info, name: Any, batch: Any, default: Any = list) -> Any:

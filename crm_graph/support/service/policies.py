@@ -20,8 +20,19 @@ from crm_graph.core.pagination import SortKey
 from crm_graph.support import errors as support_codes
 from crm_graph.support import sla
 from crm_graph.support.filters import clean_tags
-from crm_graph.support.models import MAX_TARGET_MINUTES, SlaPolicy, TicketChannel, TicketPriority, Weekday
-from crm_graph.support.service.common import InvalidValue, check_version, enum_names, text
+from crm_graph.support.models import (
+    MAX_TARGET_MINUTES,
+    SlaPolicy,
+    TicketChannel,
+    TicketPriority,
+    Weekday,
+)
+from crm_graph.support.service.common import (
+    InvalidValue,
+    check_version,
+    enum_names,
+    text,
+)
 
 DEFAULT_RANK = 100
 # Keys that always have a value; the others may be cleared with null (lists become "any").

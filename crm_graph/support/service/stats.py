@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.customers.models import Customer
 from crm_graph.support.filters import first_response_breached, resolution_breached
-from crm_graph.support.models import Ticket, TicketPriority, TicketStatus, UNRESOLVED
+from crm_graph.support.models import UNRESOLVED, Ticket, TicketPriority, TicketStatus
 
 
 @dataclass(frozen=True)
