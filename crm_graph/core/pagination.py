@@ -131,18 +131,22 @@ def order_clauses(keys: Sequence[SortKey], *, reverse: bool = False) -> list[sa.
 @dataclass
 class Page(Generic[T]):
     items: list[T]
-    cursors: list[str]
+    keys: Sequence[SortKey]
     has_next_page: bool
     has_previous_page: bool
     count: Callable[[], Awaitable[int]] = field(repr=False)
 
+    def cursor(self, item: T) -> str:
+        """Encoded on demand: most clients never ask for the cursor of every edge."""
+        return encode_cursor(item, self.keys)
+
     @property
     def start_cursor(self) -> str | None:
-        return self.cursors[0] if self.cursors else None
+        return self.cursor(self.items[0]) if self.items else None
 
     @property
     def end_cursor(self) -> str | None:
-        return self.cursors[-1] if self.cursors else None
+        return self.cursor(self.items[-1]) if self.items else None
 
 
 def apply_page(stmt: sa.Select[Any], keys: Sequence[SortKey], args: PageArgs) -> sa.Select[Any]:
@@ -166,7 +170,7 @@ def build_page(rows: list[T], keys: Sequence[SortKey], args: PageArgs, count: Ca
         has_next, has_previous = more, args.after is not None
     return Page(
         items=rows,
-        cursors=[encode_cursor(row, keys) for row in rows],
+        keys=keys,
         has_next_page=has_next,
         has_previous_page=has_previous,
         count=count,

@@ -209,9 +209,8 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
     ) -> CustomerConnection:
         args = page_args(first, after, None, None)
         keys = filters.sort_keys([{"field": "DISPLAY_NAME", "direction": "ASC"}])
-        base = sa.select(CustomerModel).where(CustomerModel.deleted_at.is_(None))
         return await _grouped_connection(
-            info, ("contacts", args), base, CustomerModel, CustomerModel.organization_id, self.pk, keys, args,
+            info, ("contacts", args), _live_customers, CustomerModel, CustomerModel.organization_id, self.pk, keys, args,
             CustomerConnection, Customer.from_model,
         )
 
@@ -227,9 +226,8 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
     ) -> ActivityConnection:
         args = page_args(first, after, last, before)
         plain = to_plain(filter)
-        stmt = activities.activity_select(plain)
         return await _grouped_connection(
-            info, ("activities", args, repr(plain)), stmt, ActivityModel, ActivityModel.customer_id, self.pk,
+            info, ("activities", args, repr(plain)), lambda: activities.activity_select(plain), ActivityModel, ActivityModel.customer_id, self.pk,
             activities.TIMELINE, args, ActivityConnection, Activity.from_model,
         )
 
@@ -263,21 +261,28 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
 
 
 async def _grouped_connection(
-    info: Info, key: Any, stmt: Any, entity: Any, group_column: Any, parent: int, keys: Any, args: Any,
+    info: Info, key: Any, make_stmt: Any, entity: Any, group_column: Any, parent: int, keys: Any, args: Any,
     connection: Any, convert: Any,
 ) -> Any:
-    """A nested connection, batched across all parents of the request by two DataLoaders."""
+    """A nested connection, batched across all parents of the request by two DataLoaders.
+
+    ``make_stmt()`` builds the statement; it runs once per batch, not once per parent.
+    """
 
     async def pages(session: Any, parents: Any) -> dict[int, list[Any]]:
-        return await paginate_grouped(session, stmt, entity, group_column, parents, keys, args)
+        return await paginate_grouped(session, make_stmt(), entity, group_column, parents, keys, args)
 
     async def counts(session: Any, parents: Any) -> dict[int, int]:
-        return await count_grouped(session, stmt, group_column, parents)
+        return await count_grouped(session, make_stmt(), group_column, parents)
 
     rows = await _loader(info, ("page",) + key, pages).load(parent)
     counter = _loader(info, ("count",) + key, counts, int)
     page = build_page(list(rows), keys, args, lambda: counter.load(parent))
     return connection.from_page(page, convert)
+
+
+def _live_customers() -> Any:
+    return sa.select(CustomerModel).where(CustomerModel.deleted_at.is_(None))
 
 
 @strawberry.type(description="A page of customers.")

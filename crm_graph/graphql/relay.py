@@ -77,8 +77,13 @@ class PageInfo:
 
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str = strawberry.field(description="Opaque cursor of this row; pass it to `after`/`before`.")
     node: T
+    _page: strawberry.Private[Page[Any]]
+    _row: strawberry.Private[Any]
+
+    @strawberry.field(description="Opaque cursor of this row; pass it to `after`/`before`.")
+    def cursor(self) -> str:
+        return self._page.cursor(self._row)
 
 
 @strawberry.type
@@ -94,7 +99,7 @@ class Connection(Generic[T]):
     @classmethod
     def from_page(cls, page: Page[Any], convert: Callable[[Any], T]) -> Any:
         return cls(
-            edges=[Edge(cursor=c, node=convert(item)) for c, item in zip(page.cursors, page.items, strict=True)],
+            edges=[Edge(node=convert(item), _page=page, _row=item) for item in page.items],
             page_info=PageInfo(
                 has_next_page=page.has_next_page,
                 has_previous_page=page.has_previous_page,
