@@ -1,13 +1,15 @@
 """Support over the demo data: the figures of supportStats, and what the ticket queue costs.
 
     .venv/bin/python bench/support_demo.py [--customers 300] [--tickets 300] [--runs 20] [--postgresql]
+                                           [--now 2026-11-22T12:00:00+00:00]
 
 Builds a fresh database (SQLite file, or a throwaway PostgreSQL with --postgresql), loads the
 demo customers and the demo tickets exactly as `crm-graph seed --demo` would, then prints:
   - supportStats over the demo period (the last 120 days),
   - the SQL statements of the agent queue query at page sizes 10 and 100,
   - milliseconds per request of that query and of supportStats through the whole ASGI app.
-Nothing here is asserted; it only measures.
+With --now the clock is frozen at that instant for the whole run, so SQLite and PostgreSQL see
+the same data and must print the same figures. Nothing here is asserted; it only measures.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from contextlib import nullcontext
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from crm_graph.app import create_app  # noqa: E402
-from crm_graph.core.clock import utcnow  # noqa: E402
+from crm_graph.core.clock import frozen_clock, utcnow  # noqa: E402
 from crm_graph.customers.models import Customer  # noqa: E402
 from crm_graph.db import migrate  # noqa: E402
 from crm_graph.db.session import Database  # noqa: E402
@@ -76,6 +79,11 @@ class Counter:
 
 
 async def main(args: argparse.Namespace, url: str) -> None:
+    with frozen_clock(datetime.fromisoformat(args.now)) if args.now else nullcontext():
+        await measure(args, url)
+
+
+async def measure(args: argparse.Namespace, url: str) -> None:
     settings = Settings(database_url=url)
     await asyncio.to_thread(migrate.upgrade, settings)
     started = time.perf_counter()
@@ -135,6 +143,7 @@ if __name__ == "__main__":
     parser.add_argument("--tickets", type=int, default=300)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--postgresql", action="store_true")
+    parser.add_argument("--now", help="freeze the clock at this ISO 8601 instant (with a time zone)")
     options = parser.parse_args()
     if options.postgresql:
         from crm_graph.testing.postgres import TemporaryPostgres
