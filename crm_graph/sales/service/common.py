@@ -82,7 +82,7 @@ def number(value: Any, *, places: int = money.SCALE) -> Decimal:
         result = money.decimal(value)
     except (TypeError, ValueError):
         raise Invalid(codes.INVALID_VALUE, f"{str(value)[:40]!r} is not a decimal number.") from None
-    if money.places(result) > places:
+    if money.places(result.normalize()) > places:  # trailing zeros do not count: 1.5000 is 1.5
         raise Invalid(codes.TOO_PRECISE, f"At most {places} decimal places.")
     return result
 
@@ -358,20 +358,18 @@ def _or(value: Any, default: Any) -> Any:
 async def next_number(session: AsyncSession, scope: str, prefix: str, width: int) -> str:
     """The next number of ``scope`` this year, e.g. ``Q-2026-0001``.
 
-    The counter row is bumped with ``UPDATE ... RETURNING``: on PostgreSQL the row lock makes
-    concurrent writers take turns; on SQLite writers are serialised anyway. Numbers are unique and
-    increasing; one may be skipped if the transaction that drew it rolls back.
+    One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on a counter row: on PostgreSQL the row
+    lock makes concurrent writers take turns; on SQLite writers are serialised anyway. Numbers are
+    unique and increasing; one may be skipped if the transaction that drew it rolls back.
     """
     year = utcnow().year
+    table = NumberSequence.__table__
     insert = pg_insert if dialect(session) == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(NumberSequence).values(scope=scope, year=year, last_value=0).on_conflict_do_nothing()
+    stmt = (
+        insert(table)
+        .values(scope=scope, year=year, last_value=1)
+        .on_conflict_do_update(index_elements=[table.c.scope, table.c.year], set_={"last_value": table.c.last_value + 1})
+        .returning(table.c.last_value)
     )
-    value = await session.scalar(
-        sa.update(NumberSequence)
-        .where(NumberSequence.scope == scope, NumberSequence.year == year)
-        .values(last_value=NumberSequence.last_value + 1)
-        .returning(NumberSequence.last_value)
-        .execution_options(synchronize_session=False)
-    )
-    return f"{prefix}-{year}-{int(value or 0):0{width}d}"
+    value = (await session.execute(stmt)).scalar_one()
+    return f"{prefix}-{year}-{int(value):0{width}d}"

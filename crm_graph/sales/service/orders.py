@@ -151,9 +151,14 @@ def payment_status(order: Order) -> PaymentStatus:
     return PaymentStatus.PARTIALLY_PAID
 
 
-async def order_payload(session: AsyncSession, order: Order) -> dict[str, Any]:
-    lines = (await lines_for(session, [order.id])).get(order.id, [])
-    refs = (await refs_for(session, [order.id])).get(order.id, [])
+async def order_payload(
+    session: AsyncSession, order: Order, *, lines: list[OrderLineItem] | None = None, refs: list[OrderExternalRef] | None = None
+) -> dict[str, Any]:
+    """The order as the API shows it, for events. Pass ``lines``/``refs`` when they are at hand."""
+    if lines is None:
+        lines = (await lines_for(session, [order.id])).get(order.id, [])
+    if refs is None:
+        refs = (await refs_for(session, [order.id])).get(order.id, [])
     return {
         "id": order.id,
         "number": order.number,
@@ -297,7 +302,7 @@ async def _insert_or_find(session: AsyncSession, actor: Actor, spec: OrderSpec, 
         return order, True
     try:
         async with session.begin_nested():
-            order = await _insert_order(
+            order, rows, refs = await _insert_order(
                 session, customer_id=spec.customer_id, currency=spec.currency, lines=spec.lines, tax_rate=spec.tax_rate,
                 origin=origin, ordered_at=spec.ordered_at, status=spec.status or OrderStatus.PENDING, ref=spec.ref,
             )
@@ -307,7 +312,7 @@ async def _insert_or_find(session: AsyncSession, actor: Actor, spec: OrderSpec, 
             raise
         return winner, False
     record_event(session, type="order.created", entity_type="Order", entity_id=order.id, actor=actor,
-                 payload=await order_payload(session, order))
+                 payload=await order_payload(session, order, lines=rows, refs=refs))
     return order, True
 
 
@@ -326,12 +331,12 @@ async def create_order_record(
     quote_id: int | None = None,
 ) -> Order:
     """Write an order from validated, priced lines and record ``order.created``."""
-    order = await _insert_order(
+    order, rows, refs = await _insert_order(
         session, customer_id=customer_id, currency=currency, lines=lines, tax_rate=tax_rate, origin=origin,
         ordered_at=ordered_at, status=status, opportunity_id=opportunity_id, quote_id=quote_id,
     )
     record_event(session, type="order.created", entity_type="Order", entity_id=order.id, actor=actor,
-                 payload=await order_payload(session, order))
+                 payload=await order_payload(session, order, lines=rows, refs=refs))
     return order
 
 
@@ -348,7 +353,7 @@ async def _insert_order(
     opportunity_id: int | None = None,
     quote_id: int | None = None,
     ref: tuple[str, str] | None = None,
-) -> Order:
+) -> tuple[Order, list[OrderLineItem], list[OrderExternalRef]]:
     now = utcnow()
     summed = totals(lines, tax_rate, currency)
     order = Order(
@@ -369,11 +374,11 @@ async def _insert_order(
     )
     session.add(order)
     await session.flush()
-    session.add_all(OrderLineItem(order_id=order.id, position=i, **line.columns()) for i, line in enumerate(lines))
-    if ref is not None:
-        session.add(OrderExternalRef(order_id=order.id, system=ref[0], external_id=ref[1]))
+    rows = [OrderLineItem(order_id=order.id, position=i, **line.columns()) for i, line in enumerate(lines)]
+    refs = [OrderExternalRef(order_id=order.id, system=ref[0], external_id=ref[1])] if ref is not None else []
+    session.add_all([*rows, *refs])
     await session.flush()
-    return order
+    return order, rows, refs
 
 
 async def _apply_update(session: AsyncSession, actor: Actor, order: Order, spec: OrderSpec) -> None:
@@ -413,17 +418,23 @@ async def _apply_update(session: AsyncSession, actor: Actor, order: Order, spec:
     changed = sorted(k for k in after if after[k] != before.get(k) and k != "version")
     record_event(session, type="order.updated", entity_type="Order", entity_id=order.id, actor=actor,
                  payload=after, changes={"fields": changed, "before": {k: before[k] for k in changed}})
-    _status_events(session, actor, order, previous_status, previous_payment, after)
+    await _status_events(session, actor, order, previous_status, previous_payment, after)
 
 
-def _status_events(
+async def _status_events(
     session: AsyncSession, actor: Actor, order: Order, previous: OrderStatus, previous_payment: PaymentStatus,
-    payload: dict[str, Any],
+    payload: dict[str, Any] | None = None,
 ) -> None:
+    """``order.status_changed`` and ``order.paid``, when they happened."""
+    became_paid = order.payment_status is PaymentStatus.PAID and previous_payment is not PaymentStatus.PAID
+    if order.status is previous and not became_paid:
+        return
+    if payload is None:
+        payload = await order_payload(session, order)
     if order.status is not previous:
         record_event(session, type="order.status_changed", entity_type="Order", entity_id=order.id, actor=actor,
                      payload=payload, changes={"from": previous, "to": order.status})
-    if order.payment_status is PaymentStatus.PAID and previous_payment is not PaymentStatus.PAID:
+    if became_paid:
         record_event(session, type="order.paid", entity_type="Order", entity_id=order.id, actor=actor, payload=payload)
 
 
@@ -451,7 +462,7 @@ async def update_order_status(
     order.payment_status = payment_status(order)
     order.updated_at = utcnow()
     await session.flush()
-    _status_events(session, actor, order, previous, previous_payment, await order_payload(session, order))
+    await _status_events(session, actor, order, previous, previous_payment)
     return order
 
 
@@ -535,5 +546,5 @@ async def record_payment(session: AsyncSession, *, actor: Actor, data: Mapping[s
     await session.flush()
     record_event(session, type="payment.recorded", entity_type="Payment", entity_id=payment.id, actor=actor,
                  payload=payment_payload(payment))
-    _status_events(session, actor, order, previous, previous_payment, await order_payload(session, order))
+    await _status_events(session, actor, order, previous, previous_payment)
     return payment, order
