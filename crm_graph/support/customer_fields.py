@@ -43,8 +43,8 @@ class CustomerSupportFields:
         args = page_args(first, after, last, before)
         plain, order = decode_filter(to_plain(filter)), to_plain(order_by)
         keys = filters.sort_keys(order)
-        stmt = service.ticket_select(plain, now=utcnow())
         return await grouped_connection(
-            info, ("support.customer_tickets", args, repr(plain), repr(order)), stmt, TicketModel,
+            info, ("support.customer_tickets", args, repr(plain), repr(order)),
+            lambda: service.ticket_select(plain, now=utcnow()), TicketModel,
             TicketModel.customer_id, self.pk, keys, args, TicketConnection, Ticket.from_model,
         )

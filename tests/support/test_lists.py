@@ -98,6 +98,7 @@ async def test_pages_and_bad_arguments(client):
         "{ tickets(first: 101) { totalCount } }",
         '{ tickets(filter: {customerId: {eq: "garbage"}}) { totalCount } }',
         '{ tickets(filter: {number: {eq: "T-12x"}}) { totalCount } }',
+        '{ customers { edges { node { tickets(filter: {number: {eq: "T-12x"}}) { totalCount } } } } }',
     ):
         body = await client.post(query)
         assert body["errors"] and body["errors"][0]["extensions"]["code"] != "INTERNAL_SERVER_ERROR", body

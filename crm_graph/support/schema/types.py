@@ -282,7 +282,7 @@ class Ticket(Node):
     ) -> TicketCommentConnection:
         args = page_args(first, after, last, before)
         return await grouped_connection(
-            info, ("support.comments", args, public), service.comment_select(public), CommentModel,
+            info, ("support.comments", args, public), lambda: service.comment_select(public), CommentModel,
             CommentModel.ticket_id, self.pk, service.THREAD_ORDER, args, TicketCommentConnection,
             TicketComment.from_model,
         )
@@ -314,16 +314,19 @@ class TicketConnection(Connection[Ticket]):
 
 
 async def grouped_connection(
-    info: Info, key: Any, stmt: Any, entity: Any, group_column: Any, parent: int, keys: Any, args: Any,
+    info: Info, key: Any, make_stmt: Any, entity: Any, group_column: Any, parent: int, keys: Any, args: Any,
     connection: Any, convert: Any,
 ) -> Any:
-    """A nested connection, batched across every parent of the request by two DataLoaders."""
+    """A nested connection, batched across every parent of the request by two DataLoaders.
+
+    ``make_stmt()`` builds the statement; it runs once per batch, not once per parent.
+    """
 
     async def pages(session: Any, parents: Any) -> dict[int, list[Any]]:
-        return await paginate_grouped(session, stmt, entity, group_column, parents, keys, args)
+        return await paginate_grouped(session, make_stmt(), entity, group_column, parents, keys, args)
 
     async def counts(session: Any, parents: Any) -> dict[int, int]:
-        return await count_grouped(session, stmt, group_column, parents)
+        return await count_grouped(session, make_stmt(), group_column, parents)
 
     rows = await _loader(info, ("page",) + key, pages).load(parent)
     counter = _loader(info, ("count",) + key, counts, int)
