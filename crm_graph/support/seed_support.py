@@ -82,14 +82,16 @@ async def seed_support(session: AsyncSession, *, now: datetime, customer_ids: Se
         await session.scalars(sa.select(TicketExternalRef.external_id).where(TicketExternalRef.system == DEMO_SYSTEM))
     )
     rows = (await session.execute(
-        sa.select(Customer.id, Customer.kind, Customer.organization_id).where(Customer.id.in_(customer_ids))
+        sa.select(Customer.id, Customer.kind, Customer.organization_id, Customer.created_at)
+        .where(Customer.id.in_(customer_ids))
+        .order_by(Customer.created_at, Customer.id)
     )).all()
     kinds = {r.id: r.kind for r in rows}
     contacts: dict[int, list[int]] = {}
     for r in rows:
         if r.organization_id is not None and r.organization_id in kinds:
             contacts.setdefault(r.organization_id, []).append(r.id)
-    owners = sorted(kinds)
+    owners = [(r.created_at, r.id) for r in rows]  # oldest first
 
     rng = random.Random(20261122)
     plans = sorted((_plan(rng, n, now, owners, kinds, contacts) for n in range(count)), key=lambda p: p["openedAt"])
@@ -104,20 +106,23 @@ async def seed_support(session: AsyncSession, *, now: datetime, customer_ids: Se
     return created
 
 
-def _plan(rng: random.Random, n: int, now: datetime, owners: list[int], kinds: dict[int, Any],
+def _plan(rng: random.Random, n: int, now: datetime, owners: list[tuple[datetime, int]], kinds: dict[int, Any],
           contacts: dict[int, list[int]]) -> dict[str, Any]:
     topic, subjects, descriptions = rng.choice(TOPICS)
     priority = "URGENT" if topic == "outage" and rng.random() < 0.6 else rng.choice(PRIORITIES)
-    customer = rng.choice(owners)
-    contact = None
-    if kinds[customer] is CustomerKind.ORGANIZATION and contacts.get(customer) and rng.random() < 0.7:
-        contact = rng.choice(contacts[customer])
-    tags = [topic] + (["vip"] if rng.random() < 0.08 else [])
     # Older tickets are rarer than recent ones: the business grows.
-    age = timedelta(minutes=int(HISTORY_DAYS * 24 * 60 * rng.random() ** 1.8))
+    opened = now - timedelta(minutes=max(1, int(HISTORY_DAYS * 24 * 60 * rng.random() ** 1.8)))
+    # A customer asks only after becoming one (the oldest customer when nobody was around yet).
+    known = [pk for created, pk in owners if created <= opened] or [owners[0][1]]
+    customer = rng.choice(known)
+    contact = None
+    people = [pk for pk in contacts.get(customer, []) if pk in known]
+    if kinds[customer] is CustomerKind.ORGANIZATION and people and rng.random() < 0.7:
+        contact = rng.choice(people)
+    tags = [topic] + (["vip"] if rng.random() < 0.08 else [])
     return {
         "ref": f"ticket-{n + 1}",
-        "openedAt": now - age,
+        "openedAt": opened,
         "data": {
             "customerId": customer,
             "contactId": contact,
