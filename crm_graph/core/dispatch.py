@@ -208,6 +208,10 @@ class Dispatcher:
             await self.record(results, done)
         return done
 
+    async def _exists(self, stmt: sa.Select[Any]) -> bool:
+        async with self.db.reader() as session:
+            return (await session.scalar(stmt.limit(1))) is not None
+
     # --- 1. fan out -----------------------------------------------------------------------------
 
     def plugin_names(self) -> list[str]:
@@ -220,6 +224,10 @@ class Dispatcher:
 
         now = utcnow()
         plugins = self.plugin_names()
+        # A read first: an idle dispatcher polls without taking the write lock (SQLite) or
+        # opening a write transaction (PostgreSQL).
+        if not await self._exists(sa.select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None))):
+            return 0
         async with self.db.writer() as session, session.begin():
             rows = (
                 await session.execute(
@@ -285,15 +293,18 @@ class Dispatcher:
         plugins = self.plugin_names()
         if plugins:
             servable.append(EventDelivery.subscriber.in_([plugin_subscriber(p) for p in plugins]))
+        due = sa.and_(
+            EventDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.DELIVERING]),
+            EventDelivery.next_attempt_at <= now,
+            sa.or_(*servable),
+        )
+        if not await self._exists(sa.select(EventDelivery.id).where(due)):
+            return []
         async with self.db.writer() as session, session.begin():
             ids = (
                 await session.scalars(
                     sa.select(EventDelivery.id)
-                    .where(
-                        EventDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.DELIVERING]),
-                        EventDelivery.next_attempt_at <= now,
-                        sa.or_(*servable),
-                    )
+                    .where(due)
                     .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
                     .limit(self.settings.dispatch_batch_size)
                     .with_for_update(skip_locked=True, of=EventDelivery)
