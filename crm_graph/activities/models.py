@@ -18,6 +18,8 @@ class ActivityType(enum.Enum):
     MEETING = "MEETING"
     EMAIL = "EMAIL"
     TASK = "TASK"
+    # Written by the support desk when a ticket is opened or resolved; not logged by hand.
+    TICKET = "TICKET"
 
 
 class Direction(enum.Enum):

@@ -47,8 +47,9 @@ async def log_activity(session: AsyncSession, *, actor: Actor, data: Mapping[str
         errors.add("customerId", codes.NOT_FOUND, "The customer was not found.")
     kind = data.get("type")
     kind = kind if isinstance(kind, ActivityType) else ActivityType[kind] if kind in ActivityType.__members__ else None
-    if kind is None:
-        errors.add("type", codes.INVALID_VALUE, f"type is one of {', '.join(ActivityType.__members__)}.")
+    if kind is None or kind is ActivityType.TICKET:
+        manual = ", ".join(t for t in ActivityType.__members__ if t != "TICKET")
+        errors.add("type", codes.INVALID_VALUE, f"type is one of {manual}; TICKET entries come from the support desk.")
     subject = (data.get("subject") or "").strip()
     if not subject:
         errors.add("subject", codes.REQUIRED, "An activity needs a subject.")
@@ -94,6 +95,20 @@ async def log_activity(session: AsyncSession, *, actor: Actor, data: Mapping[str
     await session.flush()
     record_event(session, type="activity.created", entity_type="Activity", entity_id=activity.id, actor=actor,
                  payload=activity_payload(activity))
+    return activity
+
+
+async def add_system_entry(
+    session: AsyncSession, *, customer_id: int, type: ActivityType, subject: str, body: str | None = None
+) -> Activity:
+    """A timeline entry written by another part of the CRM (e.g. a ticket opened or resolved).
+
+    The change it reports has its own event, so no activity event is recorded for it.
+    """
+    now = utcnow()
+    activity = Activity(customer_id=customer_id, type=type, subject=subject[:300], body=body, occurred_at=now,
+                        version=1, created_at=now, updated_at=now)
+    session.add(activity)
     return activity
 
 

@@ -147,3 +147,28 @@ async def test_a_ticket_runs_from_opening_to_closing(client, db, clock):
         "ticket.rated",
     ]
     assert START < clock.current
+
+
+async def test_ticket_opening_and_resolution_appear_on_the_customer_timeline(client):
+    from tests.customers.test_schema import create
+
+    customer = await create(client, kind="PERSON", lastName="Timeline")
+    created = await client.mutate(
+        'mutation($c: ID!) { createTicket(input: {customerId: $c, subject: "Printer on fire", channel: PHONE, priority: URGENT}) '
+        "{ ticket { id number } errors { field code message } } }",
+        {"c": customer["id"]},
+    )
+    ticket = created["ticket"]
+    await client.mutate('mutation($id: ID!) { changeTicketStatus(id: $id, status: RESOLVED) { ticket { status } errors { field code message } } }',
+                        {"id": ticket["id"]})
+    data = await client.execute(
+        "query($id: ID!) { customer(id: $id) { activities { edges { node { type subject } } } } }", {"id": customer["id"]}
+    )
+    subjects = [e["node"] for e in data["customer"]["activities"]["edges"]]
+    assert {"type": "TICKET", "subject": f"{ticket['number']} resolved: Printer on fire"} in subjects
+    assert {"type": "TICKET", "subject": f"{ticket['number']} opened: Printer on fire"} in subjects
+    refused = await client.execute(
+        'mutation($c: ID!) { logActivity(input: {customerId: $c, type: TICKET, subject: "fake"}) { errors { field code } } }',
+        {"c": customer["id"]},
+    )
+    assert refused["logActivity"]["errors"] == [{"field": "type", "code": "INVALID_VALUE"}]

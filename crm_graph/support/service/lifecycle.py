@@ -24,6 +24,8 @@ from crm_graph.core import errors as codes
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, FieldError, ValidationFailed
+from crm_graph.activities import service as timeline
+from crm_graph.activities.models import ActivityType
 from crm_graph.core.events import record_event
 from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.customers.models import Customer
@@ -113,6 +115,8 @@ async def _move(session: AsyncSession, ticket: Ticket, target: TicketStatus, *, 
                  payload=payload, changes={"fields": ["status"], "before": {"status": source}})
     if target is TicketStatus.RESOLVED:
         record_event(session, type="ticket.resolved", entity_type="Ticket", entity_id=ticket.id, actor=actor, payload=payload)
+        await timeline.add_system_entry(session, customer_id=ticket.customer_id, type=ActivityType.TICKET,
+                                        subject=f"{ticket.number} resolved: {ticket.subject}")
 
 
 async def reply_to_ticket(

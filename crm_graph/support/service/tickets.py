@@ -26,6 +26,8 @@ from crm_graph.core.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from crm_graph.activities import service as timeline
+from crm_graph.activities.models import ActivityType
 from crm_graph.core.events import record_event
 from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.customers.models import Customer, CustomerKind
@@ -112,6 +114,8 @@ async def create_ticket(session: AsyncSession, *, actor: Actor, data: Mapping[st
         ) from None
     record_event(session, type="ticket.created", entity_type="Ticket", entity_id=ticket.id, actor=actor,
                  payload=ticket_payload(ticket, tags))
+    await timeline.add_system_entry(session, customer_id=ticket.customer_id, type=ActivityType.TICKET,
+                                    subject=f"{ticket.number} opened: {ticket.subject}", body=ticket.description)
     return ticket
 
 
