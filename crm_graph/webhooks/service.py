@@ -69,23 +69,11 @@ async def get_subscription(session: AsyncSession, subscription_id: int) -> Webho
     return None if sub is None or sub.deleted_at is not None else sub
 
 
-def _status(value: Any) -> str:
-    if value not in DeliveryStatus.__members__:
-        raise ValueError(value)
-    return value
-
-
 def delivery_filter_spec() -> f.FilterSpec:
-    def subscriber_kind(ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
-        return f.enum_condition(
-            sa.case((EventDelivery.subscription_id.is_(None), "PLUGIN"), else_="WEBHOOK"), ops, path, ("PLUGIN", "WEBHOOK")
-        )
-
     return {
         "status": f.column_enum(EventDelivery.status, DeliveryStatus.__members__),
         "eventType": f.column_string(EventDelivery.event_type),
         "subscriber": f.column_string(EventDelivery.subscriber),
-        "subscriberKind": subscriber_kind,
         "subscriptionId": f.column_comparable(EventDelivery.subscription_id),
         "eventId": lambda ops, path: EventDelivery.event_pk.in_(
             sa.select(OutboxEvent.id).where(f.string_condition(OutboxEvent.event_id, ops, path))
@@ -190,7 +178,7 @@ async def create_subscription(
     )
     session.add(sub)
     await session.flush()
-    return sub, secret or ""
+    return sub, sub.secret
 
 
 async def update_subscription(

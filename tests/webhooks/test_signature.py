@@ -55,7 +55,7 @@ def test_during_a_rotation_either_secret_verifies():
     assert verify_signature(BODY, sign(BODY, "new-secret-new-secret", NOW), ["old-secret-old-secret", "new-secret-new-secret"], now=NOW)
 
 
-@pytest.mark.parametrize("header", [None, "", "v1=abc", f"t={NOW}", f"t=soon,v1=abc", "garbage"])
+@pytest.mark.parametrize("header", [None, "", "v1=abc", f"t={NOW}", "t=soon,v1=abc", "garbage"])
 def test_a_missing_or_malformed_header_is_refused(header):
     with pytest.raises(InvalidSignature):
         verify_signature(BODY, header, "s3cret-s3cret-s3cret", now=NOW)
