@@ -25,8 +25,16 @@ from crm_graph.sales.models import Quote as QuoteModel
 from crm_graph.sales.service import opportunities, orders, quotes, reports
 
 if TYPE_CHECKING:
-    from crm_graph.sales.schema.inputs import OpportunityFilter, OrderFilter, QuoteFilter
-    from crm_graph.sales.schema.types import OpportunityConnection, OrderConnection, QuoteConnection
+    from crm_graph.sales.schema.inputs import (
+        OpportunityFilter,
+        OrderFilter,
+        QuoteFilter,
+    )
+    from crm_graph.sales.schema.types import (
+        OpportunityConnection,
+        OrderConnection,
+        QuoteConnection,
+    )
 
 _TYPES = "crm_graph.sales.schema.types"
 _INPUTS = "crm_graph.sales.schema.inputs"
@@ -91,12 +99,12 @@ class CustomerSalesFields:
     async def opportunities(
         self,
         info: Info,
-        filter: Annotated["OpportunityFilter", strawberry.lazy(_INPUTS)] | None = None,
+        filter: Annotated[OpportunityFilter, strawberry.lazy(_INPUTS)] | None = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Annotated["OpportunityConnection", strawberry.lazy(_TYPES)]:
+    ) -> Annotated[OpportunityConnection, strawberry.lazy(_TYPES)]:
         from crm_graph.sales.schema.inputs import OPPORTUNITY_IDS
         from crm_graph.sales.schema.types import Opportunity, OpportunityConnection
 
@@ -112,12 +120,12 @@ class CustomerSalesFields:
     async def orders(
         self,
         info: Info,
-        filter: Annotated["OrderFilter", strawberry.lazy(_INPUTS)] | None = None,
+        filter: Annotated[OrderFilter, strawberry.lazy(_INPUTS)] | None = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Annotated["OrderConnection", strawberry.lazy(_TYPES)]:
+    ) -> Annotated[OrderConnection, strawberry.lazy(_TYPES)]:
         from crm_graph.sales.schema.inputs import ORDER_IDS
         from crm_graph.sales.schema.types import Order, OrderConnection
 
@@ -132,12 +140,12 @@ class CustomerSalesFields:
     async def quotes(
         self,
         info: Info,
-        filter: Annotated["QuoteFilter", strawberry.lazy(_INPUTS)] | None = None,
+        filter: Annotated[QuoteFilter, strawberry.lazy(_INPUTS)] | None = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> Annotated["QuoteConnection", strawberry.lazy(_TYPES)]:
+    ) -> Annotated[QuoteConnection, strawberry.lazy(_TYPES)]:
         from crm_graph.sales.schema.inputs import QUOTE_IDS
         from crm_graph.sales.schema.types import Quote, QuoteConnection
 

@@ -19,12 +19,12 @@ from crm_graph.customers.models import AcquisitionChannel
 from crm_graph.sales.models import (
     Opportunity,
     OpportunityStatus,
-    Pipeline,
     Order,
     OrderExternalRef,
     OrderOrigin,
     OrderStatus,
     PaymentStatus,
+    Pipeline,
     Product,
     ProductTag,
     Quote,
@@ -37,7 +37,7 @@ ID_OPS = ("eq", "neq", "in", "isNull")
 def _id(column: Any) -> f.Handler:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(value)
+            raise TypeError(value)
         return value
 
     return lambda ops, path: f.comparable_condition(column, ops, path, parse, allowed=ID_OPS)

@@ -12,8 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 from strawberry.types import Info
 
-from crm_graph.core.pagination import PageArgs, SortKey, build_page, count_grouped, paginate_grouped
-from crm_graph.graphql.context import Context, BatchFn
+from crm_graph.core.pagination import (
+    PageArgs,
+    SortKey,
+    build_page,
+    count_grouped,
+    paginate_grouped,
+)
+from crm_graph.graphql.context import BatchFn, Context
 
 
 def loader(info: Info, key: Hashable, batch: BatchFn, default: Callable[[], Any] = lambda: None) -> Any:

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from crm_graph.core.money import AmountType, fixed_decimal
 from crm_graph.customers.models import AcquisitionChannel
-from crm_graph.db.base import Base, IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
+from crm_graph.db.base import (
+    Base,
+    IdMixin,
+    SoftDeleteMixin,
+    TimestampMixin,
+    VersionMixin,
+)
 from crm_graph.db.types import IdType, JSONType, UTCDateTime, enum_column
 
 QuantityType = fixed_decimal(19, 4)

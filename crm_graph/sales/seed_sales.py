@@ -49,9 +49,9 @@ RENEWALS = {
     ],
 }
 # Demo exchange rates from EUR: prices for customers billed in their own currency.
-RATES = {"EUR": Decimal("1"), "USD": Decimal("1.08"), "GBP": Decimal("0.86")}
+RATES = {"EUR": Decimal(1), "USD": Decimal("1.08"), "GBP": Decimal("0.86")}
 CURRENCY_BY_COUNTRY = {"US": "USD", "GB": "GBP"}
-TAX = {"EUR": Decimal("19"), "GBP": Decimal("20"), "USD": Decimal("0")}
+TAX = {"EUR": Decimal(19), "GBP": Decimal(20), "USD": Decimal(0)}
 OWNERS = ["alex@example.com", "sam@example.com", "kim@example.com"]
 SOURCES = ["WEB", "PHONE", "REFERRAL", "SOCIAL", "IN_STORE"]
 LOST_REASONS = ["Price", "Chose a competitor", "No budget", "Timing", "No decision"]
@@ -240,4 +240,4 @@ def _close_date(rng: random.Random, created: datetime, now: datetime, outcome: s
     return (created + timedelta(days=rng.randint(20, 90))).date()
 
 
-__all__ = ["seed_sales", "SalesSeedResult"]
+__all__ = ["SalesSeedResult", "seed_sales"]

@@ -50,7 +50,7 @@ async def test_pipeline_to_paid_order_end_to_end(client, sales):
                 ]}},
             )
         )["pipeline"]
-        discovery, proposal = pipeline["stages"][0]["id"], pipeline["stages"][1]["id"]
+        proposal = pipeline["stages"][1]["id"]
         customer = await sales.customer(
             "Blue Harbor Foods",
             addresses=[{"line1": "1 Quay Road", "city": "Bristol", "country": "GB"}],

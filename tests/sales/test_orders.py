@@ -10,7 +10,14 @@ import sqlalchemy as sa
 from crm_graph.core.actor import SYSTEM
 from crm_graph.sales.models import Order, OrderExternalRef, Payment
 from crm_graph.sales.service import orders as order_service
-from tests.sales.conftest import CREATE_ORDER, ORDER_STATUS, RECORD_PAYMENT, UPSERT_ORDER, codes, money
+from tests.sales.conftest import (
+    CREATE_ORDER,
+    ORDER_STATUS,
+    RECORD_PAYMENT,
+    UPSERT_ORDER,
+    codes,
+    money,
+)
 
 LIST = "query($filter: OrderFilter) { orders(filter: $filter) { totalCount edges { node { number total { amount } } } } }"
 

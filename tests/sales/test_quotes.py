@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from crm_graph.core.clock import frozen_clock
-from tests.sales.conftest import ACCEPT_QUOTE, CREATE_QUOTE, LOSE, SEND_QUOTE, codes, money
+from tests.sales.conftest import (
+    ACCEPT_QUOTE,
+    CREATE_QUOTE,
+    LOSE,
+    SEND_QUOTE,
+    codes,
+    money,
+)
 
 REJECT = "mutation($id: ID!, $reason: String) { rejectQuote(id: $id, reason: $reason) { quote { status } errors { field code } } }"
 LIST = """

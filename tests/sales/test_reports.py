@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from crm_graph.core.clock import frozen_clock
-from tests.sales.conftest import CREATE_ORDER, LOSE, MOVE, ORDER_STATUS, RECORD_PAYMENT, WIN, money
+from tests.sales.conftest import (
+    CREATE_ORDER,
+    LOSE,
+    MOVE,
+    ORDER_STATUS,
+    RECORD_PAYMENT,
+    WIN,
+    money,
+)
 
 SUMMARY = """
 query($from: Date, $to: Date, $currency: String) {

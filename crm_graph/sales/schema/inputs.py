@@ -26,7 +26,14 @@ from crm_graph.graphql.inputs import (
 from crm_graph.graphql.money import MoneyInput
 from crm_graph.graphql.relay import decode_global_id
 from crm_graph.sales import models as m
-from crm_graph.sales.schema.types import Opportunity, Order, Payment, Pipeline, Product, Quote
+from crm_graph.sales.schema.types import (
+    Opportunity,
+    Order,
+    Payment,
+    Pipeline,
+    Product,
+    Quote,
+)
 
 # --- filters ----------------------------------------------------------------------------------
 

@@ -32,7 +32,14 @@ from crm_graph.sales.schema.inputs import (
     UpsertOrderPayload,
     WinOpportunityPayload,
 )
-from crm_graph.sales.schema.types import Opportunity, Order, Payment, Pipeline, Product, Quote
+from crm_graph.sales.schema.types import (
+    Opportunity,
+    Order,
+    Payment,
+    Pipeline,
+    Product,
+    Quote,
+)
 from crm_graph.sales.service import opportunities, orders, pipelines, products, quotes
 
 Version = Annotated[

@@ -47,7 +47,14 @@ from crm_graph.sales.schema.types import (
     load_product,
     load_quote,
 )
-from crm_graph.sales.service import opportunities, orders, pipelines, products, quotes, reports
+from crm_graph.sales.service import (
+    opportunities,
+    orders,
+    pipelines,
+    products,
+    quotes,
+    reports,
+)
 
 Page = Annotated[int | None, strawberry.argument(description="Page size (default 20, at most 100).")]
 

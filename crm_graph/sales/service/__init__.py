@@ -3,6 +3,13 @@ GraphQL inputs after ``to_plain``, with global IDs decoded to primary keys); eve
 ``session`` and ``actor`` as keyword arguments where it writes, and raises the typed errors of
 ``crm_graph.core.errors`` with the codes of ``crm_graph.sales.codes``."""
 
-from crm_graph.sales.service import opportunities, orders, pipelines, products, quotes, reports
+from crm_graph.sales.service import (
+    opportunities,
+    orders,
+    pipelines,
+    products,
+    quotes,
+    reports,
+)
 
 __all__ = ["opportunities", "orders", "pipelines", "products", "quotes", "reports"]

@@ -396,8 +396,8 @@ async def _apply_update(session: AsyncSession, actor: Actor, order: Order, spec:
     )
     if unchanged:
         return
-    if status is not order.status and status not in ORDER_TRANSITIONS[order.status]:
-        raise fail("status", codes.INVALID_STATE, f"An order cannot go from {order.status.name} to {status.name}.")
+    if status is not order.status:
+        check_transition(order, status)
     if spec.currency != order.currency and order.paid_amount > 0:
         raise fail("currency", codes.CURRENCY_MISMATCH, f"Payments were recorded in {order.currency}; the currency cannot change.")
     if not same_lines or spec.currency != order.currency or order.tax_rate != spec.tax_rate:
@@ -438,6 +438,16 @@ async def _status_events(
         record_event(session, type="order.paid", entity_type="Order", entity_id=order.id, actor=actor, payload=payload)
 
 
+def check_transition(order: Order, target: OrderStatus) -> None:
+    """Raise unless the status table allows ``order`` to move to ``target``."""
+    if target not in ORDER_TRANSITIONS[order.status]:
+        raise fail("status", codes.INVALID_STATE, f"An order cannot go from {order.status.name} to {target.name}.")
+    if target is OrderStatus.CANCELLED and order.paid_amount > 0:
+        raise fail("status", codes.INVALID_STATE, "Payments were recorded for this order: refund it (REFUNDED) instead.")
+    if target is OrderStatus.REFUNDED and order.paid_amount <= 0:
+        raise fail("status", codes.INVALID_STATE, "Nothing was paid for this order: cancel it (CANCELLED) instead.")
+
+
 async def update_order_status(
     session: AsyncSession, *, actor: Actor, order_id: int, status: Any, expected_version: int | None
 ) -> Order:
@@ -450,12 +460,7 @@ async def update_order_status(
     errors.raise_if_any()
     if target is order.status:
         return order
-    if target not in ORDER_TRANSITIONS[order.status]:
-        raise fail("status", codes.INVALID_STATE, f"An order cannot go from {order.status.name} to {target.name}.")
-    if target is OrderStatus.CANCELLED and order.paid_amount > 0:
-        raise fail("status", codes.INVALID_STATE, "Payments were recorded for this order: refund it (REFUNDED) instead.")
-    if target is OrderStatus.REFUNDED and order.paid_amount <= 0:
-        raise fail("status", codes.INVALID_STATE, "Nothing was paid for this order: cancel it (CANCELLED) instead.")
+    check_transition(order, target)
     await validate_with_plugins(session, entity="order", data={"id": order_id, "status": target.name}, actor=actor)
     previous, previous_payment = order.status, order.payment_status
     order.status = target

@@ -23,8 +23,20 @@ from crm_graph.core.errors import ErrorCollector, NotFound
 from crm_graph.core.events import record_event
 from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.sales import codes
-from crm_graph.sales.models import Opportunity, Pipeline, PipelineStage, StageHistory, StageKind
-from crm_graph.sales.service.common import check, check_version, enum_value, probability, text
+from crm_graph.sales.models import (
+    Opportunity,
+    Pipeline,
+    PipelineStage,
+    StageHistory,
+    StageKind,
+)
+from crm_graph.sales.service.common import (
+    check,
+    check_version,
+    enum_value,
+    probability,
+    text,
+)
 
 MAX_STAGES = 30
 
@@ -291,7 +303,7 @@ async def _plan_removals(
     for spec in changed_kind:
         if occupied.get(spec["id"]):
             errors.add(f"stages.{spec['index']}.kind", codes.STAGE_IN_USE,
-                       f"Opportunities are in this stage; its kind cannot change.")
+                       "Opportunities are in this stage; its kind cannot change.")
     return removed, moves
 
 

@@ -19,7 +19,14 @@ from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.sales import codes
 from crm_graph.sales.filters import PRODUCT_FILTER
 from crm_graph.sales.models import Product, ProductTag
-from crm_graph.sales.service.common import Invalid, check, check_version, money_input, tags, text
+from crm_graph.sales.service.common import (
+    Invalid,
+    check,
+    check_version,
+    money_input,
+    tags,
+    text,
+)
 
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 

@@ -38,7 +38,15 @@ from crm_graph.sales.models import (
 )
 from crm_graph.sales.service import opportunities as opportunity_service
 from crm_graph.sales.service import orders as order_service
-from crm_graph.sales.service.common import PricedLine, check, fail, next_number, percent, text, totals
+from crm_graph.sales.service.common import (
+    PricedLine,
+    check,
+    fail,
+    next_number,
+    percent,
+    text,
+    totals,
+)
 
 NUMBER_PREFIX = "Q"
 DEFAULT_VALIDITY_DAYS = 30
