@@ -196,12 +196,20 @@ def purchased_condition(ctx: BehaviourContext, ops: Mapping[str, Any], path: str
     return sa.exists().where(OrderLineItem.order_id == Order.id, *conditions)
 
 
-def _latest_score(ctx: BehaviourContext, column: Any) -> Any:
-    return (
-        sa.select(column)
-        .where(RfmScore.run_id == (ctx.latest_run_id or 0), RfmScore.customer_id == Customer.id)
-        .scalar_subquery()
-    )
+def _on_latest_run(ctx: BehaviourContext, column: Any, condition: sa.ColumnElement[bool],
+                   ops: Mapping[str, Any]) -> sa.ColumnElement[bool]:
+    """``condition`` on the customer's row of the newest RFM run, as an indexed semi-join.
+
+    A customer the run did not score has no value: they match only operators that accept a
+    missing value (``neq``, ``isNull: true``), exactly as a column that is null would.
+    """
+    run = ctx.latest_run_id or 0
+    rows = sa.select(RfmScore.customer_id).where(RfmScore.run_id == run)
+    matched = Customer.id.in_(rows.where(condition))
+    accepts_missing = all(op == "neq" or (op == "isNull" and value) for op, value in ops.items() if value is not None)
+    if accepts_missing and ops:
+        return sa.or_(matched, Customer.id.not_in(rows))
+    return matched
 
 
 def rfm_condition(ctx: BehaviourContext, ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
@@ -211,15 +219,17 @@ def rfm_condition(ctx: BehaviourContext, ops: Mapping[str, Any], path: str) -> s
     for name, column in (("recencyScore", RfmScore.recency_score), ("frequencyScore", RfmScore.frequency_score),
                          ("monetaryScore", RfmScore.monetary_score)):
         if name in ops:
-            clauses.append(f.comparable_condition(_latest_score(ctx, column), ops[name], f"{path}.{name}", _int))
+            condition = f.comparable_condition(column, ops[name], f"{path}.{name}", _int)
+            clauses.append(_on_latest_run(ctx, column, condition, f.operators(ops[name], path, INT_OPS)))
     if "group" in ops:
-        clauses.append(f.enum_condition(_latest_score(ctx, RfmScore.group), ops["group"], f"{path}.group",
-                                        RfmGroup.__members__))
+        condition = f.enum_condition(RfmScore.group, ops["group"], f"{path}.group", RfmGroup.__members__)
+        clauses.append(_on_latest_run(ctx, RfmScore.group, condition, ops["group"]))
     return sa.and_(sa.true(), *clauses)
 
 
 def value_tier_condition(ctx: BehaviourContext, ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
-    return f.enum_condition(_latest_score(ctx, RfmScore.value_tier), ops, path, ValueTier.__members__)
+    condition = f.enum_condition(RfmScore.value_tier, ops, path, ValueTier.__members__)
+    return _on_latest_run(ctx, RfmScore.value_tier, condition, ops)
 
 
 def segment_condition(ctx: BehaviourContext, ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:

@@ -149,6 +149,7 @@ async def test_runs_are_stored_and_compared(client, db):
             steady = await customer(session, lastName="Steady")
             fading = await customer(session, lastName="Fading")
             newbie = await customer(session, lastName="Newbie")
+            await customer(session, lastName="Nobody")
         for days in (10, 20, 30, 40, 50, 70, 80):
             order(session, steady, "100", days_ago(days))
         order(session, fading, "100", days_ago(300))
@@ -168,10 +169,15 @@ async def test_runs_are_stored_and_compared(client, db):
 
     data = await client.execute("""{ atRisk: customers(filter: {rfm: {group: {eq: AT_RISK}}}) { edges { node { displayName } } }
       key: customers(filter: {valueTier: {eq: KEY}}) { edges { node { displayName } } }
-      recent: customers(filter: {rfm: {recencyScore: {gte: 4}}}) { edges { node { displayName } } } }""")
+      recent: customers(filter: {rfm: {recencyScore: {gte: 4}}}) { edges { node { displayName } } }
+      notKey: customers(filter: {valueTier: {neq: KEY}}, orderBy: [{field: DISPLAY_NAME}]) { edges { node { displayName } } }
+      unscored: customers(filter: {rfm: {group: {isNull: true}}}) { edges { node { displayName } } } }""")
     assert [e["node"]["displayName"] for e in data["atRisk"]["edges"]] == ["Steady"]
     assert [e["node"]["displayName"] for e in data["key"]["edges"]] == ["Steady"]
     assert [e["node"]["displayName"] for e in data["recent"]["edges"]] == ["Newbie"]
+    # A customer the run did not score has no tier and no group, like a missing value.
+    assert [e["node"]["displayName"] for e in data["notKey"]["edges"]] == ["Fading", "Newbie", "Nobody"]
+    assert [e["node"]["displayName"] for e in data["unscored"]["edges"]] == ["Nobody"]
 
 
 async def test_value_concentration(client, db):
