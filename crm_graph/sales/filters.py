@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,8 +44,20 @@ def _id(column: Any) -> f.Handler:
     return lambda ops, path: f.comparable_condition(column, ops, path, parse, allowed=ID_OPS)
 
 
+# Largest magnitude a filter or cursor may compare an amount with: beyond what the columns hold.
+_LIMIT = Decimal(10) ** 15
+
+
+def bounded_decimal(value: Any) -> Decimal:
+    """A Decimal from a filter or cursor value, refused (ValueError) beyond what a column can hold."""
+    number = money.decimal(value)
+    if abs(number) >= _LIMIT:
+        raise ValueError("number out of range")
+    return number
+
+
 def _decimal(column: Any) -> f.Handler:
-    return lambda ops, path: f.comparable_condition(column, ops, path, money.decimal)
+    return lambda ops, path: f.comparable_condition(column, ops, path, bounded_decimal)
 
 
 def _boolean(column: Any) -> f.Handler:
@@ -168,27 +181,27 @@ _date = date.fromisoformat
 PRODUCT_ORDER: dict[str, tuple[Any, str, Any]] = {
     "NAME": (Product.name, "name", str),
     "SKU": (Product.sku, "sku", str),
-    "UNIT_PRICE": (Product.unit_price, "unit_price", money.decimal),
+    "UNIT_PRICE": (Product.unit_price, "unit_price", bounded_decimal),
     "CREATED_AT": (Product.created_at, "created_at", parse_datetime),
 }
 OPPORTUNITY_ORDER: dict[str, tuple[Any, str, Any]] = {
     "CREATED_AT": (Opportunity.created_at, "created_at", parse_datetime),
     "UPDATED_AT": (Opportunity.updated_at, "updated_at", parse_datetime),
     "EXPECTED_CLOSE_DATE": (Opportunity.close_sort, "close_sort", _date),
-    "AMOUNT": (Opportunity.amount, "amount", money.decimal),
+    "AMOUNT": (Opportunity.amount, "amount", bounded_decimal),
     "TITLE": (Opportunity.title, "title", str),
 }
 QUOTE_ORDER: dict[str, tuple[Any, str, Any]] = {
     "CREATED_AT": (Quote.created_at, "created_at", parse_datetime),
     "NUMBER": (Quote.number, "number", str),
     "VALID_UNTIL": (Quote.valid_until, "valid_until", _date),
-    "TOTAL": (Quote.total, "total", money.decimal),
+    "TOTAL": (Quote.total, "total", bounded_decimal),
 }
 ORDER_ORDER: dict[str, tuple[Any, str, Any]] = {
     "ORDERED_AT": (Order.ordered_at, "ordered_at", parse_datetime),
     "CREATED_AT": (Order.created_at, "created_at", parse_datetime),
     "NUMBER": (Order.number, "number", str),
-    "TOTAL": (Order.total, "total", money.decimal),
+    "TOTAL": (Order.total, "total", bounded_decimal),
 }
 
 

@@ -223,3 +223,26 @@ async def test_list_filters_and_orders_in_sql(client, sales):
         LIST, {"filter": {"or": [{"title": {"contains": "LARG"}}, {"expectedCloseDate": {"lt": "2026-01-31"}}]}}
     )
     assert {e["node"]["title"] for e in either["opportunities"]["edges"]} == {"Large", "Medium"}
+
+
+async def test_extreme_values_get_clear_answers_not_server_errors(client, sales):
+    customer = await sales.customer()
+    product = await sales.product("BIG-1", "10.00")
+    giant = await client.execute(
+        CREATE_OPPORTUNITY,
+        {"input": {"title": "Huge", "customerId": customer, "lineItems": [
+            {"productId": product["id"], "quantity": "2", "unitPrice": money("100000000000")}]}},
+    )
+    assert codes(giant["createOpportunity"]) == {("lineItems.0.unitPrice.amount", "OUT_OF_RANGE")}
+    too_big_product = await client.execute(
+        CREATE_OPPORTUNITY,
+        {"input": {"title": "Huge", "customerId": customer, "lineItems": [
+            {"productId": product["id"], "quantity": "999999999", "unitPrice": money("9999999"), "discountPercent": "100"}]}},
+    )
+    assert codes(too_big_product["createOpportunity"]) == {("lineItems.0.quantity", "OUT_OF_RANGE")}
+    body = await client.post(LIST, {"filter": {"amount": {"gt": "1e30"}}})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    body = await client.post(LIST, {"filter": {"amount": {"gt": "NaN"}}})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    summary = await client.execute('{ pipelineSummary(from: "0001-01-01", to: "9999-12-31") { openCount } }')
+    assert summary["pipelineSummary"]["openCount"] == 0

@@ -342,6 +342,9 @@ async def line_items(
         )
     if currency is not None and not errors:
         lines = [line.priced(currency) for line in lines]
+        for i, line in enumerate(lines):
+            if line.subtotal >= money.MAX_AMOUNT:
+                errors.add(f"{path}.{i}.quantity", codes.OUT_OF_RANGE, f"quantity x unit price must be less than {money.MAX_AMOUNT:,}.")
         total = sum((line.total for line in lines), Decimal(0))
         if total >= money.MAX_AMOUNT:
             errors.add(path, codes.OUT_OF_RANGE, f"The total must be less than {money.MAX_AMOUNT:,}.")

@@ -327,7 +327,7 @@ async def close(session: AsyncSession, actor: Actor, opportunity: Opportunity, *
 
 
 async def delete_opportunity(session: AsyncSession, *, actor: Actor, opportunity_id: int) -> Opportunity:
-    opportunity = await require(session, opportunity_id)
+    opportunity = await require(session, opportunity_id, lock=True)
     opportunity.deleted_at = utcnow()
     opportunity.updated_at = opportunity.deleted_at
     await session.flush()
@@ -337,7 +337,7 @@ async def delete_opportunity(session: AsyncSession, *, actor: Actor, opportunity
 
 
 async def restore_opportunity(session: AsyncSession, *, actor: Actor, opportunity_id: int) -> Opportunity:
-    opportunity = await get_opportunity(session, opportunity_id, include_deleted=True)
+    opportunity = await get_opportunity(session, opportunity_id, include_deleted=True, lock=True)
     if opportunity is None:
         raise NotFound("Opportunity")
     if opportunity.deleted_at is None:

@@ -41,8 +41,12 @@ from crm_graph.sales.service.common import (
 MAX_STAGES = 30
 
 
-async def get_pipeline(session: AsyncSession, pipeline_id: int) -> Pipeline | None:
-    return await session.get(Pipeline, pipeline_id)
+async def get_pipeline(session: AsyncSession, pipeline_id: int, *, lock: bool = False) -> Pipeline | None:
+    """One pipeline; ``lock`` takes a row lock (PostgreSQL) so concurrent updates run one at a time."""
+    stmt = sa.select(Pipeline).where(Pipeline.id == pipeline_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(stmt)
 
 
 async def pipelines_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Pipeline]:
@@ -136,7 +140,7 @@ async def create_pipeline(session: AsyncSession, *, actor: Actor, data: Mapping[
 async def update_pipeline(
     session: AsyncSession, *, actor: Actor, pipeline_id: int, data: Mapping[str, Any], expected_version: int | None
 ) -> Pipeline:
-    pipeline = await get_pipeline(session, pipeline_id)
+    pipeline = await get_pipeline(session, pipeline_id, lock=True)
     if pipeline is None:
         raise NotFound("Pipeline")
     check_version(expected_version, pipeline.version)
@@ -202,7 +206,8 @@ async def _name(session: AsyncSession, value: Any, own_id: int | None, errors: E
 
 
 async def _clear_default(session: AsyncSession) -> None:
-    for other in await session.scalars(sa.select(Pipeline).where(Pipeline.is_default.is_(True))):
+    others = sa.select(Pipeline).where(Pipeline.is_default.is_(True)).with_for_update()
+    for other in await session.scalars(others.execution_options(populate_existing=True)):
         other.is_default = False
         other.updated_at = utcnow()
     await session.flush()

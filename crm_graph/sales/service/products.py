@@ -39,8 +39,12 @@ def _sku(value: Any) -> str:
     return value.strip()
 
 
-async def get_product(session: AsyncSession, product_id: int) -> Product | None:
-    return await session.get(Product, product_id)
+async def get_product(session: AsyncSession, product_id: int, *, lock: bool = False) -> Product | None:
+    """One product; ``lock`` takes a row lock (PostgreSQL) so concurrent updates run one at a time."""
+    stmt = sa.select(Product).where(Product.id == product_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(stmt)
 
 
 async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Product]:
@@ -96,7 +100,7 @@ async def create_product(session: AsyncSession, *, actor: Actor, data: Mapping[s
 async def update_product(
     session: AsyncSession, *, actor: Actor, product_id: int, data: Mapping[str, Any], expected_version: int | None
 ) -> Product:
-    product = await get_product(session, product_id)
+    product = await get_product(session, product_id, lock=True)
     if product is None:
         raise NotFound("Product")
     check_version(expected_version, product.version)

@@ -95,7 +95,8 @@ def _in_range(date_from: date | None, date_to: date | None) -> sa.ColumnElement[
         closed_clauses.append(Opportunity.closed_at >= datetime.combine(date_from, time(), UTC))
     if date_to is not None:
         open_clauses.append(Opportunity.expected_close_date <= date_to)
-        closed_clauses.append(Opportunity.closed_at < datetime.combine(date_to + timedelta(days=1), time(), UTC))
+        if date_to < date.max:
+            closed_clauses.append(Opportunity.closed_at < datetime.combine(date_to + timedelta(days=1), time(), UTC))
     return sa.or_(sa.and_(*open_clauses), sa.and_(*closed_clauses))
 
 
