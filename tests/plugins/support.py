@@ -114,7 +114,8 @@ async def server_factory(settings: Settings, db: Database) -> AsyncIterator[Call
         ) -> Server:
             s = settings_ or settings
             pm = make_plugin_manager(s, plugins=plugins, entry_points=entry_points)
-            app = create_app(s, db=db, plugins=pm, dispatcher=dispatcher and lifespan)
+            # With the lifespan, the dispatcher runs as it does in `serve`: by default.
+            app = create_app(s, db=db, plugins=pm, dispatcher=None if (lifespan and dispatcher) else False)
             stack.push_async_callback(app.state.dispatcher.aclose)
             if lifespan:
                 await stack.enter_async_context(app.router.lifespan_context(app))
