@@ -1,6 +1,6 @@
 """Calls from the core into plugins, each implementation on its own and with a timeout.
 
-A unit of work puts the plugin manager on ``session.info["plugins"]``; services call the helpers
+A unit of work puts the plugin manager on ``session.info["plugins"]``; services call the functions
 here so they never need to know whether plugins are loaded.
 
 Isolation: the host never calls a hook through ``pm.hook.<name>(...)``, which would run every

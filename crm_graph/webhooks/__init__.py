@@ -1,2 +1,2 @@
 """Outbound webhooks: subscriptions of other systems to domain events, signed deliveries, and
-the helper receivers use to check them (``crm_graph.webhooks.signature.verify_signature``)."""
+the function receivers use to check them (``crm_graph.webhooks.signature.verify_signature``)."""

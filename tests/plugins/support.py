@@ -1,4 +1,4 @@
-"""Fixtures and helpers for tests of plugins, events and webhooks.
+"""Fixtures and utilities for tests of plugins, events and webhooks.
 
 Import the fixtures into a conftest or a test module (``from tests.plugins.support import ...``).
 They make the dispatcher fast: short hook and webhook timeouts, a backoff of seconds, and a
