@@ -36,8 +36,9 @@ async def test_several_pipelines_and_switching_the_default(client):
     renewals = (await client.mutate(CREATE_PIPELINE, {"input": {"name": "Renewals", "stages": STAGES}}))["pipeline"]
     assert renewals["isDefault"] is False
     assert [s["probability"] for s in renewals["stages"]] == [10, 40, 100, 0]
-    made = await client.mutate(UPDATE, {"id": renewals["id"], "input": {"isDefault": True}})
+    made = await client.mutate(UPDATE, {"id": renewals["id"], "input": {"isDefault": True}, "v": 1})
     assert made["pipeline"]["isDefault"] is True
+    assert made["pipeline"]["version"] == 2
     listed = await client.execute(DEFAULT_PIPELINE)
     assert [e["node"]["isDefault"] for e in listed["pipelines"]["edges"]] == [False, True]
 

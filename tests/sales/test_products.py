@@ -82,3 +82,15 @@ async def test_product_list_filters_in_sql_and_pages_by_price(client, sales):
                "after": first["products"]["pageInfo"]["endCursor"]}
     )
     assert [e["node"]["sku"] for e in rest["products"]["edges"]] == ["A-1"]
+
+
+async def test_concurrent_creates_of_one_sku_give_one_product_and_a_duplicate_error(client):
+    import asyncio
+
+    request = {"input": {"sku": "RACE-1", "name": "Racer", "unitPrice": money("1.00")}}
+    bodies = await asyncio.gather(*(client.execute(CREATE_PRODUCT, request) for _ in range(3)))
+    payloads = [b["createProduct"] for b in bodies]
+    assert sum(p["product"] is not None for p in payloads) == 1
+    assert [codes(p) for p in payloads if p["product"] is None] == [{("sku", "DUPLICATE")}] * 2
+    listed = await client.execute(LIST, {"filter": {"sku": {"eq": "RACE-1"}}})
+    assert listed["products"]["totalCount"] == 1

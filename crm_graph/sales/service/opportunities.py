@@ -466,8 +466,8 @@ async def _money(
         opportunity.amount = sum((line.total for line in kept), Decimal(0))
     elif manual is not None:
         opportunity.amount = manual.amount
-    elif lines is not None:
-        opportunity.amount = Decimal(0)
+    elif lines is not None or ("amount" in data and data["amount"] is None):
+        opportunity.amount = Decimal(0)  # no lines and no amount any more
     return lines
 
 

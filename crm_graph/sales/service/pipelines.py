@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core.actor import Actor
@@ -34,6 +35,7 @@ from crm_graph.sales.service.common import (
     check,
     check_version,
     enum_value,
+    fail,
     probability,
     text,
 )
@@ -126,7 +128,7 @@ async def create_pipeline(session: AsyncSession, *, actor: Actor, data: Mapping[
         is_default = True
     pipeline = Pipeline(name=name, is_default=is_default, version=1, created_at=now, updated_at=now)
     session.add(pipeline)
-    await session.flush()
+    await _flush_unique_name(session, name)
     session.add_all(
         PipelineStage(pipeline_id=pipeline.id, position=i, name=s["name"], kind=s["kind"], probability=s["probability"])
         for i, s in enumerate(specs)
@@ -167,11 +169,12 @@ async def update_pipeline(
     await validate_with_plugins(session, entity="pipeline", data={**data, "id": pipeline_id}, actor=actor)
 
     now = utcnow()
-    pipeline.name = name
-    pipeline.updated_at = now  # one UPDATE, so the version moves once
     if make_default:
         await _clear_default(session)
         pipeline.is_default = True
+    pipeline.name = name
+    pipeline.updated_at = now  # one UPDATE, so the version moves once
+    await _flush_unique_name(session, name)
     if specs is not None:
         for position, spec in enumerate(specs):
             stage = existing.get(spec["id"]) if spec["id"] else None
@@ -203,6 +206,15 @@ async def _name(session: AsyncSession, value: Any, own_id: int | None, errors: E
     if await session.scalar(stmt) is not None:
         errors.add("name", codes.DUPLICATE, f"A pipeline named {name!r} exists already.")
     return name
+
+
+async def _flush_unique_name(session: AsyncSession, name: str) -> None:
+    """Flush; a concurrent request that took the name first makes this a DUPLICATE, not a crash."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise fail("name", codes.DUPLICATE, f"A pipeline named {name!r} exists already.") from None
 
 
 async def _clear_default(session: AsyncSession) -> None:

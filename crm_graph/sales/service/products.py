@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core.actor import Actor
@@ -23,6 +24,7 @@ from crm_graph.sales.service.common import (
     Invalid,
     check,
     check_version,
+    fail,
     money_input,
     tags,
     text,
@@ -88,7 +90,7 @@ async def create_product(session: AsyncSession, *, actor: Actor, data: Mapping[s
     new_tags = await _apply(session, product, data, creating=True)
     await validate_with_plugins(session, entity="product", data=data, actor=actor)
     session.add(product)
-    await session.flush()
+    await _flush_unique_sku(session, product)
     if new_tags is not None:
         session.add_all(ProductTag(product_id=product.id, tag=t) for t in new_tags)
         await session.flush()
@@ -111,12 +113,21 @@ async def update_product(
         await session.execute(sa.delete(ProductTag).where(ProductTag.product_id == product.id))
         session.add_all(ProductTag(product_id=product.id, tag=t) for t in new_tags)
     product.updated_at = utcnow()
-    await session.flush()
+    await _flush_unique_sku(session, product)
     after = await product_payload(session, product)
     changed = sorted(k for k in after if after[k] != before.get(k) and k != "version")
     record_event(session, type="product.updated", entity_type="Product", entity_id=product.id, actor=actor,
                  payload=after, changes={"fields": changed, "before": {k: before[k] for k in changed}})
     return product
+
+
+async def _flush_unique_sku(session: AsyncSession, product: Product) -> None:
+    """Flush; a concurrent request that took the SKU first makes this a DUPLICATE, not a crash."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise fail("sku", codes.DUPLICATE, f"Another product has SKU {product.sku}.") from None
 
 
 async def _apply(session: AsyncSession, product: Product, data: Mapping[str, Any], *, creating: bool) -> list[str] | None:
