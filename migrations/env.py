@@ -23,7 +23,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
     context.configure(
         connection=connection,
         url=url,
-        target_metadata=target_metadata(),
+        target_metadata=[target_metadata(), *config.attributes.get("plugin_metadata", [])],
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
         compare_type=True,
         compare_server_default=True,

@@ -119,6 +119,7 @@ async def complete_task(session: AsyncSession, *, actor: Actor, activity_id: int
     if activity.type is not ActivityType.TASK:
         raise ValidationFailed([codes.FieldError("id", codes.INVALID_STATE, "Only a task can be completed.")])
     if activity.completed_at is None:  # completing twice is harmless: the first time stands
+        await validate_with_plugins(session, entity="activity", data={"id": activity_id, "complete": True}, actor=actor)
         activity.completed_at = utcnow()
         activity.updated_at = activity.completed_at
         await session.flush()

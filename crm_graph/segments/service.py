@@ -228,6 +228,7 @@ async def update_segment(
 
 async def delete_segment(session: AsyncSession, *, actor: Actor, segment_id: int) -> Segment:
     segment = await _live(session, segment_id)
+    await validate_with_plugins(session, entity="segment", data={"id": segment_id, "delete": True}, actor=actor)
     segment.deleted_at = utcnow()
     await session.flush()
     record_event(session, type="segment.deleted", entity_type="Segment", entity_id=segment.id, actor=actor,
@@ -240,6 +241,7 @@ async def restore_segment(session: AsyncSession, *, actor: Actor, segment_id: in
     if segment is None:
         raise NotFound("Segment")
     if segment.deleted_at is not None:
+        await validate_with_plugins(session, entity="segment", data={"id": segment_id, "restore": True}, actor=actor)
         segment.deleted_at = None
         await session.flush()
         record_event(session, type="segment.restored", entity_type="Segment", entity_id=segment.id, actor=actor,
@@ -292,6 +294,8 @@ async def add_customers(session: AsyncSession, *, actor: Actor, segment_id: int,
         if customer_id not in live:
             errors.add(f"customerIds.{i}", codes.NOT_FOUND, "The customer was not found.")
     errors.raise_if_any()
+    await validate_with_plugins(session, entity="segment_members",
+                                data={"segmentId": segment_id, "add": wanted}, actor=actor)
     present = await _current_members(session, segment.id, wanted)
     now = utcnow()
     for customer_id in wanted:
@@ -304,6 +308,8 @@ async def add_customers(session: AsyncSession, *, actor: Actor, segment_id: int,
 
 async def remove_customers(session: AsyncSession, *, actor: Actor, segment_id: int, customer_ids: Sequence[int]) -> Segment:
     segment = await _editable(session, segment_id, customer_ids)
+    await validate_with_plugins(session, entity="segment_members",
+                                data={"segmentId": segment_id, "remove": list(customer_ids)}, actor=actor)
     present = await _current_members(session, segment.id, list(customer_ids))
     if present:
         await session.execute(

@@ -14,6 +14,7 @@ from crm_graph.core.errors import (
     ErrorCollector,
 )
 from crm_graph.core.events import record_event
+from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.customers import validation as v
 from crm_graph.customers.models import (
     CustomFieldDefinition,
@@ -56,6 +57,7 @@ async def create_custom_field_definition(
     if key and await session.scalar(sa.select(CustomFieldDefinition.id).where(CustomFieldDefinition.key == key)):
         errors.add("key", codes.DUPLICATE, f"A custom field with key {key!r} exists already.")
     errors.raise_if_any()
+    await validate_with_plugins(session, entity="custom_field_definition", data=data, actor=actor)
     definition = CustomFieldDefinition(
         key=key,
         label=label,

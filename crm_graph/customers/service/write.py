@@ -133,6 +133,7 @@ async def delete_customer(session: AsyncSession, *, actor: Actor, customer_id: i
     customer = await get_customer(session, customer_id)
     if customer is None:
         raise NotFound("Customer")
+    await validate_with_plugins(session, entity="customer", data={"id": customer_id, "delete": True}, actor=actor)
     customer.deleted_at = utcnow()
     customer.updated_at = customer.deleted_at
     await session.flush()
@@ -154,6 +155,7 @@ async def restore_customer(session: AsyncSession, *, actor: Actor, customer_id: 
         raise ValidationFailed(
             [codes.FieldError("id", codes.DUPLICATE, "Another customer now uses this customer's email address.")]
         )
+    await validate_with_plugins(session, entity="customer", data={"id": customer_id, "restore": True}, actor=actor)
     customer.deleted_at = None
     customer.updated_at = utcnow()
     await session.flush()
