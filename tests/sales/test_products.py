@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.sales.conftest import CREATE_PRODUCT, codes, money
 
 UPDATE = """
@@ -85,8 +87,6 @@ async def test_product_list_filters_in_sql_and_pages_by_price(client, sales):
 
 
 async def test_concurrent_creates_of_one_sku_give_one_product_and_a_duplicate_error(client):
-    import asyncio
-
     request = {"input": {"sku": "RACE-1", "name": "Racer", "unitPrice": money("1.00")}}
     bodies = await asyncio.gather(*(client.execute(CREATE_PRODUCT, request) for _ in range(3)))
     payloads = [b["createProduct"] for b in bodies]
