@@ -328,6 +328,7 @@ async def close(session: AsyncSession, actor: Actor, opportunity: Opportunity, *
 
 async def delete_opportunity(session: AsyncSession, *, actor: Actor, opportunity_id: int) -> Opportunity:
     opportunity = await require(session, opportunity_id, lock=True)
+    await validate_with_plugins(session, entity="opportunity", data={"id": opportunity_id, "delete": True}, actor=actor)
     opportunity.deleted_at = utcnow()
     opportunity.updated_at = opportunity.deleted_at
     await session.flush()
@@ -342,6 +343,7 @@ async def restore_opportunity(session: AsyncSession, *, actor: Actor, opportunit
         raise NotFound("Opportunity")
     if opportunity.deleted_at is None:
         return opportunity
+    await validate_with_plugins(session, entity="opportunity", data={"id": opportunity_id, "restore": True}, actor=actor)
     opportunity.deleted_at = None
     opportunity.updated_at = utcnow()
     await session.flush()
