@@ -16,6 +16,7 @@ from starlette.routing import Route
 from crm_graph import plugins as plugin_registry
 from crm_graph.core.dispatch import Dispatcher
 from crm_graph.core.hooks import notify
+from crm_graph.core.jobs import Scheduler, default_jobs
 from crm_graph.db.session import Database
 from crm_graph.graphql.schema import build_schema
 from crm_graph.graphql.view import GraphQLView
@@ -32,12 +33,14 @@ def create_app(
     *,
     plugins: Any = None,
     dispatcher: bool | None = None,
+    jobs: bool | None = None,
 ) -> Starlette:
     """Build the application.
 
     ``plugins`` is a ``PluginManager``; by default one is made from the installed plugins
     (``crm_graph.plugins.make_plugin_manager``). ``dispatcher`` says whether the lifespan runs
-    the event dispatcher (default: ``settings.dispatcher_enabled``). Plugin start-up and
+    the event dispatcher (default: ``settings.dispatcher_enabled``), ``jobs`` whether it runs the
+    periodic jobs of ``crm_graph.core.jobs`` (default: ``settings.jobs_enabled``). Plugin start-up and
     shutdown hooks and the dispatcher run in the ASGI lifespan, so a client that does not run
     the lifespan (``httpx.ASGITransport``) gets the API without them.
 
@@ -52,6 +55,8 @@ def create_app(
     events = Dispatcher(database, settings, pm)
     run_dispatcher = settings.dispatcher_enabled if dispatcher is None else dispatcher
     graphql = GraphQLView(schema, settings=settings, db=database, plugins=pm, dispatcher=events)
+    scheduler = Scheduler(default_jobs(database, settings, events.wake))
+    run_jobs = settings.jobs_enabled if jobs is None else jobs
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -74,10 +79,13 @@ def create_app(
         await notify(pm, "crm_startup", timeout, app=app)
         if run_dispatcher:
             events.start()
+        if run_jobs:
+            scheduler.start()
         try:
             yield
         finally:
             try:
+                await scheduler.stop()
                 await events.stop()
                 await notify(pm, "crm_shutdown", timeout, app=app)
             finally:
@@ -96,4 +104,5 @@ def create_app(
     app.state.schema = schema
     app.state.plugins = pm
     app.state.dispatcher = events
+    app.state.scheduler = scheduler
     return app

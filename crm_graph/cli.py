@@ -94,7 +94,7 @@ def worker(once: bool) -> None:
     _configure_logging(settings)
     pm = _plugin_manager(settings)
     try:
-        app = create_app(settings, plugins=pm, dispatcher=not once)
+        app = create_app(settings, plugins=pm, dispatcher=not once, jobs=not once)
     except PluginError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -158,6 +158,35 @@ def seed(demo: bool, count: int) -> None:
     plugins.upgrade(settings, pm=_plugin_manager(settings))
     created = asyncio.run(seed_demo(settings, count=count))
     click.echo(f"demo data: {created} customers created")
+
+
+@cli.group()
+def segments() -> None:
+    """Segments and customer-value analyses."""
+
+
+@segments.command("refresh")
+@click.option("--window-days", type=int, default=365, show_default=True, help="Window of the RFM run.")
+def segments_refresh(window_days: int) -> None:
+    """Re-apply every SNAPSHOT segment's filter and store a new RFM run for today."""
+    from crm_graph.core.actor import SYSTEM
+    from crm_graph.db import migrate
+    from crm_graph.db.session import Database
+    from crm_graph.segments.service import refresh_all
+
+    settings = load_settings()
+    migrate.upgrade(settings)
+
+    async def run() -> dict[str, int]:
+        db = Database.from_settings(settings)
+        try:
+            async with db.writer() as session, session.begin():
+                return await refresh_all(session, actor=SYSTEM, window_days=window_days)
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(run())
+    click.echo(f"refreshed {result['snapshots']} snapshot segments; RFM run scored {result['rfmCustomers']} customers")
 
 
 @cli.command("export-schema")

@@ -64,6 +64,12 @@ class Settings:
     webhook_timeout: float = 10.0
     # Seconds a replaced webhook secret keeps signing deliveries beside the new one.
     webhook_secret_grace: float = 86400.0
+    # Periodic jobs inside `serve` and `crm-graph worker` (off: another process runs them).
+    jobs_enabled: bool = True
+    # Seconds between checks for breached service levels (0 turns the check off).
+    sla_check_interval: float = 60.0
+    # Seconds between stored RFM runs, over the last year of orders (0 turns it off).
+    rfm_refresh_interval: float = 86400.0
 
     @property
     def is_production(self) -> bool:
@@ -96,6 +102,9 @@ class Settings:
             raise ValueError(
                 "CRM_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        for name in ("sla_check_interval", "rfm_refresh_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"CRM_{name.upper()} must be 0 (off) or a number of seconds")
         for name in ("plugin_hook_timeout", "dispatch_poll_interval", "dispatch_backoff_base", "webhook_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CRM_{name.upper()} must be a positive number of seconds")

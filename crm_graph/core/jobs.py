@@ -1,0 +1,110 @@
+"""Periodic jobs of the server and the worker: breached service levels, scheduled RFM runs.
+
+Each job runs on its own interval in the process's event loop. Running the same job in several
+processes is safe: the SLA check stores each breach once (a guarded UPDATE), and the RFM job
+takes a PostgreSQL advisory lock and skips when a fresh enough run exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from crm_graph.core.actor import SYSTEM
+from crm_graph.core.clock import utcnow
+from crm_graph.db.session import Database
+from crm_graph.settings import Settings
+
+log = logging.getLogger("crm_graph.jobs")
+
+# An arbitrary, fixed key for pg_try_advisory_xact_lock: one RFM refresh at a time.
+RFM_LOCK_KEY = 7_402_114
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[str]]
+
+
+async def check_sla(db: Database, wake: Callable[[], None] | None = None) -> str:
+    from crm_graph.support.service import check_sla_breaches
+
+    async with db.writer() as session, session.begin():
+        found = await check_sla_breaches(session, actor=SYSTEM, now=utcnow())
+    if found and wake is not None:
+        wake()  # deliver the ticket.sla_breached events now
+    return f"{found} new breaches"
+
+
+async def refresh_rfm(db: Database, interval: float) -> str:
+    """Store a new RFM run over the last year when the newest is older than ``interval``."""
+    from crm_graph.segments import service
+    from crm_graph.segments.models import RfmRun
+
+    async with db.writer() as session, session.begin():
+        if db.dialect == "postgresql":
+            locked = await session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(RFM_LOCK_KEY)))
+            if not locked:
+                return "another process is refreshing"
+        newest = await session.scalar(sa.select(sa.func.max(RfmRun.created_at)))
+        if newest is not None and utcnow() - newest < timedelta(seconds=interval):
+            return "newest run is fresh"
+        analysis = await service.rfm_analysis(session, recompute=True)
+    return f"scored {analysis.run.customer_count} customers" if analysis else "no orders to score"
+
+
+def default_jobs(db: Database, settings: Settings, wake: Callable[[], None] | None = None) -> list[Job]:
+    jobs = []
+    if settings.sla_check_interval > 0:
+        jobs.append(Job("sla-breaches", settings.sla_check_interval, lambda: check_sla(db, wake)))
+    if settings.rfm_refresh_interval > 0:
+        jobs.append(Job("rfm-refresh", min(settings.rfm_refresh_interval, 3600.0),
+                        lambda: refresh_rfm(db, settings.rfm_refresh_interval)))
+    return jobs
+
+
+class Scheduler:
+    """Runs each job once at start, then every ``interval`` seconds, until stopped.
+
+    A job that fails is logged and tried again at its next turn; it never stops the others.
+    """
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop(job), name=f"crm-job-{job.name}") for job in self.jobs]
+
+    async def _loop(self, job: Job) -> None:
+        while True:
+            await self.run_once(job)
+            await asyncio.sleep(job.interval)
+
+    @staticmethod
+    async def run_once(job: Job) -> str | None:
+        try:
+            outcome = await job.run()
+        except Exception:  # noqa: BLE001 - a failing job is logged and retried at its next turn
+            log.exception("job %s failed", job.name)
+            return None
+        log.info("job %s: %s", job.name, outcome)
+        return outcome
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
