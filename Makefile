@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml
 
 ## make serve: migrate, load demo data into an empty database, serve on http://$(HOST):$(PORT)/graphql
 serve: $(STAMP)
+	@# GraphiQL's files from the npm registry, so the page works without internet access
+	@# (best effort: without npm or a registry the page loads them from its CDN).
+	-@$(BIN)/python -m crm_graph.graphql.ide fetch var/graphiql
 	$(BIN)/crm-graph serve --seed-demo --host $(HOST) --port $(PORT)
 
 ## make test: the whole suite on SQLite, then on a throwaway PostgreSQL the run starts itself

@@ -18,13 +18,14 @@ from crm_graph.core.dispatch import Dispatcher
 from crm_graph.core.hooks import notify
 from crm_graph.core.jobs import Scheduler, default_jobs
 from crm_graph.db.session import Database
+from crm_graph.graphql import ide
 from crm_graph.graphql.schema import build_schema
 from crm_graph.graphql.view import GraphQLView
 from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_graph")
 
-CORE_PATHS = ("/graphql", "/healthz", "/readyz", "/")
+CORE_PATHS = ("/graphql", "/graphql/ide", "/healthz", "/readyz", "/")
 
 
 def create_app(
@@ -98,6 +99,8 @@ def create_app(
         Route("/readyz", readyz),
         Route("/", index),
     ]
+    if not settings.is_production:
+        core_routes.append(ide.asset_route(settings))
     app = Starlette(debug=False, routes=[*core_routes, *extra_routes], lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database

@@ -93,3 +93,36 @@ async def test_unexpected_errors_are_masked(http, db):
     # Nothing of the failed unit of work was kept.
     count = await http.post("/graphql", json={"query": "{ customers { totalCount } }"})
     assert count.json() == {"data": {"customers": {"totalCount": 0}}}
+
+
+async def test_graphiql_uses_local_files_once_fetched(settings, db, tmp_path, monkeypatch):
+    import httpx
+
+    from crm_graph.graphql import ide
+
+    page = ide.strawberry_page()
+    assets = ide.required_assets(page)
+    assert {package for package, _, _ in assets} >= {"react", "react-dom", "graphiql"}
+    monkeypatch.setattr(ide, "assets_dir", lambda _settings: tmp_path)
+
+    async def fetch_page() -> tuple[str, httpx.AsyncClient]:
+        app = create_app(settings, db=db)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        return (await client.get("/graphql", headers={"Accept": "text/html"})).text, client
+
+    html, client = await fetch_page()
+    await client.aclose()
+    assert "https://unpkg.com/graphiql@" in html  # nothing fetched yet: the CDN
+
+    for package, version, path in assets:  # what `python -m crm_graph.graphql.ide fetch` leaves behind
+        target = tmp_path / f"{package}@{version}" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"/* {package} {path} */")
+    html, client = await fetch_page()
+    assert "unpkg.com" not in html
+    package, version, path = assets[0]
+    local = f"/graphql/ide/{package}@{version}/{path}"
+    assert local in html
+    served = await client.get(local)
+    await client.aclose()
+    assert served.status_code == 200 and served.text == f"/* {package} {path} */"

@@ -17,9 +17,25 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 CDN_URL = re.compile(r"https://unpkg\.com/((?:@[^/@\s\"]+/)?[^/@\s\"]+)@([^/\s\"]+)/([^\"\s]+)")
 ROUTE_PREFIX = "/graphql/ide"
+
+
+def assets_dir(settings: Any) -> Path:
+    """Where the fetched files live: ``var/graphiql`` beside the SQLite file's default home."""
+    from crm_graph.settings import PROJECT_ROOT
+
+    return PROJECT_ROOT / "var" / "graphiql"
+
+
+def asset_route(settings: Any) -> Any:
+    """The Starlette mount serving the fetched files (404s until they exist)."""
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    return Mount(ROUTE_PREFIX, app=StaticFiles(directory=assets_dir(settings), check_dir=False), name="graphiql-assets")
 
 
 def strawberry_page() -> str:

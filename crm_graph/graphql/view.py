@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from strawberry.asgi import GraphQL
 
 from crm_graph.core.actor import ANONYMOUS
 from crm_graph.db.session import Database
+from crm_graph.graphql import ide
 from crm_graph.graphql.context import Context
 from crm_graph.settings import Settings
 
@@ -29,6 +30,10 @@ class GraphQLView(GraphQL):
         self.db = db
         self.plugins = plugins
         self.dispatcher = dispatcher
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL, with its files served by this server when ``make serve`` fetched them."""
+        return HTMLResponse(ide.local_page(self.graphql_ide_html, ide.assets_dir(self.settings)))
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         return Context(
