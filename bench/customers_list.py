@@ -140,6 +140,7 @@ async def main() -> None:
         if db.dialect == "postgresql":
             async with db.engine.connect() as conn:
                 await conn.exec_driver_sql("ANALYZE")
+                await conn.commit()  # ANALYZE inside a rolled-back transaction leaves no statistics
         app = create_app(settings, db=db)
         await time_graphql(app, 3)  # warm caches
         await time_raw(db, 3)

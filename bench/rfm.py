@@ -102,6 +102,7 @@ async def main() -> None:
         await load(db, args.customers, args.orders)
         async with db.engine.connect() as conn:
             await conn.exec_driver_sql("ANALYZE")
+            await conn.commit()  # ANALYZE inside a rolled-back transaction leaves no statistics
         print(f"{db.dialect}: {args.customers} customers, {args.orders} orders loaded in {time.perf_counter() - start:.0f}s")
 
         as_of = NOW.date()

@@ -437,7 +437,7 @@ async def value_concentration(
     as_of, window_days, currency = await _params(session, as_of, window_days, currency)
     if currency is None:
         return None
-    ranked = ranked_revenue(revenue_by_customer(as_of, window_days, currency))
+    ranked = ranked_revenue(revenue_by_customer(as_of, window_days, currency).subquery("revenue"))
     tier = tier_case(ranked.c.monetary, ranked.c.cumulative, ranked.c.total).label("tier")
     tiered = sa.select(ranked, tier).subquery("tiered")
     rows = (

@@ -51,19 +51,25 @@ async def main_currency(session: AsyncSession, as_of: date, window_days: int) ->
     return row[0] if row else None
 
 
-def revenue_by_customer(as_of: date, window_days: int, currency: str) -> sa.Subquery:
-    """customer_id, last_at, frequency, monetary over counted orders of live customers."""
-    return (
+def revenue_by_customer(as_of: date, window_days: int, currency: str) -> sa.Select[Any]:
+    """customer_id, last_at, frequency, monetary over counted orders of live customers.
+
+    Orders are aggregated first and joined to customers after, so the join touches one row
+    per customer rather than one per order.
+    """
+    per_customer = (
         sa.select(
             Order.customer_id.label("customer_id"),
             sa.func.max(Order.ordered_at).label("last_at"),
             sa.func.count().label("frequency"),
             sa.func.sum(Order.total).label("monetary"),
         )
-        .join(Customer, sa.and_(Customer.id == Order.customer_id, Customer.deleted_at.is_(None)))
         .where(in_window(as_of, window_days, currency))
         .group_by(Order.customer_id)
-        .subquery("revenue")
+        .subquery("per_customer")
+    )
+    return sa.select(per_customer).join(
+        Customer, sa.and_(Customer.id == per_customer.c.customer_id, Customer.deleted_at.is_(None))
     )
 
 
@@ -92,12 +98,15 @@ def ranked_revenue(revenue: sa.Subquery) -> sa.Subquery:
     ).subquery("ranked")
 
 
-def potential_customers() -> sa.Select[Any]:
-    """Live customers with a counted order at any time or an open opportunity."""
-    has_order = sa.exists().where(Order.customer_id == Customer.id, counted_order())
-    has_open = sa.exists().where(
-        Opportunity.customer_id == Customer.id,
-        Opportunity.status == OpportunityStatus.OPEN,
-        Opportunity.deleted_at.is_(None),
+def potential_customers(scored: Any) -> sa.Select[Any]:
+    """Live customers, not among ``scored`` (a column of customer IDs), with a counted order at
+    any time or an open opportunity. Set operations, so the planner hashes them."""
+    buyers = sa.select(Order.customer_id).where(counted_order())
+    open_deals = sa.select(Opportunity.customer_id).where(
+        Opportunity.status == OpportunityStatus.OPEN, Opportunity.deleted_at.is_(None)
     )
-    return sa.select(Customer.id).where(Customer.deleted_at.is_(None), sa.or_(has_order, has_open))
+    return sa.select(Customer.id).where(
+        Customer.deleted_at.is_(None),
+        Customer.id.in_(sa.union(buyers, open_deals)),
+        Customer.id.not_in(sa.select(scored)),
+    )
