@@ -1,4 +1,6 @@
-"""Demo data: a few hundred realistic customers with contacts, tags, consent and timelines.
+"""Demo data: a few hundred realistic customers with contacts, tags, consent and timelines,
+and on top of them products, pipelines, deals, quotes, a year of orders, support tickets with
+service levels and ratings, segments of every kind and a first RFM run.
 
 Deterministic (fixed random seed) and idempotent: every demo customer carries the external
 reference ``demo/<n>``, and customers that exist already are skipped. Everything goes through
@@ -20,6 +22,9 @@ from crm_graph.core.clock import frozen_clock, utcnow
 from crm_graph.customers import service as customers
 from crm_graph.customers.models import Customer
 from crm_graph.db.session import Database
+from crm_graph.sales.seed_sales import seed_sales
+from crm_graph.segments.seed_segments import seed_segments
+from crm_graph.support.seed_support import seed_support
 from crm_graph.settings import Settings
 
 DEMO_SYSTEM = "demo"
@@ -208,6 +213,12 @@ async def seed_demo(settings: Settings, *, count: int = 300, only_if_empty: bool
                     if done:
                         with frozen_clock(min(activity["dueAt"], now)):
                             await activities.complete_task(session, actor=SYSTEM, activity_id=logged.id)
+            # Sales, support and segments on top of the customers; each skips what exists.
+            customer_ids = list(ids.values())
+            await seed_sales(session, now=now, customer_ids=customer_ids)
+            await seed_support(session, now=now, customer_ids=customer_ids)
+            with frozen_clock(now):
+                await seed_segments(session, customer_ids=customer_ids)
         return created
     finally:
         await db.dispose()

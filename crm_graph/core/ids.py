@@ -10,6 +10,10 @@ import base64
 import binascii
 
 
+# Primary keys are 64-bit integers: a larger number cannot name a row (and would overflow SQL).
+MAX_PK = 2**63 - 1
+
+
 def encode(type_name: str, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
 
@@ -22,7 +26,7 @@ def decode(global_id: str) -> tuple[str, int]:
         number = int(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError, AttributeError, TypeError) as exc:
         raise ValueError(f"malformed ID {str(global_id)[:64]!r}") from exc
-    if not type_name or number < 1:
+    if not type_name or not 1 <= number <= MAX_PK:
         raise ValueError(f"malformed ID {str(global_id)[:64]!r}")
     return type_name, number
 

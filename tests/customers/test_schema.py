@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -275,7 +276,10 @@ async def test_node_and_nodes_resolve_any_type_in_order(client):
     assert [n["displayName"] for n in data["nodes"]] == ["B", "A", "B"]
 
 
-@pytest.mark.parametrize("bad_id", ["not-base64!!", "Q3VzdG9tZXI6YWJj", "Rm9vOjE", ""])
+@pytest.mark.parametrize(
+    "bad_id",
+    ["not-base64!!", "Q3VzdG9tZXI6YWJj", "Rm9vOjE", "", base64.urlsafe_b64encode(b"Customer:9223372036854775808").decode()],
+)
 async def test_malformed_global_id_is_a_clear_error(client, bad_id):
     body = await client.post("query($id: ID!) { customer(id: $id) { id } }", {"id": bad_id})
     assert body["data"] == {"customer": None} or body["data"] is None
@@ -293,8 +297,6 @@ async def test_unknown_id_is_null_in_queries_and_not_found_in_mutations(client):
     customer = await create(client, kind="PERSON", lastName="Gone")
     await client.mutate('mutation($id: ID!) { deleteCustomer(id: $id) { customer { id } errors { field code message } } }', {"id": customer["id"]})
     # Same type, a number that was never issued.
-    import base64
-
     ghost = base64.urlsafe_b64encode(b"Customer:999999").decode().rstrip("=")
     assert (await client.execute(GET, {"id": ghost}))["customer"] is None
     body = await client.execute(UPDATE, {"id": ghost, "input": {"jobTitle": "x"}})
