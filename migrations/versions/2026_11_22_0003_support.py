@@ -1,7 +1,7 @@
 """Support: tickets, their thread, tags, external references and ratings; SLA policies.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22 14:30:06.446269
 """
 
@@ -16,7 +16,7 @@ import crm_graph.db.types
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0003'
-down_revision: str | Sequence[str] | None = '0001'
+down_revision: str | Sequence[str] | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

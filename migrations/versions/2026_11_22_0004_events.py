@@ -1,7 +1,7 @@
 """Event deliveries, webhook subscriptions, and the outbox's dispatch mark.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-22 14:30:46.573219
 """
 
@@ -16,7 +16,7 @@ import crm_graph.db.types
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0004'
-down_revision: str | Sequence[str] | None = '0001'
+down_revision: str | Sequence[str] | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

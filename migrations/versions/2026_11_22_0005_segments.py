@@ -1,7 +1,7 @@
 """Segments, their members, and stored RFM runs.
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-22 14:33:31.239153
 """
 
@@ -17,7 +17,7 @@ import crm_graph.db.types
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0005'
-down_revision: str | Sequence[str] | None = '0001'
+down_revision: str | Sequence[str] | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -27,20 +27,18 @@ OVERVIEW = """
 
 
 async def test_demo_sales_data_is_rich_and_loaded_once(client, settings, db):
-    await seed_demo(settings, count=24)
+    await seed_demo(settings, count=24)  # customers first, then the sales data on top of them
     async with db.writer() as session, session.begin():
         ids = list(await session.scalars(sa.select(Customer.id).order_by(Customer.id)))
-        first = await seed_sales(session, now=utcnow(), customer_ids=ids)
-    async with db.writer() as session, session.begin():
-        second = await seed_sales(session, now=utcnow(), customer_ids=ids)
-    assert first.orders > 0 and second.orders == second.opportunities == second.products == 0
+        again = await seed_sales(session, now=utcnow(), customer_ids=ids)
+    assert again.orders == again.opportunities == again.products == 0  # loaded once
 
     data = await client.execute(OVERVIEW)
     assert [e["node"]["name"] for e in data["pipelines"]["edges"]] == ["Sales", "Renewals"]
     assert data["products"]["totalCount"] == 10
-    assert data["opportunities"]["totalCount"] == first.opportunities > 0
-    assert data["quotes"]["totalCount"] == first.quotes
-    assert data["orders"]["totalCount"] == first.orders
+    assert data["opportunities"]["totalCount"] > 0
+    assert data["quotes"]["totalCount"] > 0
+    assert data["orders"]["totalCount"] > len(ids)
     assert data["paid"]["totalCount"] > data["orders"]["totalCount"] / 2
     buyers = [e["node"]["stats"] for e in data["customers"]["edges"] if e["node"]["stats"]["orderCount"]]
     assert len(buyers) > len(ids) / 2
