@@ -16,7 +16,7 @@ from crm_graph.activities import service as activities
 from crm_graph.activities.models import Activity as ActivityModel
 from crm_graph.activities.schema import Activity, ActivityConnection, ActivityFilter
 from crm_graph.domains import SchemaPart
-from crm_graph.core.pagination import build_page, count_grouped, paginate, paginate_grouped
+from crm_graph.core.pagination import paginate
 from crm_graph.customers import filters, service
 from crm_graph.customers.models import (
     AcquisitionChannel,
@@ -49,6 +49,7 @@ from crm_graph.graphql.relay import (
     Node,
     decode_global_id,
     encode_global_id,
+    grouped_connection,
     page_args,
     register_node,
 )
@@ -209,7 +210,7 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
     ) -> CustomerConnection:
         args = page_args(first, after, None, None)
         keys = filters.sort_keys([{"field": "DISPLAY_NAME", "direction": "ASC"}])
-        return await _grouped_connection(
+        return await grouped_connection(
             info, ("contacts", args), _live_customers, CustomerModel, CustomerModel.organization_id, self.pk, keys, args,
             CustomerConnection, Customer.from_model,
         )
@@ -226,7 +227,7 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
     ) -> ActivityConnection:
         args = page_args(first, after, last, before)
         plain = to_plain(filter)
-        return await _grouped_connection(
+        return await grouped_connection(
             info, ("activities", args, repr(plain)), lambda: activities.activity_select(plain), ActivityModel, ActivityModel.customer_id, self.pk,
             activities.TIMELINE, args, ActivityConnection, Activity.from_model,
         )
@@ -258,27 +259,6 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
             deleted_at=m.deleted_at,
             version=m.version,
         )
-
-
-async def _grouped_connection(
-    info: Info, key: Any, make_stmt: Any, entity: Any, group_column: Any, parent: int, keys: Any, args: Any,
-    connection: Any, convert: Any,
-) -> Any:
-    """A nested connection, batched across all parents of the request by two DataLoaders.
-
-    ``make_stmt()`` builds the statement; it runs once per batch, not once per parent.
-    """
-
-    async def pages(session: Any, parents: Any) -> dict[int, list[Any]]:
-        return await paginate_grouped(session, make_stmt(), entity, group_column, parents, keys, args)
-
-    async def counts(session: Any, parents: Any) -> dict[int, int]:
-        return await count_grouped(session, make_stmt(), group_column, parents)
-
-    rows = await _loader(info, ("page",) + key, pages).load(parent)
-    counter = _loader(info, ("count",) + key, counts, int)
-    page = build_page(list(rows), keys, args, lambda: counter.load(parent))
-    return connection.from_page(page, convert)
 
 
 def _live_customers() -> Any:

@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from crm_graph.core import ids
-from crm_graph.core.pagination import Page, PageArgs
+from crm_graph.core.pagination import Page, PageArgs, SortKey, build_page, count_grouped, paginate_grouped
 from crm_graph.graphql.errors import ClientError
 
 T = TypeVar("T")
@@ -112,3 +112,40 @@ class Connection(Generic[T]):
 
 def page_args(first: int | None, after: str | None, last: int | None, before: str | None) -> PageArgs:
     return PageArgs(first=first, after=after, last=last, before=before).validated()
+
+
+async def grouped_connection(
+    info: Info,
+    key: Any,
+    stmt: Any,
+    entity: Any,
+    group_column: Any,
+    parent: int,
+    keys: list[SortKey],
+    args: PageArgs,
+    connection: Any,
+    convert: Callable[[Any], Any],
+) -> Any:
+    """A connection nested under many parents (each customer's activities, orders, tickets...),
+    batched across every parent of the request by two DataLoaders: one page query and one count
+    query in all, whatever the number of parents.
+
+    ``key`` names the nested list and its arguments (parents asking with the same key share a
+    batch). ``stmt`` is the unordered select of the child rows, or a function building it; a
+    function runs once per batch rather than once per parent.
+    """
+    ctx = info.context
+
+    def select() -> Any:
+        return stmt() if callable(stmt) else stmt
+
+    async def pages(session: Any, parents: Any) -> dict[int, list[Any]]:
+        return await paginate_grouped(session, select(), entity, group_column, parents, keys, args)
+
+    async def counts(session: Any, parents: Any) -> dict[int, int]:
+        return await count_grouped(session, select(), group_column, parents)
+
+    rows = await ctx.loader(("page", key), pages, list).load(parent)
+    counter = ctx.loader(("count", key), counts, int)
+    page = build_page(list(rows), keys, args, lambda: counter.load(parent))
+    return connection.from_page(page, convert)

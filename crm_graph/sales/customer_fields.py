@@ -111,7 +111,7 @@ class CustomerSalesFields:
         args = page_args(first, after, last, before)
         plain = _ids(to_plain(filter), OPPORTUNITY_IDS)
         return await grouped_connection(
-            info, ("customer.opportunities", args, repr(plain)), opportunities.opportunity_select(plain),
+            info, ("customer.opportunities", args, repr(plain)), lambda: opportunities.opportunity_select(plain),
             OpportunityModel, OpportunityModel.customer_id, self.pk, filters.opportunity_sort(None), args,
             OpportunityConnection, Opportunity.from_model,
         )
@@ -132,7 +132,7 @@ class CustomerSalesFields:
         args = page_args(first, after, last, before)
         plain = _ids(to_plain(filter), ORDER_IDS)
         return await grouped_connection(
-            info, ("customer.orders", args, repr(plain)), orders.order_select(plain), OrderModel, OrderModel.customer_id,
+            info, ("customer.orders", args, repr(plain)), lambda: orders.order_select(plain), OrderModel, OrderModel.customer_id,
             self.pk, filters.order_sort(None), args, OrderConnection, Order.from_model,
         )
 
@@ -152,7 +152,7 @@ class CustomerSalesFields:
         args = page_args(first, after, last, before)
         plain = _ids(to_plain(filter), QUOTE_IDS)
         return await grouped_connection(
-            info, ("customer.quotes", args, repr(plain)), quotes.quote_select(plain), QuoteModel, QuoteModel.customer_id,
+            info, ("customer.quotes", args, repr(plain)), lambda: quotes.quote_select(plain), QuoteModel, QuoteModel.customer_id,
             self.pk, filters.quote_sort(None), args, QuoteConnection, Quote.from_model,
         )
 

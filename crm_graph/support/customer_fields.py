@@ -30,14 +30,13 @@ class CustomerSupportFields:
     ) -> Annotated[TicketConnection, strawberry.lazy(_SCHEMA)]:
         from crm_graph.core.clock import utcnow
         from crm_graph.graphql.inputs import to_plain
-        from crm_graph.graphql.relay import page_args
+        from crm_graph.graphql.relay import grouped_connection, page_args
         from crm_graph.support import filters, service
         from crm_graph.support.models import Ticket as TicketModel
         from crm_graph.support.schema import (
             Ticket,
             TicketConnection,
             decode_filter,
-            grouped_connection,
         )
 
         args = page_args(first, after, last, before)

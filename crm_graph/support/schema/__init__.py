@@ -3,8 +3,8 @@
 from crm_graph.domains import SchemaPart
 from crm_graph.support.schema.inputs import TicketFilter, TicketOrder, decode_filter
 from crm_graph.support.schema.operations import SupportMutation, SupportQuery
-from crm_graph.support.schema.types import Ticket, TicketConnection, grouped_connection
+from crm_graph.support.schema.types import Ticket, TicketConnection
 
 SCHEMA = SchemaPart(query=SupportQuery, mutation=SupportMutation)
 
-__all__ = ["SCHEMA", "Ticket", "TicketConnection", "TicketFilter", "TicketOrder", "decode_filter", "grouped_connection"]
+__all__ = ["SCHEMA", "Ticket", "TicketConnection", "TicketFilter", "TicketOrder", "decode_filter"]

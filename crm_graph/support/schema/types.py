@@ -9,13 +9,13 @@ import strawberry
 from strawberry.types import Info
 
 from crm_graph.core.clock import utcnow
-from crm_graph.core.pagination import build_page, count_grouped, paginate_grouped
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.relay import (
     Connection,
     Node,
     encode_global_id,
+    grouped_connection,
     page_args,
     register_node,
 )
@@ -311,27 +311,6 @@ class Ticket(Node):
 @strawberry.type(description="A page of tickets.")
 class TicketConnection(Connection[Ticket]):
     pass
-
-
-async def grouped_connection(
-    info: Info, key: Any, make_stmt: Any, entity: Any, group_column: Any, parent: int, keys: Any, args: Any,
-    connection: Any, convert: Any,
-) -> Any:
-    """A nested connection, batched across every parent of the request by two DataLoaders.
-
-    ``make_stmt()`` builds the statement; it runs once per batch, not once per parent.
-    """
-
-    async def pages(session: Any, parents: Any) -> dict[int, list[Any]]:
-        return await paginate_grouped(session, make_stmt(), entity, group_column, parents, keys, args)
-
-    async def counts(session: Any, parents: Any) -> dict[int, int]:
-        return await count_grouped(session, make_stmt(), group_column, parents)
-
-    rows = await _loader(info, ("page",) + key, pages).load(parent)
-    counter = _loader(info, ("count",) + key, counts, int)
-    page = build_page(list(rows), keys, args, lambda: counter.load(parent))
-    return connection.from_page(page, convert)
 
 
 async def load_ticket(info: Info, pk: int) -> Ticket | None:
