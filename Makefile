@@ -7,7 +7,7 @@ PG_BIN ?= /usr/lib/postgresql/15/bin
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
 
-.PHONY: serve test test-sqlite test-postgresql schema check-schema postgres-binaries clean
+.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries clean
 
 $(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
