@@ -1,9 +1,10 @@
 """Time an RFM analysis next to the bare SQL aggregate it is built on.
 
-    .venv/bin/python bench/rfm.py [--customers 100000] [--orders 1000000] [--postgresql]
+    .venv/bin/python bench/rfm.py [--customers 100000] [--orders 1000000] [--demo] [--postgresql]
 
 Generates customers and orders by bulk insert into a fresh database (a SQLite file, or a
-throwaway PostgreSQL with --postgresql), then times, on the same data:
+throwaway PostgreSQL with --postgresql), or with --demo loads the demo data of `make serve`,
+then times, on the same data:
   bare sql      SELECT customer_id, max(ordered_at), count(*), sum(total) ... GROUP BY customer_id
                 over the counted orders of the window, fetched to the client;
   rfmAnalysis   the whole analysis as the API runs it: scores by RANK() windows, groups, tiers,
@@ -81,6 +82,7 @@ async def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--postgresql", action="store_true")
+    parser.add_argument("--demo", action="store_true", help="the demo data set instead of generated data")
     args = parser.parse_args()
     server = None
     if args.postgresql:
@@ -99,7 +101,16 @@ async def main() -> None:
         await asyncio.to_thread(migrate.upgrade, settings)
         db = Database.from_settings(settings)
         start = time.perf_counter()
-        await load(db, args.customers, args.orders)
+        if args.demo:
+            from crm_graph.seed import seed_demo
+
+            with frozen_clock(NOW):
+                await seed_demo(settings)
+            async with db.reader() as session:
+                args.customers = await session.scalar(sa.select(sa.func.count()).select_from(Customer))
+                args.orders = await session.scalar(sa.select(sa.func.count()).select_from(Order))
+        else:
+            await load(db, args.customers, args.orders)
         async with db.engine.connect() as conn:
             await conn.exec_driver_sql("ANALYZE")
             await conn.commit()  # ANALYZE inside a rolled-back transaction leaves no statistics
