@@ -301,3 +301,19 @@ async def test_unknown_id_is_null_in_queries_and_not_found_in_mutations(client):
     assert (await client.execute(GET, {"id": ghost}))["customer"] is None
     body = await client.execute(UPDATE, {"id": ghost, "input": {"jobTitle": "x"}})
     assert body["updateCustomer"]["errors"] == [{"field": "id", "code": "NOT_FOUND", "message": "Customer was not found."}]
+
+
+async def test_concurrent_creates_with_one_email_make_one_customer(client):
+    import asyncio
+
+    async def attempt(name: str) -> dict:
+        return (await client.execute(CREATE, {"input": {"kind": "PERSON", "lastName": name,
+                                                        "emails": [{"address": "race@example.com"}]}}))["createCustomer"]
+
+    results = await asyncio.gather(*(attempt(f"Racer {i}") for i in range(4)))
+    created = [r for r in results if r["customer"]]
+    refused = [r for r in results if r["errors"]]
+    assert len(created) == 1 and len(refused) == 3
+    assert all(r["errors"][0]["code"] == "DUPLICATE" for r in refused)
+    listed = await client.execute('{ customers(filter: {email: {eq: "race@example.com"}}) { totalCount } }')
+    assert listed["customers"]["totalCount"] == 1

@@ -275,11 +275,23 @@ def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name)
 
 
+# First key of the advisory locks on email addresses (the second is the address's hash).
+EMAIL_LOCK_SPACE = 4_107
+
+
 async def check_email_duplicates(
     session: AsyncSession, addresses: list[str], own_id: int | None, errors: ErrorCollector, field: str = "emails"
 ) -> None:
     if not addresses:
         return
+    if session.bind.dialect.name == "postgresql":
+        # Two transactions adding the same address must not both find it free: each takes a
+        # lock on the address until it commits, so the second sees the first's row. (SQLite
+        # serialises writers already: they begin with BEGIN IMMEDIATE.)
+        for address in sorted(set(addresses)):
+            await session.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(EMAIL_LOCK_SPACE, sa.func.hashtext(address)))
+            )
     stmt = (
         sa.select(CustomerEmail.address, Customer.display_name)
         .join(Customer, Customer.id == CustomerEmail.customer_id)
