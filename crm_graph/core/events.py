@@ -38,6 +38,8 @@ EVENT_TYPES: dict[str, str] = {
     "customer.restored": "A deleted customer was restored.",
     "customer.merged": "Duplicate customers were merged into this one.",
     "custom_field.created": "A custom field definition was added.",
+    "custom_field.updated": "A custom field definition's label, description, required flag or options changed.",
+    "custom_field.deleted": "A custom field definition was removed, with every customer's value of it.",
     "opportunity.restored": "A deleted opportunity was restored.",
     "opportunity.stage_changed": "An opportunity moved to another pipeline stage.",
     "opportunity.won": "An opportunity was closed as won.",

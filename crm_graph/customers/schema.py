@@ -496,6 +496,14 @@ class CreateCustomFieldDefinitionInput:
     description: str | None = None
 
 
+@strawberry.input(description="Changes to a custom field. Its key and type never change; options can only be added.")
+class UpdateCustomFieldDefinitionInput:
+    label: str | None = UNSET
+    description: str | None = UNSET
+    required: bool | None = UNSET
+    add_options: list[str] | None = strawberry.field(default=UNSET, description="SELECT only: options to add.")
+
+
 @strawberry.type
 class CustomerPayload:
     customer: Customer | None
@@ -531,6 +539,13 @@ def _customer_data(input: Any, *, keep_null: bool) -> dict[str, Any]:
 
 def _config(info: Info) -> service.ServiceConfig:
     return service.ServiceConfig(default_phone_region=info.context.settings.default_phone_region)
+
+
+def _definition_payload(result: tuple[Any, list[UserError]]) -> CustomFieldDefinitionPayload:
+    model, errors = result
+    return CustomFieldDefinitionPayload(
+        custom_field_definition=CustomFieldDefinition.from_model(model) if model is not None else None, errors=errors
+    )
 
 
 def _customer_payload(result: tuple[Any, list[UserError]]) -> CustomerPayload:
@@ -594,12 +609,23 @@ class CustomerMutation:
         self, info: Info, input: CreateCustomFieldDefinitionInput
     ) -> CustomFieldDefinitionPayload:
         data, actor = to_plain(input), info.context.actor
-        model, errors = await unit_of_work(
-            info, lambda s: service.create_custom_field_definition(s, actor=actor, data=data)
-        )
-        return CustomFieldDefinitionPayload(
-            custom_field_definition=CustomFieldDefinition.from_model(model) if model else None, errors=errors
-        )
+        return _definition_payload(await unit_of_work(
+            info, lambda s: service.create_custom_field_definition(s, actor=actor, data=data)))
+
+    @strawberry.mutation(description="Change a custom field's label, description or required flag, or add SELECT options.")
+    async def update_custom_field_definition(
+        self, info: Info, id: strawberry.ID, input: UpdateCustomFieldDefinitionInput
+    ) -> CustomFieldDefinitionPayload:
+        pk, data, actor = decode_global_id(id, "CustomFieldDefinition")[1], to_plain(input, keep_null=True), info.context.actor
+        return _definition_payload(await unit_of_work(
+            info, lambda s: service.update_custom_field_definition(s, actor=actor, definition_id=pk, data=data)))
+
+    @strawberry.mutation(description="Remove a custom field and every customer's value of it. Segments filtering on it become invalid.")
+    async def delete_custom_field_definition(self, info: Info, id: strawberry.ID) -> CustomFieldDefinitionPayload:
+        pk, actor = decode_global_id(id, "CustomFieldDefinition")[1], info.context.actor
+        return _definition_payload(await unit_of_work(
+            info, lambda s: service.delete_custom_field_definition(s, actor=actor, definition_id=pk)))
+
 
 
 SCHEMA = SchemaPart(query=CustomerQuery, mutation=CustomerMutation)

@@ -141,3 +141,29 @@ async def test_bad_segment_input(client):
     mismatch = await errors({"name": "x", "kind": "DYNAMIC", "filter": {"segment": {"in": ["not-an-id"]}}})
     assert mismatch[0]["field"] == "filter.segment.in.0"
     assert (await client.execute("{ segments { totalCount } }"))["segments"]["totalCount"] == 0
+
+
+async def test_deleting_a_custom_field_invalidates_segments_that_use_it(client):
+    field = (await client.mutate(
+        'mutation { createCustomFieldDefinition(input: {key: "tier", label: "Tier", type: SELECT, options: ["gold"]}) '
+        "{ customFieldDefinition { id } errors { field code message } } }"))["customFieldDefinition"]
+    changed = await client.mutate(
+        'mutation($id: ID!) { updateCustomFieldDefinition(id: $id, input: {label: "Loyalty tier", addOptions: ["silver", "gold"]}) '
+        "{ customFieldDefinition { label options } errors { field code message } } }", {"id": field["id"]})
+    assert changed["customFieldDefinition"] == {"label": "Loyalty tier", "options": ["gold", "silver"]}
+    await create(client, kind="PERSON", lastName="Goldie", customFields={"tier": "gold"})
+    segment = (await client.mutate(CREATE, {"input": {"name": "Gold", "kind": "DYNAMIC",
+                                                      "filter": {"customFields": [{"key": "tier", "eq": "gold"}]}}}))["segment"]
+    assert names(segment) == ["Goldie"]
+
+    await client.mutate("mutation($id: ID!) { deleteCustomFieldDefinition(id: $id) { customFieldDefinition { key } "
+                        "errors { field code message } } }", {"id": field["id"]})
+    broken = (await client.execute(SEGMENT, {"id": segment["id"]}))["segment"]
+    assert broken["isValid"] is False and broken["size"] == 0
+    assert broken["invalidReason"] == "filter.customFields.0.key: no custom field is defined with key 'tier'"
+    # The customer's value went with the field.
+    data = await client.execute('{ customers(filter: {displayName: {eq: "Goldie"}}) { edges { node { customFields } } } }')
+    assert data["customers"]["edges"][0]["node"]["customFields"] == {}
+    gone = await client.execute("mutation($id: ID!) { deleteCustomFieldDefinition(id: $id) { errors { field code } } }",
+                                {"id": field["id"]})
+    assert gone["deleteCustomFieldDefinition"]["errors"] == [{"field": "id", "code": "NOT_FOUND"}]

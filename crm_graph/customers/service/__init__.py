@@ -6,7 +6,11 @@ alone; list fields (emails, phones, addresses, tags) are replaced whole when pre
 """
 
 from crm_graph.customers.service.assign import ServiceConfig
-from crm_graph.customers.service.custom_fields import create_custom_field_definition
+from crm_graph.customers.service.custom_fields import (
+    create_custom_field_definition,
+    delete_custom_field_definition,
+    update_custom_field_definition,
+)
 from crm_graph.customers.service.read import (
     addresses_for,
     age,
@@ -39,6 +43,8 @@ __all__ = [
     "create_custom_field_definition",
     "create_customer",
     "create_customers",
+    "delete_custom_field_definition",
+    "update_custom_field_definition",
     "custom_field_definitions",
     "custom_values_for",
     "customer_payload",

@@ -10,9 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core import errors as codes
 from crm_graph.core.actor import Actor
-from crm_graph.core.errors import (
-    ErrorCollector,
-)
+from crm_graph.core.errors import ErrorCollector, NotFound
 from crm_graph.core.events import record_event
 from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.customers import validation as v
@@ -68,13 +66,69 @@ async def create_custom_field_definition(
     )
     session.add(definition)
     await session.flush()
-    record_event(
-        session,
-        type="custom_field.created",
-        entity_type="CustomFieldDefinition",
-        entity_id=definition.id,
-        actor=actor,
-        payload={"key": key, "label": label, "type": kind, "options": definition.options, "required": definition.required},
-    )
+    record_event(session, type="custom_field.created", entity_type="CustomFieldDefinition", entity_id=definition.id,
+                 actor=actor, payload=_payload(definition))
+    return definition
+
+
+def _payload(definition: CustomFieldDefinition) -> dict[str, Any]:
+    return {"key": definition.key, "label": definition.label, "type": definition.type, "options": definition.options,
+            "required": definition.required, "description": definition.description}
+
+
+async def _definition(session: AsyncSession, definition_id: int) -> CustomFieldDefinition:
+    definition = await session.get(CustomFieldDefinition, definition_id)
+    if definition is None:
+        raise NotFound("Custom field definition")
+    return definition
+
+
+async def update_custom_field_definition(
+    session: AsyncSession, *, actor: Actor, definition_id: int, data: Mapping[str, Any]
+) -> CustomFieldDefinition:
+    """Change the label, description or required flag, or add options to a SELECT field.
+
+    The key and the type never change (stored values and saved filters rely on them); options
+    are only added, since customers may hold any existing one.
+    """
+    definition = await _definition(session, definition_id)
+    errors = ErrorCollector()
+    if "label" in data:
+        try:
+            definition.label = v.text(data["label"], 200, required=True) or definition.label
+        except v.InvalidValue as exc:
+            errors.add("label", codes.REQUIRED, str(exc))
+    if "description" in data:
+        definition.description = data["description"]
+    if "required" in data and data["required"] is not None:
+        definition.required = bool(data["required"])
+    if data.get("addOptions"):
+        if definition.type is not CustomFieldType.SELECT:
+            errors.add("addOptions", codes.INVALID_VALUE, "Only SELECT fields have options.")
+        else:
+            new = [o.strip() for o in data["addOptions"] if isinstance(o, str) and o.strip()]
+            present = set(definition.options or [])
+            definition.options = [*(definition.options or []), *(o for o in dict.fromkeys(new) if o not in present)]
+    errors.raise_if_any()
+    await validate_with_plugins(session, entity="custom_field_definition", data={**data, "id": definition_id}, actor=actor)
+    await session.flush()
+    record_event(session, type="custom_field.updated", entity_type="CustomFieldDefinition", entity_id=definition.id,
+                 actor=actor, payload=_payload(definition))
+    return definition
+
+
+async def delete_custom_field_definition(
+    session: AsyncSession, *, actor: Actor, definition_id: int
+) -> CustomFieldDefinition:
+    """Remove the field and every customer's value of it. Saved segment filters that use it stop
+    validating (the segment reports why) until the filter is changed."""
+    definition = await _definition(session, definition_id)
+    await validate_with_plugins(session, entity="custom_field_definition", data={"id": definition_id, "delete": True},
+                                actor=actor)
+    payload = _payload(definition)
+    await session.delete(definition)
+    await session.flush()
+    record_event(session, type="custom_field.deleted", entity_type="CustomFieldDefinition", entity_id=definition_id,
+                 actor=actor, payload=payload)
     return definition
 
