@@ -24,48 +24,8 @@ from crm_graph.segments.models import RfmGroup, RfmRun, RfmScore, ValueTier
 from crm_graph.customers.models import Customer
 from crm_graph.segments.values import potential_customers, revenue_by_customer, tier_case
 
-# Checked in this order; the first match names the group (see docs/segments.md).
-GROUP_RULES: list[tuple[RfmGroup, str]] = [
-    (RfmGroup.CHAMPIONS, "R = 5 and F >= 4"),
-    (RfmGroup.LOYAL, "R in 3..4 and F >= 4"),
-    (RfmGroup.POTENTIAL_LOYALIST, "R >= 4 and F in 2..3"),
-    (RfmGroup.NEW, "R = 5 and F = 1"),
-    (RfmGroup.PROMISING, "R = 4 and F = 1"),
-    (RfmGroup.NEEDS_ATTENTION, "R = 3 and F = 3"),
-    (RfmGroup.ABOUT_TO_SLEEP, "R = 3 and F <= 2"),
-    (RfmGroup.CANNOT_LOSE, "R <= 2 and (F = 5 or M = 5)"),
-    (RfmGroup.AT_RISK, "R <= 2 and F in 3..4"),
-    (RfmGroup.LOST, "R = 1 and F = 1"),
-    (RfmGroup.HIBERNATING, "R <= 2 and F <= 2"),
-]
-
-
-def group_of(r: int, f: int, m: int) -> RfmGroup:
-    """The same rules as ``_group_case``, for one cell (used to document and to cross-check)."""
-    if r == 5 and f >= 4:
-        return RfmGroup.CHAMPIONS
-    if r in (3, 4) and f >= 4:
-        return RfmGroup.LOYAL
-    if r >= 4 and f in (2, 3):
-        return RfmGroup.POTENTIAL_LOYALIST
-    if r == 5 and f == 1:
-        return RfmGroup.NEW
-    if r == 4 and f == 1:
-        return RfmGroup.PROMISING
-    if r == 3 and f == 3:
-        return RfmGroup.NEEDS_ATTENTION
-    if r == 3 and f <= 2:
-        return RfmGroup.ABOUT_TO_SLEEP
-    if f == 5 or m == 5:
-        return RfmGroup.CANNOT_LOSE
-    if f in (3, 4):
-        return RfmGroup.AT_RISK
-    if r == 1 and f == 1:
-        return RfmGroup.LOST
-    return RfmGroup.HIBERNATING
-
-
 def _group_case(r: Any, f: Any, m: Any) -> sa.Case[Any]:
+    """The named group of a cell; checked top to bottom, as in the table of docs/segments.md."""
     return sa.case(
         (sa.and_(r == 5, f >= 4), RfmGroup.CHAMPIONS.name),
         (sa.and_(r.in_([3, 4]), f >= 4), RfmGroup.LOYAL.name),
