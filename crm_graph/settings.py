@@ -70,6 +70,9 @@ class Settings:
     sla_check_interval: float = 60.0
     # Seconds between stored RFM runs, over the last year of orders (0 turns it off).
     rfm_refresh_interval: float = 86400.0
+    # Days an event whose every delivery succeeded stays in the outbox (0 keeps them forever).
+    # Events with a delivery still pending or dead are kept until that is settled.
+    outbox_retention_days: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -102,7 +105,7 @@ class Settings:
             raise ValueError(
                 "CRM_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
-        for name in ("sla_check_interval", "rfm_refresh_interval"):
+        for name in ("sla_check_interval", "rfm_refresh_interval", "outbox_retention_days"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CRM_{name.upper()} must be 0 (off) or a number of seconds")
         for name in ("plugin_hook_timeout", "dispatch_poll_interval", "dispatch_backoff_base", "webhook_timeout"):

@@ -1,4 +1,5 @@
-"""Periodic jobs of the server and the worker: breached service levels, scheduled RFM runs.
+"""Periodic jobs of the server and the worker: breached service levels, scheduled RFM runs,
+and pruning of delivered events from the outbox.
 
 Each job runs on its own interval in the process's event loop. Running the same job in several
 processes is safe: the SLA check stores each breach once (a guarded UPDATE), and the RFM job
@@ -61,6 +62,24 @@ async def refresh_rfm(db: Database, interval: float) -> str:
     return f"scored {analysis.run.customer_count} customers" if analysis else "no orders to score"
 
 
+async def prune_outbox(db: Database, retention_days: int) -> str:
+    """Delete dispatched events older than the retention whose every delivery succeeded (their
+    deliveries go with them). Events with a delivery pending, in flight or dead are kept."""
+    from crm_graph.core.events import DeliveryStatus, EventDelivery, OutboxEvent
+
+    cutoff = utcnow() - timedelta(days=retention_days)
+    unsettled = sa.exists().where(
+        EventDelivery.event_pk == OutboxEvent.id, EventDelivery.status != DeliveryStatus.DELIVERED
+    )
+    async with db.writer() as session, session.begin():
+        result = await session.execute(
+            sa.delete(OutboxEvent).where(
+                OutboxEvent.dispatched_at.is_not(None), OutboxEvent.occurred_at < cutoff, sa.not_(unsettled)
+            )
+        )
+    return f"{result.rowcount} events older than {retention_days} days removed"
+
+
 def default_jobs(db: Database, settings: Settings, wake: Callable[[], None] | None = None) -> list[Job]:
     jobs = []
     if settings.sla_check_interval > 0:
@@ -68,6 +87,8 @@ def default_jobs(db: Database, settings: Settings, wake: Callable[[], None] | No
     if settings.rfm_refresh_interval > 0:
         jobs.append(Job("rfm-refresh", min(settings.rfm_refresh_interval, 3600.0),
                         lambda: refresh_rfm(db, settings.rfm_refresh_interval)))
+    if settings.outbox_retention_days > 0:
+        jobs.append(Job("outbox-prune", 3600.0, lambda: prune_outbox(db, settings.outbox_retention_days)))
     return jobs
 
 

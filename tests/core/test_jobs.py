@@ -92,3 +92,33 @@ async def test_segments_refresh_command(db, database_url):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "refreshed 1 snapshot segments; RFM run scored 1 customers"
     assert await _runs(db) == 1
+
+
+async def test_outbox_pruning_keeps_what_is_not_settled(db, settings):
+    from crm_graph.core.events import DeliveryStatus, EventDelivery
+    from crm_graph.core.jobs import prune_outbox
+
+    old = NOW - timedelta(days=45)
+    async with db.writer() as session, session.begin():
+        events = []
+        for n, (when, statuses) in enumerate([
+            (old, [DeliveryStatus.DELIVERED, DeliveryStatus.DELIVERED]),  # settled and old: pruned
+            (old, [DeliveryStatus.DELIVERED, DeliveryStatus.DEAD]),  # a dead delivery may be retried: kept
+            (old, [DeliveryStatus.PENDING]),  # not delivered yet: kept
+            (NOW - timedelta(days=2), [DeliveryStatus.DELIVERED]),  # recent: kept
+        ]):
+            event = OutboxEvent(event_id=f"00000000-0000-0000-0000-00000000000{n}", type="customer.updated", occurred_at=when,
+                                actor="system", entity_type="Customer", entity_id="1", payload={}, dispatched_at=when)
+            session.add(event)
+            await session.flush()
+            events.append(event.id)
+            for i, status in enumerate(statuses):
+                session.add(EventDelivery(event_pk=event.id, subscriber=f"s{i}", event_type="customer.updated", status=status,
+                                          attempts=1, next_attempt_at=when, created_at=when))
+    with frozen_clock(NOW):
+        assert await prune_outbox(db, 30) == "1 events older than 30 days removed"
+    async with db.reader() as session:
+        left = list(await session.scalars(sa.select(OutboxEvent.id).order_by(OutboxEvent.id)))
+        deliveries = await session.scalar(sa.select(sa.func.count()).select_from(EventDelivery))
+    assert left == events[1:]
+    assert deliveries == 4  # the pruned event's two deliveries went with it
