@@ -67,8 +67,9 @@ def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool)
     if seed_demo:
         from crm_graph.seed import seed_demo as run_seed
 
-        created = asyncio.run(run_seed(settings, only_if_empty=True))
-        click.echo(f"demo data: {created} customers created" if created else "demo data: database not empty, left as it is")
+        created = asyncio.run(run_seed(settings, only_demo_data=True))
+        click.echo("demo data: the database holds data of its own, left as it is" if created is None
+                   else f"demo data: in place ({created} customers created now)")
     try:
         app = create_app(settings, plugins=pm)
     except plugins.PluginError as exc:

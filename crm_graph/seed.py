@@ -173,17 +173,26 @@ def _activity(rng: random.Random, created: datetime, now: datetime) -> dict[str,
     return data
 
 
-async def seed_demo(settings: Settings, *, count: int = 300, only_if_empty: bool = False) -> int:
-    """Create the demo customers that do not exist yet; returns how many were created."""
+async def seed_demo(settings: Settings, *, count: int = 300, only_demo_data: bool = False) -> int | None:
+    """Create the demo data that does not exist yet; returns how many customers were created.
+
+    With ``only_demo_data`` (what ``serve --seed-demo`` uses), a database holding customers of its
+    own is left alone (None is returned): demo records are never mixed into real data. A
+    database of demo data only is completed, e.g. with the parts a newer version adds.
+    """
     db = Database.from_settings(settings)
     try:
         async with db.reader() as session:
-            total = await session.scalar(sa.select(sa.func.count()).select_from(Customer))
+            own = await session.scalar(
+                sa.select(sa.func.count()).select_from(Customer).where(
+                    sa.or_(Customer.external_system.is_(None), Customer.external_system != DEMO_SYSTEM)
+                )
+            )
             existing = set(
                 await session.scalars(sa.select(Customer.external_id).where(Customer.external_system == DEMO_SYSTEM))
             )
-        if only_if_empty and total:
-            return 0
+        if only_demo_data and own:
+            return None
         config = customers.ServiceConfig(default_phone_region=settings.default_phone_region)
         now = utcnow()
         created = 0

@@ -8,7 +8,7 @@ from crm_graph.seed import seed_demo
 async def test_seed_is_idempotent_and_varied(settings, client):
     assert await seed_demo(settings, count=60) == 60
     assert await seed_demo(settings, count=60) == 0
-    assert await seed_demo(settings, count=60, only_if_empty=True) == 0
+    assert await seed_demo(settings, count=60, only_demo_data=True) == 0  # demo data only: completed, nothing new
 
     data = await client.execute("""{
       all: customers { totalCount }
@@ -30,3 +30,11 @@ async def test_seed_is_idempotent_and_varied(settings, client):
     for edge in data["page"]["edges"]:
         node = edge["node"]
         assert node["displayName"] and node["primaryEmail"] and node["primaryPhone"].startswith("+") and node["country"]
+
+
+async def test_demo_data_is_never_mixed_into_real_data(settings, client):
+    await client.mutate(
+        'mutation { createCustomer(input: {kind: PERSON, lastName: "Real"}) { customer { id } errors { field code message } } }'
+    )
+    assert await seed_demo(settings, count=10, only_demo_data=True) is None
+    assert (await client.execute("{ customers { totalCount } }"))["customers"]["totalCount"] == 1
