@@ -17,7 +17,7 @@ from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
 from crm_graph.graphql.mutations import unit_of_work
-from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver, register_node
 
 if TYPE_CHECKING:
     from crm_graph.customers.schema import Customer
@@ -103,13 +103,7 @@ class ActivityFilter:
     )
 
 
-async def _load_activities(info: Info, pks: list[int]) -> list[Activity | None]:
-    ctx: Context = info.context
-    loader = ctx.loader("activity", service.activities_by_ids)
-    models = await loader.load_many(pks)
-    return [Activity.from_model(m) if m is not None else None for m in models]
-
-
+_load_activities = node_resolver("activity", service.activities_by_ids, Activity.from_model)
 register_node("Activity", _load_activities)
 
 

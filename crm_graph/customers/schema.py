@@ -37,10 +37,10 @@ from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import (
     DateFilter,
     DateTimeFilter,
-    OrderDirection,
     StringFilter,
     TagsFilter,
     enum_filter,
+    order_input,
     to_plain,
 )
 from crm_graph.graphql.mutations import unit_of_work
@@ -51,6 +51,7 @@ from crm_graph.graphql.relay import (
     encode_global_id,
     grouped_connection,
     page_args,
+    node_resolver,
     register_node,
 )
 
@@ -275,11 +276,6 @@ async def load_customer(info: Info, pk: int) -> Customer | None:
     return Customer.from_model(model) if model is not None else None
 
 
-async def _load_customers(info: Info, pks: list[int]) -> list[Customer | None]:
-    models = await _loader(info, "customer", service.customers_by_ids, lambda: None).load_many(pks)
-    return [Customer.from_model(m) if m is not None else None for m in models]
-
-
 async def _load_definitions(info: Info, pks: list[int]) -> list[CustomFieldDefinition | None]:
     async with info.context.db.reader() as session:
         by_key = await service.custom_field_definitions(session)
@@ -287,7 +283,7 @@ async def _load_definitions(info: Info, pks: list[int]) -> list[CustomFieldDefin
     return [CustomFieldDefinition.from_model(by_id[pk]) if pk in by_id else None for pk in pks]
 
 
-register_node("Customer", _load_customers)
+register_node("Customer", node_resolver("customer", service.customers_by_ids, Customer.from_model))
 register_node("CustomFieldDefinition", _load_definitions)
 
 # --- filters and ordering -------------------------------------------------------------------
@@ -354,10 +350,7 @@ class CustomerOrderField(enum.Enum):
     UPDATED_AT = "UPDATED_AT"
 
 
-@strawberry.input
-class CustomerOrder:
-    field: CustomerOrderField
-    direction: OrderDirection = OrderDirection.ASC
+CustomerOrder = order_input(CustomerOrderField, "CustomerOrder")
 
 
 # --- queries ---------------------------------------------------------------------------------

@@ -120,3 +120,12 @@ def enum_filter(enum_type: type[enum.Enum], name: str) -> type:
     }
     cls = type(name, (), namespace)
     return strawberry.input(cls, description=f"Conditions on a value of {enum_type.__name__}.")
+
+
+def order_input(field_enum: type[enum.Enum], name: str) -> type:
+    """An ordering input ``<name> { field: <field_enum>!, direction: OrderDirection = ASC }``."""
+    namespace: dict[str, Any] = {
+        "__annotations__": {"field": field_enum, "direction": OrderDirection},
+        "direction": OrderDirection.ASC,
+    }
+    return strawberry.input(type(name, (), namespace))

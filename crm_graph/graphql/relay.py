@@ -23,6 +23,17 @@ def register_node(type_name: str, resolver: NodeResolver) -> None:
     _NODE_RESOLVERS[type_name] = resolver
 
 
+def node_resolver(key: Any, batch: Any, convert: Callable[[Any], Any]) -> NodeResolver:
+    """A node resolver from a batch function (``batch(session, pks) -> {pk: model}``): the models
+    come through the request's DataLoader ``key`` and are converted; unknown ones are None."""
+
+    async def resolve(info: Info, pks: list[int]) -> list[Any]:
+        models = await info.context.loader(key, batch).load_many(pks)
+        return [convert(m) if m is not None else None for m in models]
+
+    return resolve
+
+
 def encode_global_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(ids.encode(type_name, pk))
 

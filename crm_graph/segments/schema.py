@@ -22,7 +22,7 @@ from crm_graph.graphql.errors import ClientError, UserError
 from crm_graph.graphql.inputs import StringFilter, enum_filter, to_plain
 from crm_graph.graphql.money import Money
 from crm_graph.graphql.mutations import unit_of_work
-from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver, register_node
 from crm_graph.segments import rfm as rfm_module
 from crm_graph.segments import service
 from crm_graph.segments.filter_inputs import RfmGroup, ValueTier
@@ -103,11 +103,7 @@ class SegmentConnection(Connection[Segment]):
     pass
 
 
-async def _load_segments(info: Info, pks: list[int]) -> list[Segment | None]:
-    models = await info.context.loader("segment", service.segments_by_ids).load_many(pks)
-    return [Segment.from_model(m) if m is not None else None for m in models]
-
-
+_load_segments = node_resolver("segment", service.segments_by_ids, Segment.from_model)
 register_node("Segment", _load_segments)
 
 

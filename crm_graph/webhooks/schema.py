@@ -17,7 +17,7 @@ from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
 from crm_graph.graphql.mutations import unit_of_work
-from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver, register_node
 from crm_graph.webhooks import service
 from crm_graph.webhooks.models import WebhookSubscription as SubscriptionModel
 
@@ -156,27 +156,10 @@ class EventType:
     description: str
 
 
-async def _load(info: Info, key: str, batch: Any, convert: Any, pks: list[int]) -> list[Any]:
-    ctx: Context = info.context
-    models = await ctx.loader(key, batch).load_many(pks)
-    return [convert(m) if m is not None else None for m in models]
-
-
-async def _load_subscriptions(info: Info, pks: list[int]) -> list[Any]:
-    return await _load(info, "webhooks.subscription", service.subscriptions_by_ids, WebhookSubscription.from_model, pks)
-
-
-async def _load_deliveries(info: Info, pks: list[int]) -> list[Any]:
-    return await _load(info, "webhooks.delivery", service.deliveries_by_ids, EventDelivery.from_model, pks)
-
-
-async def _load_events(info: Info, pks: list[int]) -> list[Any]:
-    return await _load(info, "webhooks.event", service.events_by_pks, DomainEvent.from_model, pks)
-
-
-register_node("WebhookSubscription", _load_subscriptions)
-register_node("EventDelivery", _load_deliveries)
-register_node("DomainEvent", _load_events)
+register_node("WebhookSubscription",
+              node_resolver("webhooks.subscription", service.subscriptions_by_ids, WebhookSubscription.from_model))
+register_node("EventDelivery", node_resolver("webhooks.delivery", service.deliveries_by_ids, EventDelivery.from_model))
+register_node("DomainEvent", node_resolver("webhooks.event", service.events_by_pks, DomainEvent.from_model))
 
 DeliveryStatusFilter = enum_filter(DeliveryStatus, "DeliveryStatusFilter")
 

@@ -18,10 +18,10 @@ from crm_graph.graphql.inputs import (
     DateFilter,
     DateTimeFilter,
     DecimalFilter,
-    OrderDirection,
     StringFilter,
     TagsFilter,
     enum_filter,
+    order_input,
 )
 from crm_graph.graphql.money import MoneyInput
 from crm_graph.graphql.relay import decode_global_id
@@ -172,10 +172,7 @@ class ProductOrderField(enum.Enum):
     CREATED_AT = "CREATED_AT"
 
 
-@strawberry.input
-class ProductOrder:
-    field: ProductOrderField
-    direction: OrderDirection = OrderDirection.ASC
+ProductOrder = order_input(ProductOrderField, "ProductOrder")
 
 
 @strawberry.enum(description="Fields opportunities can be sorted by. EXPECTED_CLOSE_DATE puts missing dates last (ascending).")
@@ -187,10 +184,7 @@ class OpportunityOrderField(enum.Enum):
     TITLE = "TITLE"
 
 
-@strawberry.input
-class OpportunityOrder:
-    field: OpportunityOrderField
-    direction: OrderDirection = OrderDirection.ASC
+OpportunityOrder = order_input(OpportunityOrderField, "OpportunityOrder")
 
 
 @strawberry.enum(description="Fields quotes can be sorted by.")
@@ -201,10 +195,7 @@ class QuoteOrderField(enum.Enum):
     TOTAL = "TOTAL"
 
 
-@strawberry.input
-class QuoteOrder:
-    field: QuoteOrderField
-    direction: OrderDirection = OrderDirection.ASC
+QuoteOrder = order_input(QuoteOrderField, "QuoteOrder")
 
 
 @strawberry.enum(description="Fields orders can be sorted by.")
@@ -215,10 +206,7 @@ class OrderOrderField(enum.Enum):
     TOTAL = "TOTAL"
 
 
-@strawberry.input
-class OrderOrder:
-    field: OrderOrderField
-    direction: OrderDirection = OrderDirection.ASC
+OrderOrder = order_input(OrderOrderField, "OrderOrder")
 
 
 # --- mutation inputs ------------------------------------------------------------------------------

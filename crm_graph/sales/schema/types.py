@@ -13,9 +13,9 @@ from crm_graph.core.clock import utcnow
 from crm_graph.customers.models import AcquisitionChannel
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
 from crm_graph.graphql.money import Money
-from crm_graph.graphql.relay import Connection, Node, encode_global_id, register_node
+from crm_graph.graphql.relay import Connection, Node, encode_global_id, node_resolver, register_node
 from crm_graph.sales import models as m
-from crm_graph.sales.loaders import load_list, load_one, loader
+from crm_graph.sales.loaders import load_list, load_one
 from crm_graph.sales.service import opportunities as opportunity_service
 from crm_graph.sales.service import orders as order_service
 from crm_graph.sales.service import pipelines as pipeline_service
@@ -473,23 +473,10 @@ class OrderConnection(Connection[Order]):
     pass
 
 
-def _nodes(name: str, batch: Any, convert: Any) -> Any:
-    async def resolve(info: Info, pks: list[int]) -> list[Any]:
-        models = await loader(info, name, batch).load_many(pks)
-        return [convert(model) if model is not None else None for model in models]
-
-    return resolve
-
-
-async def _stages(info: Info, pks: list[int]) -> list[PipelineStage | None]:
-    models = await loader(info, "stage", pipeline_service.stages_by_ids).load_many(pks)
-    return [PipelineStage.from_model(s) if s is not None else None for s in models]
-
-
-register_node("Product", _nodes("product", product_service.products_by_ids, Product.from_model))
-register_node("Pipeline", _nodes("pipeline", pipeline_service.pipelines_by_ids, Pipeline.from_model))
-register_node("PipelineStage", _stages)
-register_node("Opportunity", _nodes("opportunity", opportunity_service.opportunities_by_ids, Opportunity.from_model))
-register_node("Quote", _nodes("quote", quote_service.quotes_by_ids, Quote.from_model))
-register_node("Order", _nodes("order", order_service.orders_by_ids, Order.from_model))
-register_node("Payment", _nodes("payment", order_service.payments_by_ids, Payment.from_model))
+register_node("Product", node_resolver(("sales", "product"), product_service.products_by_ids, Product.from_model))
+register_node("Pipeline", node_resolver(("sales", "pipeline"), pipeline_service.pipelines_by_ids, Pipeline.from_model))
+register_node("PipelineStage", node_resolver(("sales", "stage"), pipeline_service.stages_by_ids, PipelineStage.from_model))
+register_node("Opportunity", node_resolver(("sales", "opportunity"), opportunity_service.opportunities_by_ids, Opportunity.from_model))
+register_node("Quote", node_resolver(("sales", "quote"), quote_service.quotes_by_ids, Quote.from_model))
+register_node("Order", node_resolver(("sales", "order"), order_service.orders_by_ids, Order.from_model))
+register_node("Payment", node_resolver(("sales", "payment"), order_service.payments_by_ids, Payment.from_model))

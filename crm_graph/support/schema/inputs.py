@@ -12,10 +12,10 @@ from strawberry.types.unset import UNSET
 from crm_graph.customers.schema import ExternalRefInput
 from crm_graph.graphql.inputs import (
     DateTimeFilter,
-    OrderDirection,
     StringFilter,
     TagsFilter,
     enum_filter,
+    order_input,
 )
 from crm_graph.graphql.relay import decode_global_id
 from crm_graph.support.models import (
@@ -91,10 +91,7 @@ class TicketOrderField(enum.Enum):
     NUMBER = "NUMBER"
 
 
-@strawberry.input
-class TicketOrder:
-    field: TicketOrderField
-    direction: OrderDirection = OrderDirection.ASC
+TicketOrder = order_input(TicketOrderField, "TicketOrder")
 
 
 # --- mutation inputs ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from crm_graph.graphql.relay import (
     encode_global_id,
     grouped_connection,
     page_args,
+    node_resolver,
     register_node,
 )
 from crm_graph.support import service, sla
@@ -111,11 +112,6 @@ class SlaPolicyConnection(Connection[SlaPolicy]):
 async def load_policy(info: Info, pk: int) -> SlaPolicy | None:
     model = await _loader(info, "support.policy", service.policies_by_ids, lambda: None).load(pk)
     return SlaPolicy.from_model(model) if model is not None else None
-
-
-async def _load_policies(info: Info, pks: list[int]) -> list[SlaPolicy | None]:
-    models = await _loader(info, "support.policy", service.policies_by_ids, lambda: None).load_many(pks)
-    return [SlaPolicy.from_model(m) if m is not None else None for m in models]
 
 
 # --- tickets ------------------------------------------------------------------------------------
@@ -318,19 +314,9 @@ async def load_ticket(info: Info, pk: int) -> Ticket | None:
     return Ticket.from_model(model) if model is not None else None
 
 
-async def _load_tickets(info: Info, pks: list[int]) -> list[Ticket | None]:
-    models = await _loader(info, "support.ticket", service.tickets_by_ids, lambda: None).load_many(pks)
-    return [Ticket.from_model(m) if m is not None else None for m in models]
-
-
-async def _load_comments(info: Info, pks: list[int]) -> list[TicketComment | None]:
-    models = await _loader(info, "support.comment", service.comments_by_ids, lambda: None).load_many(pks)
-    return [TicketComment.from_model(m) if m is not None else None for m in models]
-
-
-register_node("Ticket", _load_tickets)
-register_node("TicketComment", _load_comments)
-register_node("SlaPolicy", _load_policies)
+register_node("Ticket", node_resolver("support.ticket", service.tickets_by_ids, Ticket.from_model))
+register_node("TicketComment", node_resolver("support.comment", service.comments_by_ids, TicketComment.from_model))
+register_node("SlaPolicy", node_resolver("support.policy", service.policies_by_ids, SlaPolicy.from_model))
 
 
 # --- statistics ---------------------------------------------------------------------------------
