@@ -150,12 +150,12 @@ class Opportunity(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, Base):
     )
 
 
-class OpportunityLineItem(IdMixin, Base):
-    __tablename__ = "opportunity_line_items"
+class LinePricing:
+    """The priced part of a line, the same on opportunities, quotes and orders:
+    ``subtotal = quantity x unit_price``, ``discount = subtotal x discount_percent / 100``,
+    ``total = subtotal - discount``; subtotal and discount are rounded to the currency."""
 
-    opportunity_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("opportunities.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(sa.Integer)
-    product_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("products.id"), index=True)
     description: Mapped[str] = mapped_column(sa.String(300))
     quantity: Mapped[Decimal] = mapped_column(QuantityType)
     unit_price: Mapped[Decimal] = mapped_column(AmountType)
@@ -163,6 +163,13 @@ class OpportunityLineItem(IdMixin, Base):
     subtotal: Mapped[Decimal] = mapped_column(AmountType)
     discount: Mapped[Decimal] = mapped_column(AmountType)
     total: Mapped[Decimal] = mapped_column(AmountType)
+
+
+class OpportunityLineItem(IdMixin, LinePricing, Base):
+    __tablename__ = "opportunity_line_items"
+
+    opportunity_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("opportunities.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("products.id"), index=True)
 
 
 class StageHistory(IdMixin, Base):
@@ -214,20 +221,12 @@ class Quote(IdMixin, TimestampMixin, VersionMixin, Base):
     __table_args__ = (sa.Index("ix_quotes_created_at_id", "created_at", "id"),)
 
 
-class QuoteLineItem(IdMixin, Base):
+class QuoteLineItem(IdMixin, LinePricing, Base):
     __tablename__ = "quote_line_items"
 
     quote_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("quotes.id", ondelete="CASCADE"), index=True)
-    position: Mapped[int] = mapped_column(sa.Integer)
     product_id: Mapped[int | None] = mapped_column(IdType, sa.ForeignKey("products.id", ondelete="SET NULL"))
     sku: Mapped[str | None] = mapped_column(sa.String(64))
-    description: Mapped[str] = mapped_column(sa.String(300))
-    quantity: Mapped[Decimal] = mapped_column(QuantityType)
-    unit_price: Mapped[Decimal] = mapped_column(AmountType)
-    discount_percent: Mapped[Decimal] = mapped_column(PercentType)
-    subtotal: Mapped[Decimal] = mapped_column(AmountType)
-    discount: Mapped[Decimal] = mapped_column(AmountType)
-    total: Mapped[Decimal] = mapped_column(AmountType)
 
 
 class Order(IdMixin, TimestampMixin, VersionMixin, Base):
@@ -262,20 +261,12 @@ class Order(IdMixin, TimestampMixin, VersionMixin, Base):
     )
 
 
-class OrderLineItem(IdMixin, Base):
+class OrderLineItem(IdMixin, LinePricing, Base):
     __tablename__ = "order_line_items"
 
     order_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    position: Mapped[int] = mapped_column(sa.Integer)
     product_id: Mapped[int | None] = mapped_column(IdType, sa.ForeignKey("products.id", ondelete="SET NULL"))
     sku: Mapped[str | None] = mapped_column(sa.String(64))
-    description: Mapped[str] = mapped_column(sa.String(300))
-    quantity: Mapped[Decimal] = mapped_column(QuantityType)
-    unit_price: Mapped[Decimal] = mapped_column(AmountType)
-    discount_percent: Mapped[Decimal] = mapped_column(PercentType)
-    subtotal: Mapped[Decimal] = mapped_column(AmountType)
-    discount: Mapped[Decimal] = mapped_column(AmountType)
-    total: Mapped[Decimal] = mapped_column(AmountType)
 
 
 class OrderExternalRef(IdMixin, Base):
