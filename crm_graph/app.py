@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from crm_graph import plugins as plugin_registry
+from crm_graph.auth.authenticate import Authenticator
 from crm_graph.core.dispatch import Dispatcher
 from crm_graph.core.hooks import notify
 from crm_graph.core.jobs import Scheduler, default_jobs
@@ -55,6 +56,7 @@ def create_app(
     owns_db = db is None
     events = Dispatcher(database, settings, pm)
     run_dispatcher = settings.dispatcher_enabled if dispatcher is None else dispatcher
+    auth = Authenticator(database, settings)
     graphql = GraphQLView(schema, settings=settings, db=database, plugins=pm, dispatcher=events)
     scheduler = Scheduler(default_jobs(database, settings, events.wake))
     run_jobs = settings.jobs_enabled if jobs is None else jobs
@@ -89,6 +91,7 @@ def create_app(
                 await scheduler.stop()
                 await events.stop()
                 await notify(pm, "crm_shutdown", timeout, app=app)
+                await auth.drain()
             finally:
                 if owns_db:
                     await database.dispose()
@@ -104,6 +107,7 @@ def create_app(
     app = Starlette(debug=False, routes=[*core_routes, *extra_routes], lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database
+    app.state.auth = auth
     app.state.schema = schema
     app.state.plugins = pm
     app.state.dispatcher = events

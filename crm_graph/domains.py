@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-CORE_DOMAINS: tuple[str, ...] = ("customers", "activities", "sales", "support", "segments", "webhooks")
+CORE_DOMAINS: tuple[str, ...] = ("auth", "customers", "activities", "sales", "support", "segments", "webhooks")
 
 
 @dataclass(frozen=True)

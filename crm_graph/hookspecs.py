@@ -143,3 +143,43 @@ def crm_validate(
     too. May be async. An implementation that crashes or hangs is logged and ignored: the write
     goes ahead, so never rely on a crash to block one.
     """
+
+
+@hookspec(firstresult=True)
+def crm_actor_from_request(request: Any, settings: Settings) -> Actor | Awaitable[Actor | None] | None:
+    """Say who sends ``request`` (a Starlette ``Request``): return an ``Actor``, or None when the
+    request carries no credentials this plugin understands.
+
+    The first implementation that returns something other than None decides. Return None
+    *synchronously* for requests that are not yours (look at the headers first); return an
+    awaitable only when you handle the request, e.g. to look a token up. Raise
+    ``crm_graph.auth.authenticate.InvalidCredentials(message)`` for credentials that are yours
+    but not valid: the client gets UNAUTHENTICATED with that message. The built-in bearer-token
+    authentication (API keys and session tokens) is a core plugin implementing this hook,
+    registered with ``trylast``, so a partner's plugin is asked first.
+    """
+
+
+@hookspec
+def crm_scope_sql(actor: Actor, entity: str) -> sa.ColumnElement[bool] | None:
+    """Narrow what ``actor`` may see of ``entity`` (a permission object: "customers",
+    "opportunities", "quotes", "orders", "tickets", "activities", "products", "segments", ...).
+
+    Return a SQLAlchemy condition on that entity's model (``crm_graph.core.access.guards()`` maps
+    models to entities), or None. Conditions are ANDed with the built-in rules and with each
+    other, so a plugin can only ever narrow a scope. They apply to every statement of a request,
+    counts and nested lists included. Synchronous and pure; one that raises hides every row of
+    the entity (fail closed).
+    """
+
+
+@hookspec
+def crm_authorize(actor: Actor, action: str, entity: str | None, data: Mapping[str, Any]) -> bool | str | Awaitable[Any] | None:
+    """Allow or refuse a mutation before it runs, after the role's permission allowed it.
+
+    ``action`` and ``entity`` are the mutation's declared permission ("update", "customers");
+    ``data`` holds ``operation`` (the mutation's name) and its arguments. Return None or True to
+    allow, False or a message to refuse: the client gets FORBIDDEN, nothing is written and the
+    refusal is audited. Fail-closed: an implementation that raises, hangs or returns anything
+    else refuses. May be async.
+    """

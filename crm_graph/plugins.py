@@ -30,7 +30,7 @@ ENTRY_POINT_GROUP = "crm_graph"
 
 # Built-in plugins: modules of this package that implement hooks, registered on the same
 # manager as third-party plugins (and blockable the same way).
-CORE_PLUGINS: tuple[str, ...] = ("crm_graph.webhooks.plugin",)
+CORE_PLUGINS: tuple[str, ...] = ("crm_graph.auth.plugin", "crm_graph.webhooks.plugin")
 
 
 class PluginError(Exception):

@@ -73,10 +73,35 @@ class Settings:
     # Days an event whose every delivery succeeded stays in the outbox (0 keeps them forever).
     # Events with a delivery still pending or dead are kept until that is settled.
     outbox_retention_days: int = 30
+    # Key of the keyed hash under which API keys and session tokens are stored. Required in
+    # production (32+ characters); in dev one is generated once into var/secret_key.
+    secret_key: str = ""
+    # Hours a session token from `login` stays valid.
+    session_hours: float = 12.0
+    # Failed sign-ins: after `login_max_failures` failures of one account or one address within
+    # `login_lockout_minutes`, further attempts are refused until that window has passed; each
+    # failure before that is answered a little later than the previous one.
+    login_max_failures: int = 5
+    login_lockout_minutes: float = 15.0
+    # Seconds a verified API key or session token is remembered in this process.
+    auth_cache_seconds: float = 10.0
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    def hash_key(self) -> bytes:
+        """The key API keys and session tokens are hashed with (see ``secret_key``)."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = PROJECT_ROOT / "var" / "secret_key"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
 
     @property
     def is_sqlite(self) -> bool:
@@ -114,6 +139,10 @@ class Settings:
         for name in ("dispatch_batch_size", "dispatch_concurrency", "dispatch_max_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"CRM_{name.upper()} must be at least 1")
+        if self.is_production and len(self.secret_key) < 32:
+            raise ValueError("CRM_SECRET_KEY must be set to at least 32 random characters in production")
+        if self.session_hours <= 0 or self.login_lockout_minutes <= 0 or self.login_max_failures < 1:
+            raise ValueError("CRM_SESSION_HOURS, CRM_LOGIN_LOCKOUT_MINUTES and CRM_LOGIN_MAX_FAILURES must be positive")
         if self.dispatch_backoff_cap < self.dispatch_backoff_base:
             raise ValueError("CRM_DISPATCH_BACKOFF_CAP must not be below CRM_DISPATCH_BACKOFF_BASE")
         if self.dispatch_lease < 2 * max(self.plugin_hook_timeout, self.webhook_timeout):

@@ -23,6 +23,7 @@ from crm_graph.app import create_app
 from crm_graph.db import migrate
 from crm_graph.db.session import Database
 from crm_graph.settings import Settings
+from crm_graph.testing.auth import bearer, make_key
 from crm_graph.testing.postgres import TemporaryPostgres
 
 _counter = itertools.count(1)
@@ -98,9 +99,12 @@ async def database_url(template: str, workdir: Path, postgres: TemporaryPostgres
     await _pg_execute(postgres.dsn(), f"DROP DATABASE {name} WITH (FORCE)")
 
 
+TEST_SECRET = "test-secret-key-of-at-least-thirty-two-characters"
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+    return Settings(database_url=database_url, secret_key=TEST_SECRET)
 
 
 @pytest.fixture
@@ -153,16 +157,23 @@ class GraphQLClient:
 
 
 @pytest.fixture
-async def client(settings: Settings, db: Database) -> AsyncIterator[GraphQLClient]:
+async def admin_key(settings: Settings, db: Database) -> str:
+    """An ADMIN API key: what most tests sign in with (access itself is tested in tests/auth)."""
+    token, _ = await make_key(db, settings, role="ADMIN", email="admin@example.com")
+    return token
+
+
+@pytest.fixture
+async def client(settings: Settings, db: Database, admin_key: str) -> AsyncIterator[GraphQLClient]:
     app = create_app(settings, db=db)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=bearer(admin_key)) as http:
         yield GraphQLClient(http)
 
 
 @pytest.fixture
-async def http(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+async def http(settings: Settings, db: Database, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, db=db)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=bearer(admin_key)) as client:
         yield client

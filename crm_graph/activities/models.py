@@ -8,6 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from crm_graph.core.access import guard_child
+from crm_graph.customers.models import Customer
 from crm_graph.db.base import Base, IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
 from crm_graph.db.types import IdType, UTCDateTime, enum_column
 
@@ -46,3 +48,6 @@ class Activity(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, Base):
         sa.Index("ix_activities_customer_timeline", "customer_id", "occurred_at", "id"),
         sa.Index("ix_activities_occurred_at_id", "occurred_at", "id"),
     )
+
+
+guard_child(Activity, "activities", Customer, "customer_id")

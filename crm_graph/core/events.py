@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from crm_graph.core.access import guard_object
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.db.base import Base, IdMixin
@@ -252,3 +253,11 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+def _system_deliveries(scope: Any) -> Any:
+    """Deliveries carry event payloads of every record: administrators and integrations only."""
+    return None if scope.actor.view_all else sa.false()
+
+
+guard_object(EventDelivery, "webhooks", extra=_system_deliveries)

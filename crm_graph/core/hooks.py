@@ -195,3 +195,70 @@ def _field_errors(value: Any) -> list[FieldError] | None:
         if all(isinstance(item, FieldError) for item in items):
             return items
     return None
+
+
+# --- access --------------------------------------------------------------------------------------
+
+
+async def ask_authorize(pm: Any, timeout: float, *, actor: Actor, action: str, entity: str | None, data: Mapping[str, Any]) -> str | None:
+    """``crm_authorize``: None when every implementation allows, else the first refusal's reason.
+
+    Fail-closed, unlike ``crm_validate``: an implementation that crashes, hangs or returns
+    something other than None/True/False/a string refuses the request.
+    """
+    for impl in implementations(pm, "crm_authorize"):
+        try:
+            value = await call_implementation(impl, {"actor": actor, "action": action, "entity": entity, "data": data}, timeout)
+        except Exception as exc:  # noqa: BLE001 - fail closed, and say which plugin
+            log.error("plugin %s: crm_authorize failed, refusing: %s", impl.plugin_name, describe(exc), exc_info=_exc_info(exc))
+            return "The request was refused because an access check failed."
+        if value is None or value is True:
+            continue
+        if value is False:
+            return f"Refused by plugin {impl.plugin_name}."
+        if isinstance(value, str) and value:
+            return value
+        log.error("plugin %s: crm_authorize returned %s, refusing", impl.plugin_name, type(value).__name__)
+        return "The request was refused because an access check failed."
+    return None
+
+
+def scope_narrowing(pm: Any) -> Any:
+    """A ``narrow(actor, entity) -> [conditions]`` function from ``crm_scope_sql``, or None when no
+    plugin implements it. Synchronous, like the hook; an implementation that raises hides
+    everything of that entity (fail closed)."""
+    impls = implementations(pm, "crm_scope_sql") if pm is not None else []
+    if not impls:
+        return None
+    import sqlalchemy as sa
+
+    def narrow(actor: Actor, entity: str) -> list[Any]:
+        out = []
+        for impl in impls:
+            arguments = {name: value for name, value in (("actor", actor), ("entity", entity)) if name in impl.argnames}
+            try:
+                value = impl.function(**arguments)
+            except Exception as exc:  # noqa: BLE001 - fail closed
+                log.error("plugin %s: crm_scope_sql failed, hiding %s: %s", impl.plugin_name, entity, describe(exc))
+                value = sa.false()
+            if value is not None:
+                out.append(value)
+        return out
+
+    return narrow
+
+
+async def actor_from_request(pm: Any, request: Any, settings: Any) -> Any:
+    """``crm_actor_from_request``, first answer wins. Returns the Actor, or None (anonymous).
+
+    An implementation may return an awaitable. Exceptions propagate: the view turns a
+    ``InvalidCredentials``-like refusal into UNAUTHENTICATED.
+    """
+    for impl in implementations(pm, "crm_actor_from_request"):
+        arguments = {name: value for name, value in (("request", request), ("settings", settings)) if name in impl.argnames}
+        value = impl.function(**arguments)
+        if inspect.isawaitable(value):
+            value = await value
+        if value is not None:
+            return value
+    return None

@@ -9,7 +9,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_graph.db.base import Base, IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
+from crm_graph.core.access import guard_child, guard_object, guard_owned
+from crm_graph.db.base import Base, IdMixin, OwnedMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
 from crm_graph.db.types import IdType, JSONType, UTCDateTime, enum_column
 
 
@@ -61,7 +62,7 @@ class CustomFieldType(enum.Enum):
     SELECT = "SELECT"
 
 
-class Customer(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, Base):
+class Customer(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, OwnedMixin, Base):
     __tablename__ = "customers"
 
     kind: Mapped[CustomerKind] = mapped_column(enum_column(CustomerKind))
@@ -166,3 +167,9 @@ class CustomerFieldValue(Base):
         sa.Index("ix_customer_field_values_number", "definition_id", "value_number"),
         sa.Index("ix_customer_field_values_date", "definition_id", "value_date"),
     )
+
+
+guard_owned(Customer, "customers")
+for _model in (CustomerEmail, CustomerPhone, CustomerAddress, CustomerTag, CustomerFieldValue):
+    guard_child(_model, "customers", Customer, "customer_id")
+guard_object(CustomFieldDefinition, "custom_fields")

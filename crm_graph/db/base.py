@@ -55,3 +55,14 @@ class SoftDeleteMixin:
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+
+
+class OwnedMixin:
+    """A record with an owner (a user) and the team it is shared with (``core/access.py``).
+
+    New records belong to the user who creates them and to that user's team; changing either
+    is a reassignment, which needs the ``assign`` permission and raises its own event.
+    """
+
+    owner_id: Mapped[int | None] = mapped_column(IdType, sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    team_id: Mapped[int | None] = mapped_column(IdType, sa.ForeignKey("teams.id", ondelete="SET NULL"), index=True)

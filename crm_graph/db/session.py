@@ -9,11 +9,14 @@ to upgrade a read lock. Reads use WAL snapshots and never block writers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from crm_graph.core.access import SCOPE_KEY
 from crm_graph.settings import Settings
 
 _BEGIN_OPTION = "crm_sqlite_begin"
@@ -93,3 +96,25 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    def scoped(self, scope: Any) -> ScopedDatabase:
+        """The same database, with every session carrying ``scope`` (``crm_graph.core.access``):
+        what those sessions read and write is limited to what the scope's actor may see."""
+        return ScopedDatabase(self, scope)
+
+
+class ScopedDatabase:
+    """A request's view of the ``Database``: ``reader()`` and ``writer()`` open sessions bound to
+    one access scope. Everything else (engine, dialect) is the underlying database's."""
+
+    def __init__(self, base: Database, scope: Any) -> None:
+        self.base = base
+        self.scope = scope
+        self.engine = base.engine
+        info = {SCOPE_KEY: scope}
+        self.reader = partial(base.reader, info=info)
+        self.writer = partial(base.writer, info=info)
+
+    @property
+    def dialect(self) -> str:
+        return self.base.dialect

@@ -18,7 +18,9 @@ BatchFn = Callable[[AsyncSession, Sequence[Any]], Awaitable[Mapping[Any, Any]]]
 
 class Context:
     """Built once per request. Loaders are created on first use and live for the request only,
-    so one request never sees another's cache and a write is visible to the next request."""
+    so one request never sees another's cache and a write is visible to the next request.
+    ``db`` is the request's scoped view of the database (``Database.scoped``): every session it
+    opens sees only what the actor may see, so loaders are keyed by function *and* scope."""
 
     def __init__(
         self,
@@ -37,6 +39,12 @@ class Context:
         self.plugins = plugins  # the PluginManager (crm_graph.plugins), or None
         self.dispatcher = dispatcher  # the Dispatcher running in this process, or None
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
+        self.scope: Any = getattr(db, "scope", None)  # the access scope every session carries
+        self.base_db: Any = getattr(db, "base", db)  # the unscoped database (system work only)
+        self.auth_failure: str | None = None  # why the request's credentials were refused
+        # Called as ``await on_denied(info, code, reason)`` when a field refuses the actor
+        # (the audit log records it).
+        self.on_denied: Callable[..., Awaitable[None]] | None = None
 
     def loader(self, key: Hashable, batch: BatchFn, default: Callable[[], Any] = lambda: None) -> DataLoader[Any, Any]:
         """A DataLoader that calls ``batch(session, keys) -> {key: value}`` in a short read session.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,20 +23,23 @@ from strawberry.types import Info
 from strawberry.types.base import has_object_definition
 
 from crm_graph.domains import SchemaPart, schema_parts
+from crm_graph.graphql.access import fail_closed, signed_in
 from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
 from crm_graph.graphql.relay import Node, resolve_nodes
 from crm_graph.settings import Settings
 
 MAX_NODES = 100
 
+log = logging.getLogger("crm_graph.graphql")
+
 
 @strawberry.type
 class NodeQuery:
-    @strawberry.field(description="Any object by its global ID; null if unknown or deleted.")
+    @signed_in(description="Any object by its global ID; null if unknown, deleted or not visible to you.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         return (await resolve_nodes(info, [id]))[0]
 
-    @strawberry.field(description=f"Several objects by global ID, in the order asked (at most {MAX_NODES}); null for unknown ones.")
+    @signed_in(description=f"Several objects by global ID, in the order asked (at most {MAX_NODES}); null for unknown ones.")
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         from crm_graph.graphql.errors import ClientError
 
@@ -118,6 +122,10 @@ def _check_clashes(core: Sequence[SchemaPart], plugin_parts: Mapping[str, Sequen
 
 
 def _assemble(settings: Settings, parts: list[SchemaPart]) -> strawberry.Schema:
+    for part in parts:  # a root field that declares no permission is for administrators only
+        for root in (part.query, part.mutation):
+            for name in fail_closed(root):
+                log.warning("root field %s of %s declares no permission: administrators only", name, root.__name__)
     query = merge_types("Query", tuple(p.query for p in parts if p.query is not None))
     mutation = merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation is not None))
     types = [t for p in parts for t in p.types]

@@ -8,11 +8,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.asgi import GraphQL
 
+import logging
+
+from crm_graph.auth.authenticate import InvalidCredentials
+from crm_graph.core.access import Scope
 from crm_graph.core.actor import ANONYMOUS
+from crm_graph.core.hooks import actor_from_request, scope_narrowing
 from crm_graph.db.session import Database
 from crm_graph.graphql import ide
 from crm_graph.graphql.context import Context
 from crm_graph.settings import Settings
+
+
+log = logging.getLogger("crm_graph.auth")
 
 
 class GraphQLView(GraphQL):
@@ -36,11 +44,30 @@ class GraphQLView(GraphQL):
         return HTMLResponse(ide.local_page(self.graphql_ide_html, ide.assets_dir(self.settings)))
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
-        return Context(
-            db=self.db,
+        """Who is asking (``crm_actor_from_request``), and the access scope of everything the
+        request reads and writes (``core/access.py``)."""
+        actor, failure = ANONYMOUS, None
+        try:
+            found = await actor_from_request(self.plugins, request, self.settings) if self.plugins is not None else None
+            if found is not None:
+                actor = found
+        except InvalidCredentials as exc:
+            failure = str(exc)
+        except Exception:  # noqa: BLE001 - an authentication plugin's bug must not let anyone in
+            log.exception("authentication failed")
+            failure = "The credentials could not be checked."
+        auth = getattr(request.app.state, "auth", None)
+        sharing = await auth.sharing() if auth is not None else None
+        scope = Scope(actor, narrow=scope_narrowing(self.plugins), **({"sharing": sharing} if sharing else {}))
+        ctx = Context(
+            db=self.db.scoped(scope),
             settings=self.settings,
-            actor=ANONYMOUS,
+            actor=actor,
             request=request,
             plugins=self.plugins,
             dispatcher=self.dispatcher,
         )
+        ctx.auth_failure = failure
+        ctx.scope = scope
+        ctx.base_db = self.db
+        return ctx

@@ -16,9 +16,12 @@ from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from crm_graph.core.money import AmountType, fixed_decimal
 from crm_graph.customers.models import AcquisitionChannel
+from crm_graph.core.access import guard_child, guard_object, guard_owned
+from crm_graph.customers.models import Customer  # noqa: F401 - customers' table is referenced
 from crm_graph.db.base import (
     Base,
     IdMixin,
+    OwnedMixin,
     SoftDeleteMixin,
     TimestampMixin,
     VersionMixin,
@@ -118,7 +121,7 @@ class PipelineStage(IdMixin, Base):
     __table_args__ = (sa.Index("ix_pipeline_stages_pipeline_position", "pipeline_id", "position"),)
 
 
-class Opportunity(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, Base):
+class Opportunity(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, OwnedMixin, Base):
     __tablename__ = "opportunities"
 
     title: Mapped[str] = mapped_column(sa.String(300))
@@ -196,7 +199,7 @@ class NumberSequence(Base):
     last_value: Mapped[int] = mapped_column(sa.Integer)
 
 
-class Quote(IdMixin, TimestampMixin, VersionMixin, Base):
+class Quote(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, Base):
     __tablename__ = "quotes"
 
     number: Mapped[str] = mapped_column(sa.String(32), unique=True)
@@ -229,7 +232,7 @@ class QuoteLineItem(IdMixin, LinePricing, Base):
     sku: Mapped[str | None] = mapped_column(sa.String(64))
 
 
-class Order(IdMixin, TimestampMixin, VersionMixin, Base):
+class Order(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, Base):
     """A sale. Orders are financial records: they are never deleted, only cancelled or refunded."""
 
     __tablename__ = "orders"
@@ -293,3 +296,17 @@ class Payment(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (sa.UniqueConstraint("external_system", "external_id"),)
+
+
+guard_owned(Opportunity, "opportunities")
+guard_child(OpportunityLineItem, "opportunities", Opportunity, "opportunity_id")
+guard_child(StageHistory, "opportunities", Opportunity, "opportunity_id")
+guard_owned(Quote, "quotes")
+guard_child(QuoteLineItem, "quotes", Quote, "quote_id")
+guard_owned(Order, "orders")
+for _model in (OrderLineItem, OrderExternalRef, Payment):
+    guard_child(_model, "orders", Order, "order_id")
+guard_object(Product, "products")
+guard_object(ProductTag, "products")
+guard_object(Pipeline, "pipelines")
+guard_object(PipelineStage, "pipelines")

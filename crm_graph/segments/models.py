@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_graph.core.money import AmountType
+from crm_graph.core.access import guard_child, guard_object
+from crm_graph.customers.models import Customer
 from crm_graph.db.base import Base, IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
 from crm_graph.db.types import IdType, JSONType, UTCDateTime, enum_column
 
@@ -102,3 +104,10 @@ class RfmScore(Base):
         sa.Index("ix_rfm_scores_run_group", "run_id", "group"),
         sa.Index("ix_rfm_scores_run_tier", "run_id", "value_tier"),
     )
+
+
+guard_object(Segment, "segments")
+guard_object(RfmRun, "segments")
+# Membership and scores are the customer's: a hidden customer is in no segment and has no score.
+guard_child(SegmentMember, "segments", Customer, "customer_id")
+guard_child(RfmScore, "segments", Customer, "customer_id")

@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_graph.db.base import Base, IdMixin, TimestampMixin, VersionMixin
+from crm_graph.core.access import guard_child, guard_object, guard_owned
+from crm_graph.db.base import Base, IdMixin, OwnedMixin, TimestampMixin, VersionMixin
 from crm_graph.db.types import IdType, JSONType, UTCDateTime, enum_column
 
 
@@ -101,7 +102,7 @@ class SlaPolicy(IdMixin, TimestampMixin, VersionMixin, Base):
     )
 
 
-class Ticket(IdMixin, TimestampMixin, VersionMixin, Base):
+class Ticket(IdMixin, TimestampMixin, VersionMixin, OwnedMixin, Base):
     """A customer's request. Its number is derived from the id (``T-000123``).
 
     SLA bookkeeping: the due times are fixed when the ticket is created (from its policy) and
@@ -218,3 +219,9 @@ class TicketRating(IdMixin, Base):
     rated_by: Mapped[str] = mapped_column(sa.String(200))
 
     __table_args__ = (sa.Index("ix_ticket_ratings_ticket", "ticket_id", "rated_at", "id"),)
+
+
+guard_owned(Ticket, "tickets")
+for _model in (TicketTag, TicketComment, TicketExternalRef, TicketRating):
+    guard_child(_model, "tickets", Ticket, "ticket_id")
+guard_object(SlaPolicy, "sla_policies")

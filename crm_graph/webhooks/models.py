@@ -11,6 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from crm_graph.core.access import Scope, guard_object
 from crm_graph.db.base import Base, IdMixin, SoftDeleteMixin, TimestampMixin, VersionMixin
 from crm_graph.db.types import JSONType, UTCDateTime
 
@@ -31,6 +32,9 @@ class WebhookSubscription(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin
     secret: Mapped[str] = mapped_column(sa.String(200))
     previous_secret: Mapped[str | None] = mapped_column(sa.String(200))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who subscribed (``user:<id>`` or ``api_key:<id>``): events reach the subscription only for
+    # records that principal may read, and only while it may still sign in.
+    principal: Mapped[str | None] = mapped_column(sa.String(64), index=True)
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets that sign a delivery made at ``now``: the current one first."""
@@ -38,3 +42,11 @@ class WebhookSubscription(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin
         if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
             secrets.append(self.previous_secret)
         return secrets
+
+
+def _own_subscriptions(scope: Scope) -> sa.ColumnElement[bool] | None:
+    """Outside administrators and integrations, a principal sees its own subscriptions only."""
+    return None if scope.actor.view_all else WebhookSubscription.principal == scope.actor.label
+
+
+guard_object(WebhookSubscription, "webhooks", extra=_own_subscriptions)

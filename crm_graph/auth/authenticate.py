@@ -1,0 +1,205 @@
+"""From a bearer token to an ``Actor``, cheaply.
+
+One keyed hash and one indexed lookup per token, then the actor is remembered in this process
+for ``CRM_AUTH_CACHE_SECONDS`` (revoking through this process forgets it at once; other
+processes notice within that time). The last-used time is written at most once a minute per
+token, after the answer, so authentication does not show up in a request's profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from crm_graph.auth import tokens
+from crm_graph.auth.models import ApiKey, AuthSession, CustomRole, SharingDefault, User
+from crm_graph.auth.roles import BUILTIN_ROLES, Role, narrow
+from crm_graph.core.access import DEFAULT_SHARING, Sharing
+from crm_graph.core.actor import Actor
+from crm_graph.core.clock import utcnow
+from crm_graph.db.session import Database
+from crm_graph.settings import Settings
+
+log = logging.getLogger("crm_graph.auth")
+
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+class InvalidCredentials(Exception):
+    """The request sent a token that is malformed, unknown, expired or revoked."""
+
+
+@dataclass
+class _Entry:
+    actor: Actor
+    until: float  # monotonic time the entry is trusted until
+    expires_at: datetime | None
+    table: Any
+    row_id: int
+    touched_at: datetime | None
+
+
+class Authenticator:
+    """Verifies tokens for one server; keeps the short-lived cache and the role table."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.key = settings.hash_key()
+        self._cache: dict[str, _Entry] = {}
+        self._roles: tuple[float, dict[str, Role]] | None = None
+        self._sharing: tuple[float, dict[str, Sharing]] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- tokens -----------------------------------------------------------------------------
+
+    async def actor_for_token(self, token: str, *, address: str | None = None) -> Actor:
+        if not tokens.well_formed(token):
+            raise InvalidCredentials("This is not a crm-graph key or session token (wrong shape or checksum).")
+        digest = tokens.token_hash(token, self.key)
+        now = utcnow()
+        entry = self._cache.get(digest)
+        if entry is None or entry.until < time.monotonic():
+            entry = await self._lookup(digest, tokens.kind_of(token))
+            self._cache[digest] = entry
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+        if entry.expires_at is not None and entry.expires_at <= now:
+            self._cache.pop(digest, None)
+            raise InvalidCredentials("The key or session is not valid (unknown, expired or revoked).")
+        if entry.touched_at is None or now - entry.touched_at >= TOUCH_EVERY:
+            entry.touched_at = now
+            self._spawn(self._touch(entry.table, entry.row_id, now))
+        return entry.actor
+
+    def forget(self, *, user_id: int | None = None, key_id: int | None = None, session_id: int | None = None) -> None:
+        """Drop cached actors of a user, a key or a session (after a revocation or a change)."""
+        for digest, entry in list(self._cache.items()):
+            a = entry.actor
+            if (user_id is not None and a.user_id == user_id) or (key_id is not None and a.key_id == key_id) or (
+                session_id is not None and a.session_id == session_id
+            ):
+                del self._cache[digest]
+
+    def forget_all(self) -> None:
+        self._cache.clear()
+        self._roles = None
+        self._sharing = None
+
+    async def _lookup(self, digest: str, kind: str | None) -> _Entry:
+        now = utcnow()
+        until = time.monotonic() + self.settings.auth_cache_seconds
+        invalid = InvalidCredentials("The key or session is not valid (unknown, expired or revoked).")
+        async with self.db.reader() as session:
+            if kind == "key":
+                key = await session.scalar(sa.select(ApiKey).where(ApiKey.token_hash == digest))
+                if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+                    raise invalid
+                user = await session.get(User, key.user_id) if key.user_id else None
+                if user is not None and not user.active:
+                    raise invalid
+                role = (await self.roles()).get(key.role)
+                if role is None:
+                    raise invalid
+                actor = Actor(
+                    "api_key",
+                    id=str(key.id),
+                    name=key.name,
+                    role=role.name,
+                    permissions=narrow(role.permissions, key.scopes),
+                    scopes=tuple(key.scopes) if key.scopes is not None else None,
+                    user_id=user.id if user else None,
+                    team_id=user.team_id if user else None,
+                    manages_team=role.manages_team,
+                    view_all=role.view_all,
+                    key_id=key.id,
+                )
+                return _Entry(actor, until, key.expires_at, ApiKey, key.id, key.last_used_at)
+            auth = await session.scalar(sa.select(AuthSession).where(AuthSession.token_hash == digest))
+            if auth is None or auth.revoked_at is not None or auth.expires_at <= now:
+                raise invalid
+            user = await session.get(User, auth.user_id)
+            if user is None or not user.active:
+                raise invalid
+            actor = await self.actor_for_user(user, session_id=auth.id)
+            if actor is None:
+                raise invalid
+            return _Entry(actor, until, auth.expires_at, AuthSession, auth.id, auth.last_used_at)
+
+    async def actor_for_user(self, user: User, *, session_id: int | None = None) -> Actor | None:
+        role = (await self.roles()).get(user.role)
+        if role is None:
+            return None
+        return Actor(
+            "user",
+            id=str(user.id),
+            name=user.email,
+            role=role.name,
+            permissions=role.permissions,
+            user_id=user.id,
+            team_id=user.team_id,
+            manages_team=role.manages_team,
+            view_all=role.view_all,
+            session_id=session_id,
+        )
+
+    async def _touch(self, table: Any, row_id: int, now: datetime) -> None:
+        try:
+            async with self.db.writer() as session, session.begin():
+                await session.execute(sa.update(table).where(table.id == row_id).values(last_used_at=now))
+        except Exception:  # noqa: BLE001 - a missed last-used time is not worth failing anything for
+            log.warning("could not record the last use of %s %s", table.__tablename__, row_id, exc_info=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for pending last-used writes (at shutdown, and in tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- roles and sharing, cached like tokens ----------------------------------------------
+
+    async def roles(self) -> dict[str, Role]:
+        if self._roles is not None and self._roles[0] > time.monotonic():
+            return self._roles[1]
+        roles = dict(BUILTIN_ROLES)
+        async with self.db.reader() as session:
+            for custom in await session.scalars(sa.select(CustomRole)):
+                roles[custom.name] = Role(
+                    custom.name,
+                    custom.description or "",
+                    frozenset(custom.permissions),
+                    view_all=custom.view_all,
+                    manages_team=custom.manages_team,
+                    builtin=False,
+                )
+        self._roles = (time.monotonic() + self.settings.auth_cache_seconds, roles)
+        return roles
+
+    async def sharing(self) -> dict[str, Sharing]:
+        if self._sharing is not None and self._sharing[0] > time.monotonic():
+            return self._sharing[1]
+        levels = dict(DEFAULT_SHARING)
+        async with self.db.reader() as session:
+            for row in await session.scalars(sa.select(SharingDefault)):
+                levels[row.object] = Sharing(row.level)
+        self._sharing = (time.monotonic() + self.settings.auth_cache_seconds, levels)
+        return levels
+
+
+def bearer_token(request: Any) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, if the request has one."""
+    header = request.headers.get("authorization") if request is not None else None
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
