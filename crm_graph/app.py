@@ -108,6 +108,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.auth = auth
+    app.state.graphql = graphql
     app.state.schema = schema
     app.state.plugins = pm
     app.state.dispatcher = events

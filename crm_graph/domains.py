@@ -11,7 +11,9 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-CORE_DOMAINS: tuple[str, ...] = ("auth", "customers", "activities", "sales", "support", "segments", "webhooks")
+CORE_DOMAINS: tuple[str, ...] = (
+    "auth", "audit", "customers", "activities", "sales", "support", "segments", "webhooks", "privacy", "ownership",
+)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ Two kinds of hooks:
   timeout (``CRM_PLUGIN_HOOK_TIMEOUT``). One that raises, hangs or returns something unexpected
   is logged with its plugin's name and never breaks the request or another plugin; a failed
   ``crm_on_event`` delivery is retried from the outbox.
+- Privacy hooks (``crm_export_customer_data``, ``crm_erase_customer_data``) are called the same
+  way, inside the request's transaction, but fail closed: one that raises or hangs fails the
+  export or the erasure (PLUGIN_FAILED), because a partial answer to a privacy request is wrong.
 """
 
 from __future__ import annotations
@@ -182,4 +185,37 @@ def crm_authorize(actor: Actor, action: str, entity: str | None, data: Mapping[s
     allow, False or a message to refuse: the client gets FORBIDDEN, nothing is written and the
     refusal is audited. Fail-closed: an implementation that raises, hangs or returns anything
     else refuses. May be async.
+    """
+
+
+@hookspec
+def crm_export_customer_data(
+    customer_id: int, session: AsyncSession, entity_ids: Sequence[str]
+) -> Mapping[str, Any] | Awaitable[Mapping[str, Any] | None] | None:
+    """Add what the plugin holds on a customer to a data subject access request
+    (``exportCustomerData``), inside that mutation's transaction.
+
+    ``customer_id`` is the customer's primary key (its GraphQL ID is
+    ``crm_graph.core.events.global_id("Customer", customer_id)``); ``entity_ids`` are the GraphQL
+    IDs of the customer and of the records of it the export found (activities, opportunities,
+    quotes, orders, tickets), for plugins that keep data by entity. ``session`` is the request's
+    scoped session: read through it (async implementations), never write.
+
+    Return a JSON-ready dict (or None for nothing): the export shows it under
+    ``plugins.<plugin name>``. May be async. One that raises, hangs or returns anything else fails
+    the export with PLUGIN_FAILED: an export that silently lacks a plugin's data would be wrong.
+    """
+
+
+@hookspec
+def crm_erase_customer_data(customer_id: int, session: AsyncSession, entity_ids: Sequence[str]) -> Awaitable[None] | None:
+    """Erase what the plugin holds on a customer (``eraseCustomer``), after the core erased its
+    own data and in the same transaction.
+
+    Arguments as for ``crm_export_customer_data``; ``entity_ids`` are every record of the customer
+    whoever owns it. Delete or anonymise through ``session`` (async implementations) so the
+    erasure commits or rolls back as a whole, and be idempotent: the request may be repeated.
+    A remote system to clean is better served from the ``customer.erased`` event
+    (``crm_on_event``), retried until it succeeds. Return None. May be async. One that raises or
+    hangs fails the erasure with PLUGIN_FAILED and nothing is erased.
     """

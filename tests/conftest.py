@@ -30,7 +30,10 @@ _counter = itertools.count(1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", choices=["sqlite", "postgresql"], default="sqlite", help="database to run the suite on")
+    try:
+        parser.addoption("--db", choices=["sqlite", "postgresql"], default="sqlite", help="database to run the suite on")
+    except ValueError:
+        pass  # plugins/crm_audit/tests/conftest.py defined it already (its tests named first in one run)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from crm_graph.app import create_app
 from crm_graph.db.session import Database
 from crm_graph.settings import Settings
+from crm_graph.testing.auth import bearer, make_key
+from tests.conftest import TEST_SECRET
 
 
 async def test_health_and_readiness(http, backend):
@@ -36,10 +38,13 @@ async def test_graphiql_is_served_in_development(http):
 async def test_production_has_no_ide_and_no_introspection(database_url):
     import httpx
 
-    settings = Settings(database_url=database_url, environment="production")
+    settings = Settings(database_url=database_url, environment="production", secret_key=TEST_SECRET)
     db = Database.from_settings(settings)
+    token, _ = await make_key(db, settings)
     app = create_app(settings, db=db)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t", headers=bearer(token)
+    ) as http:
         page = await http.get("/graphql", headers={"Accept": "text/html"})
         introspection = await http.post("/graphql", json={"query": "{ __schema { types { name } } }"})
         query = await http.post("/graphql", json={"query": "{ customers { totalCount } }"})

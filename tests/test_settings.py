@@ -15,7 +15,8 @@ def test_defaults_use_an_embedded_sqlite_file():
 
 def test_environment_variables_are_read_and_typed():
     settings = Settings.from_env({"CRM_PORT": "9001", "CRM_ENVIRONMENT": "production", "CRM_PLUGINS_BLOCK": "a, b",
-                                  "CRM_DATABASE_URL": "postgresql+asyncpg://u@h/db", "CRM_DEFAULT_PHONE_REGION": "DE"})
+                                  "CRM_DATABASE_URL": "postgresql+asyncpg://u@h/db", "CRM_DEFAULT_PHONE_REGION": "DE",
+                                  "CRM_SECRET_KEY": "a-production-secret-of-at-least-32-characters"})
     assert settings.port == 9001 and settings.is_production and settings.plugins_block == ("a", "b")
     assert not settings.is_sqlite and settings.default_phone_region == "DE"
 

@@ -13,6 +13,7 @@ from crm_graph.activities.models import Activity as ActivityModel
 from crm_graph.activities.models import ActivityType, Direction
 from crm_graph.domains import SchemaPart
 from crm_graph.core.pagination import paginate
+from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
@@ -109,11 +110,11 @@ register_node("Activity", _load_activities)
 
 @strawberry.type
 class ActivityQuery:
-    @strawberry.field(description="One activity by ID; null if unknown or deleted.")
+    @access.query("activities", description="One activity by ID; null if unknown or deleted.")
     async def activity(self, info: Info, id: strawberry.ID) -> Activity | None:
         return (await _load_activities(info, [decode_global_id(id, "Activity")[1]]))[0]
 
-    @strawberry.field(description="Activities across all customers, newest first (e.g. open tasks of an assignee).")
+    @access.query("activities", description="Activities across all customers, newest first (e.g. open tasks of an assignee).")
     async def activities(
         self,
         info: Info,
@@ -156,7 +157,7 @@ def _payload(result: tuple[Any, list[UserError]]) -> ActivityPayload:
 
 @strawberry.type
 class ActivityMutation:
-    @strawberry.mutation(description="Record a note, call, meeting, email or task on a customer's timeline.")
+    @access.mutation("activities", "create", description="Record a note, call, meeting, email or task on a customer's timeline.")
     async def log_activity(self, info: Info, input: LogActivityInput) -> ActivityPayload:
         ctx: Context = info.context
         data = to_plain(input)
@@ -165,7 +166,7 @@ class ActivityMutation:
             await unit_of_work(info, lambda s: service.log_activity(s, actor=ctx.actor, data=data))
         )
 
-    @strawberry.mutation(description="Mark a task done. Completing a completed task changes nothing.")
+    @access.mutation("activities", "update", description="Mark a task done. Completing a completed task changes nothing.")
     async def complete_task(self, info: Info, id: strawberry.ID) -> ActivityPayload:
         ctx: Context = info.context
         pk = decode_global_id(id, "Activity")[1]

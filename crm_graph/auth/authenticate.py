@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from crm_graph.auth import tokens
 from crm_graph.auth.models import ApiKey, AuthSession, CustomRole, SharingDefault, User
 from crm_graph.auth.roles import BUILTIN_ROLES, Role, narrow
-from crm_graph.core.access import DEFAULT_SHARING, Sharing
+from crm_graph.core.access import DEFAULT_SHARING, Sharing, register_principals
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.db.session import Database
@@ -107,19 +107,8 @@ class Authenticator:
                 role = (await self.roles()).get(key.role)
                 if role is None:
                     raise invalid
-                actor = Actor(
-                    "api_key",
-                    id=str(key.id),
-                    name=key.name,
-                    role=role.name,
-                    permissions=narrow(role.permissions, key.scopes),
-                    scopes=tuple(key.scopes) if key.scopes is not None else None,
-                    user_id=user.id if user else None,
-                    team_id=user.team_id if user else None,
-                    manages_team=role.manages_team,
-                    view_all=role.view_all,
-                    key_id=key.id,
-                )
+                roles = await self.roles()
+                actor = key_actor(key, user, role, roles.get(user.role) if user else None)
                 return _Entry(actor, until, key.expires_at, ApiKey, key.id, key.last_used_at)
             auth = await session.scalar(sa.select(AuthSession).where(AuthSession.token_hash == digest))
             if auth is None or auth.revoked_at is not None or auth.expires_at <= now:
@@ -134,20 +123,7 @@ class Authenticator:
 
     async def actor_for_user(self, user: User, *, session_id: int | None = None) -> Actor | None:
         role = (await self.roles()).get(user.role)
-        if role is None:
-            return None
-        return Actor(
-            "user",
-            id=str(user.id),
-            name=user.email,
-            role=role.name,
-            permissions=role.permissions,
-            user_id=user.id,
-            team_id=user.team_id,
-            manages_team=role.manages_team,
-            view_all=role.view_all,
-            session_id=session_id,
-        )
+        return user_actor(user, role, session_id=session_id) if role is not None else None
 
     async def _touch(self, table: Any, row_id: int, now: datetime) -> None:
         try:
@@ -171,29 +147,90 @@ class Authenticator:
     async def roles(self) -> dict[str, Role]:
         if self._roles is not None and self._roles[0] > time.monotonic():
             return self._roles[1]
-        roles = dict(BUILTIN_ROLES)
         async with self.db.reader() as session:
-            for custom in await session.scalars(sa.select(CustomRole)):
-                roles[custom.name] = Role(
-                    custom.name,
-                    custom.description or "",
-                    frozenset(custom.permissions),
-                    view_all=custom.view_all,
-                    manages_team=custom.manages_team,
-                    builtin=False,
-                )
+            roles = await load_roles(session)
         self._roles = (time.monotonic() + self.settings.auth_cache_seconds, roles)
         return roles
 
     async def sharing(self) -> dict[str, Sharing]:
         if self._sharing is not None and self._sharing[0] > time.monotonic():
             return self._sharing[1]
-        levels = dict(DEFAULT_SHARING)
         async with self.db.reader() as session:
-            for row in await session.scalars(sa.select(SharingDefault)):
-                levels[row.object] = Sharing(row.level)
+            levels = await load_sharing(session)
         self._sharing = (time.monotonic() + self.settings.auth_cache_seconds, levels)
         return levels
+
+
+async def load_roles(session: Any) -> dict[str, Role]:
+    roles = dict(BUILTIN_ROLES)
+    for custom in await session.scalars(sa.select(CustomRole).execution_options(crm_skip_scope=True)):
+        roles[custom.name] = Role(
+            custom.name, custom.description or "", frozenset(custom.permissions),
+            view_all=custom.view_all, manages_team=custom.manages_team, builtin=False,
+        )
+    return roles
+
+
+async def load_sharing(session: Any) -> dict[str, Sharing]:
+    levels = dict(DEFAULT_SHARING)
+    for row in await session.scalars(sa.select(SharingDefault)):
+        levels[row.object] = Sharing(row.level)
+    return levels
+
+
+def user_actor(user: User, role: Role, *, session_id: int | None = None) -> Actor:
+    return Actor(
+        "user", id=str(user.id), name=user.email, role=role.name, permissions=role.permissions,
+        user_id=user.id, team_id=user.team_id, manages_team=role.manages_team, view_all=role.view_all,
+        session_id=session_id,
+    )
+
+
+def key_actor(key: ApiKey, user: User | None, role: Role, user_role: Role | None = None) -> Actor:
+    """A key's actor: its role narrowed by its scopes and, for a key that belongs to a user,
+    by that user's current role too (a demoted user's old keys lose what the user lost)."""
+    permissions = narrow(role.permissions, key.scopes)
+    view_all, manages_team = role.view_all, role.manages_team
+    if user is not None:
+        if user_role is None:
+            permissions, view_all, manages_team = frozenset(), False, False
+        elif "*" not in user_role.permissions:
+            permissions = narrow(permissions, sorted(user_role.permissions))
+            view_all, manages_team = view_all and user_role.view_all, manages_team and user_role.manages_team
+    return Actor(
+        "api_key", id=str(key.id), name=key.name, role=role.name,
+        permissions=permissions,
+        scopes=tuple(key.scopes) if key.scopes is not None else None,
+        user_id=user.id if user else None, team_id=user.team_id if user else None,
+        manages_team=manages_team, view_all=view_all, key_id=key.id,
+    )
+
+
+async def principal_actor(session: Any, principal: str) -> Actor | None:
+    """The actor of a stored principal (``user:<id>``, ``api_key:<id>``), or None when that
+    principal cannot act any more: a revoked or expired key, a deactivated user."""
+    kind, _, raw = principal.partition(":")
+    if not raw.isdigit():
+        return None
+    now = utcnow()
+    roles = await load_roles(session)
+    if kind == "user":
+        user = await session.get(User, int(raw))
+        role = roles.get(user.role) if user is not None and user.active else None
+        return user_actor(user, role) if role is not None else None
+    if kind == "api_key":
+        key = await session.get(ApiKey, int(raw))
+        if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+            return None
+        user = await session.get(User, key.user_id) if key.user_id else None
+        if user is not None and not user.active:
+            return None
+        role = roles.get(key.role)
+        return key_actor(key, user, role, roles.get(user.role) if user else None) if role is not None else None
+    return None
+
+
+register_principals(actor=principal_actor, sharing=load_sharing)
 
 
 def bearer_token(request: Any) -> str | None:

@@ -99,6 +99,13 @@ def guard_object(model: Any, obj: str, extra: Callable[[Scope], Any] | None = No
     _GUARDS[model] = Guard(model, obj, extra=extra)
 
 
+def primary_model(obj: str) -> Any:
+    """The main model of a permission object: the first one registered for it (Customer for
+    "customers", Activity for "activities"). ``crm_scope_sql`` conditions apply to it; the rows
+    that belong to it (emails, tags, lines) follow it through their parent."""
+    return next((m for m, g in _GUARDS.items() if g.object == obj), None)
+
+
 def guards() -> Mapping[Any, Guard]:
     return dict(_GUARDS)
 
@@ -147,7 +154,7 @@ class Scope:
             extra = guard.extra(self)
             if extra is not None:
                 parts.append(extra)
-        if self.narrow is not None and (guard.owned or guard.parent is None):
+        if self.narrow is not None and primary_model(guard.object) is model:
             parts.extend(self.narrow(self.actor, guard.object))
         if not parts:
             return None
@@ -255,3 +262,53 @@ def _changed(obj: Any, attrs: Iterable[str]) -> bool:
 
 def _committed(obj: Any, attr: str) -> Any:
     return sa.inspect(obj).committed_state.get(attr, getattr(obj, attr))
+
+
+# --- who a stored principal is (webhook subscriptions), and what it may read ----------------------
+
+PrincipalResolver = Callable[[Any, str], Any]
+_principal_resolvers: dict[str, Any] = {}
+
+
+def register_principals(*, actor: Any, sharing: Any) -> None:
+    """The access domain tells the core how to turn a stored principal (``user:5``,
+    ``api_key:3``) into an ``Actor`` (``await actor(session, principal) -> Actor | None``) and
+    how to read the sharing defaults (``await sharing(session) -> {object: Sharing}``)."""
+    _principal_resolvers["actor"] = actor
+    _principal_resolvers["sharing"] = sharing
+
+
+async def principal_actor(session: Any, principal: str) -> Actor | None:
+    """The actor of a stored principal, or None when it cannot act any more (revoked, inactive)
+    or nothing can tell (fail closed)."""
+    resolve = _principal_resolvers.get("actor")
+    return await resolve(session, principal) if resolve is not None else None
+
+
+async def sharing_defaults(session: Any) -> dict[str, Sharing]:
+    load = _principal_resolvers.get("sharing")
+    return await load(session) if load is not None else dict(DEFAULT_SHARING)
+
+
+async def readable_ids(sessionmaker: Any, scope: Scope, entity_type: str, ids: Iterable[str]) -> set[str]:
+    """Which of the records ``entity_type`` (a model's class name, as events name it) with ids
+    ``ids`` the scope may read. A record that no longer exists is readable only for actors who
+    see everything (its event may still say it was removed)."""
+    wanted = {str(i) for i in ids}
+    guard = next((g for g in _GUARDS.values() if g.model.__name__ == entity_type), None)
+    if guard is None:
+        return wanted
+    if not scope.actor.can(guard.object, "read"):
+        return set()
+    numeric = {int(i) for i in wanted if i.isdigit()}
+    if scope.unrestricted or not numeric:
+        return wanted if scope.unrestricted else set()
+    model = guard.model
+    async with sessionmaker(info={SCOPE_KEY: scope}) as session:
+        found = set((await session.execute(sa.select(model.id).where(model.id.in_(numeric)))).scalars())
+    missing = numeric - found
+    if missing and scope.actor.view_all:
+        async with sessionmaker() as session:
+            existing = set((await session.execute(sa.select(model.id).where(model.id.in_(missing)))).scalars())
+        found |= missing - existing
+    return {str(i) for i in found}

@@ -39,6 +39,16 @@ class Actor:
     def authenticated(self) -> bool:
         return self.kind != "anonymous"
 
+    @property
+    def principal(self) -> str | None:
+        """What records made by this actor store as their principal (``api_key:3``, ``user:5``);
+        None for the system and for actors that are no user or key of this server."""
+        if self.key_id is not None:
+            return f"api_key:{self.key_id}"
+        if self.kind == "user" and self.user_id is not None:
+            return f"user:{self.user_id}"
+        return None
+
     def can(self, obj: str, action: str) -> bool:
         """Whether the role (and key scopes) allow ``action`` on objects of type ``obj``."""
         perms = self.permissions

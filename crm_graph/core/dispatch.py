@@ -35,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from crm_graph.core import access
 from crm_graph.core.clock import utcnow
 from crm_graph.core.events import DeliveryStatus, Event, EventDelivery, OutboxEvent, matches
 from crm_graph.core.hooks import (
@@ -231,7 +232,7 @@ class Dispatcher:
         async with self.db.writer() as session, session.begin():
             rows = (
                 await session.execute(
-                    sa.select(OutboxEvent.id, OutboxEvent.type)
+                    sa.select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.entity_type, OutboxEvent.entity_id)
                     .where(OutboxEvent.dispatched_at.is_(None))
                     .order_by(OutboxEvent.id)
                     .limit(self.settings.dispatch_batch_size)
@@ -242,18 +243,25 @@ class Dispatcher:
                 return 0
             subscriptions = (
                 await session.execute(
-                    sa.select(WebhookSubscription.id, WebhookSubscription.events).where(
+                    sa.select(WebhookSubscription.id, WebhookSubscription.events, WebhookSubscription.principal).where(
                         WebhookSubscription.active.is_(True), WebhookSubscription.deleted_at.is_(None)
                     )
                 )
             ).all()
+            wanted = {
+                (event_pk, sid): principal
+                for event_pk, event_type, _, _ in rows
+                for sid, patterns, principal in subscriptions
+                if any(matches(p, event_type) for p in patterns or [])
+            }
+            visible = await self._visible(session, rows, wanted)
             values: list[dict[str, Any]] = []
-            for event_pk, event_type in rows:
+            for event_pk, event_type, _, _ in rows:
                 subscribers = [(plugin_subscriber(p), None) for p in plugins]
                 subscribers += [
                     (webhook_subscriber(sid), sid)
-                    for sid, patterns in subscriptions
-                    if any(matches(p, event_type) for p in patterns or [])
+                    for sid, _, _ in subscriptions
+                    if (event_pk, sid) in wanted and (event_pk, sid) in visible
                 ]
                 values.extend(
                     {
@@ -274,6 +282,33 @@ class Dispatcher:
                 sa.update(OutboxEvent).where(OutboxEvent.id.in_([r[0] for r in rows])).values(dispatched_at=now)
             )
         return len(rows)
+
+    async def _visible(self, session: Any, rows: Sequence[Any], wanted: dict[tuple[int, int], str | None]) -> set[tuple[int, int]]:
+        """The (event, subscription) pairs whose subscription's principal may read the event's
+        record. One query per principal and entity type; principals that can no longer sign in
+        (a revoked key, a deactivated user) get nothing. Subscriptions without a principal
+        (made by the system, or before access existed) and plugins see everything."""
+        by_principal: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        out: set[tuple[int, int]] = set()
+        for pair, principal in wanted.items():
+            if principal is None:
+                out.add(pair)
+            else:
+                by_principal[principal].append(pair)
+        events = {pk: (entity_type, entity_id) for pk, _, entity_type, entity_id in rows}
+        for principal, pairs in by_principal.items():
+            actor = await access.principal_actor(session, principal)
+            if actor is None:
+                continue
+            scope = access.Scope(actor, sharing=await access.sharing_defaults(session))
+            by_type: dict[str, set[str]] = defaultdict(set)
+            for event_pk, _ in pairs:
+                by_type[events[event_pk][0]].add(events[event_pk][1])
+            readable: set[tuple[str, str]] = set()
+            for entity_type, ids in by_type.items():
+                readable |= {(entity_type, i) for i in await access.readable_ids(self.db.reader, scope, entity_type, ids)}
+            out |= {pair for pair in pairs if events[pair[0]] in readable}
+        return out
 
     # --- 2. claim -------------------------------------------------------------------------------
 

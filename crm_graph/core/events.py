@@ -38,6 +38,12 @@ EVENT_TYPES: dict[str, str] = {
     },
     "customer.restored": "A deleted customer was restored.",
     "customer.merged": "Duplicate customers were merged into this one.",
+    **{
+        f"{entity}.owner_changed": f"{'An' if entity[0] in 'aeiou' else 'A'} {entity} was given another owner or team "
+        "(`changes.ownerId`, `changes.teamId`)."
+        for entity in ("customer", "opportunity", "quote", "order", "ticket")
+    },
+    "customer.erased": "A customer's personal data was erased (a privacy request); `data` holds only `id` and `erasedAt`.",
     "custom_field.created": "A custom field definition was added.",
     "custom_field.updated": "A custom field definition's label, description, required flag or options changed.",
     "custom_field.deleted": "A custom field definition was removed, with every customer's value of it.",

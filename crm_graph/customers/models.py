@@ -87,6 +87,9 @@ class Customer(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, OwnedMixi
     city: Mapped[str | None] = mapped_column(sa.String(100))
     external_system: Mapped[str | None] = mapped_column(sa.String(64))
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    # Set by ``eraseCustomer`` (crm_graph/privacy): the personal data is gone, the row stays for
+    # the orders that reference it; an erased customer is deleted too and cannot be restored.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         sa.UniqueConstraint("external_system", "external_id"),

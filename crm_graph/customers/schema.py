@@ -28,7 +28,9 @@ from crm_graph.customers.models import (
 )
 from crm_graph.customers.models import CustomFieldDefinition as DefinitionModel
 from crm_graph.customers.models import Customer as CustomerModel
+from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
+from crm_graph.ownership.schema import OwnedFields, owned
 from crm_graph.sales.customer_fields import CustomerSalesFields
 from crm_graph.segments.customer_fields import CustomerSegmentFields
 from crm_graph.segments.filter_inputs import CustomerBehaviourFilter
@@ -134,7 +136,7 @@ def _loader(info: Info, name: str, batch: Any, default: Any = list) -> Any:
 
 
 @strawberry.type(description="A person or an organization the business has a relationship with.")
-class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields, Node):
+class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields, OwnedFields, Node):
     pk: strawberry.Private[int]
     organization_pk: strawberry.Private[int | None]
     kind: CustomerKind
@@ -236,6 +238,7 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
     @classmethod
     def from_model(cls, m: CustomerModel) -> Customer:
         return cls(
+            **owned(m),
             id=encode_global_id("Customer", m.id),
             pk=m.id,
             organization_pk=m.organization_id,
@@ -358,11 +361,11 @@ CustomerOrder = order_input(CustomerOrderField, "CustomerOrder")
 
 @strawberry.type
 class CustomerQuery:
-    @strawberry.field(description="One customer by ID; null if unknown or deleted.")
+    @access.query("customers", description="One customer by ID; null if unknown or deleted.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         return await load_customer(info, decode_global_id(id, "Customer")[1])
 
-    @strawberry.field(description="Customers, newest first unless `orderBy` says otherwise.")
+    @access.query("customers", description="Customers, newest first unless `orderBy` says otherwise.")
     async def customers(
         self,
         info: Info,
@@ -382,7 +385,7 @@ class CustomerQuery:
         page = await paginate(ctx.db.reader, stmt, keys, args)
         return CustomerConnection.from_page(page, Customer.from_model)
 
-    @strawberry.field(description="All custom field definitions, by key.")
+    @access.query("custom_fields", description="All custom field definitions, by key.")
     async def custom_field_definitions(self, info: Info) -> list[CustomFieldDefinition]:
         async with info.context.db.reader() as session:
             definitions = await service.custom_field_definitions(session)
@@ -548,14 +551,14 @@ def _customer_payload(result: tuple[Any, list[UserError]]) -> CustomerPayload:
 
 @strawberry.type
 class CustomerMutation:
-    @strawberry.mutation(description="Create a person or an organization.")
+    @access.mutation("customers", "create", description="Create a person or an organization.")
     async def create_customer(self, info: Info, input: CreateCustomerInput) -> CustomerPayload:
         data, actor, config = _customer_data(input, keep_null=False), info.context.actor, _config(info)
         return _customer_payload(
             await unit_of_work(info, lambda s: service.create_customer(s, actor=actor, data=data, config=config))
         )
 
-    @strawberry.mutation(description="Change a customer. With `expectedVersion`, a stale version gives VERSION_CONFLICT and changes nothing.")
+    @access.mutation("customers", "update", description="Change a customer. With `expectedVersion`, a stale version gives VERSION_CONFLICT and changes nothing.")
     async def update_customer(
         self, info: Info, id: strawberry.ID, input: UpdateCustomerInput, expected_version: int | None = None
     ) -> CustomerPayload:
@@ -570,17 +573,18 @@ class CustomerMutation:
             )
         )
 
-    @strawberry.mutation(description="Soft-delete a customer: it leaves lists and relations until restored.")
+    @access.mutation("customers", "delete", description="Soft-delete a customer: it leaves lists and relations until restored.")
     async def delete_customer(self, info: Info, id: strawberry.ID) -> CustomerPayload:
         pk, actor = decode_global_id(id, "Customer")[1], info.context.actor
         return _customer_payload(await unit_of_work(info, lambda s: service.delete_customer(s, actor=actor, customer_id=pk)))
 
-    @strawberry.mutation(description="Bring back a soft-deleted customer.")
+    # Restoring undoes a delete, so it needs what deleting needs.
+    @access.mutation("customers", "delete", description="Bring back a soft-deleted customer.")
     async def restore_customer(self, info: Info, id: strawberry.ID) -> CustomerPayload:
         pk, actor = decode_global_id(id, "Customer")[1], info.context.actor
         return _customer_payload(await unit_of_work(info, lambda s: service.restore_customer(s, actor=actor, customer_id=pk)))
 
-    @strawberry.mutation(description="Create up to 100 customers at once (an import); each item succeeds or fails on its own.")
+    @access.mutation("customers", "create", description="Create up to 100 customers at once (an import); each item succeeds or fails on its own.")
     async def create_customers(self, info: Info, inputs: list[CreateCustomerInput]) -> CreateCustomersPayload:
         items = [_customer_data(i, keep_null=False) for i in inputs]
         actor, config = info.context.actor, _config(info)
@@ -597,7 +601,7 @@ class CustomerMutation:
         ]
         return CreateCustomersPayload(results=out, created_count=sum(1 for r in out if r.customer), errors=errors)
 
-    @strawberry.mutation(description="Define a custom field that customers can carry and lists can filter on.")
+    @access.mutation("custom_fields", "create", description="Define a custom field that customers can carry and lists can filter on.")
     async def create_custom_field_definition(
         self, info: Info, input: CreateCustomFieldDefinitionInput
     ) -> CustomFieldDefinitionPayload:
@@ -605,7 +609,7 @@ class CustomerMutation:
         return _definition_payload(await unit_of_work(
             info, lambda s: service.create_custom_field_definition(s, actor=actor, data=data)))
 
-    @strawberry.mutation(description="Change a custom field's label, description or required flag, or add SELECT options.")
+    @access.mutation("custom_fields", "update", description="Change a custom field's label, description or required flag, or add SELECT options.")
     async def update_custom_field_definition(
         self, info: Info, id: strawberry.ID, input: UpdateCustomFieldDefinitionInput
     ) -> CustomFieldDefinitionPayload:
@@ -613,7 +617,7 @@ class CustomerMutation:
         return _definition_payload(await unit_of_work(
             info, lambda s: service.update_custom_field_definition(s, actor=actor, definition_id=pk, data=data)))
 
-    @strawberry.mutation(description="Remove a custom field and every customer's value of it. Segments filtering on it become invalid.")
+    @access.mutation("custom_fields", "delete", description="Remove a custom field and every customer's value of it. Segments filtering on it become invalid.")
     async def delete_custom_field_definition(self, info: Info, id: strawberry.ID) -> CustomFieldDefinitionPayload:
         pk, actor = decode_global_id(id, "CustomFieldDefinition")[1], info.context.actor
         return _definition_payload(await unit_of_work(

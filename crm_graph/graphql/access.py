@@ -107,8 +107,16 @@ async def authorize(ctx: Any, rule: Rule, operation: str, arguments: dict[str, A
 
 def _field(maker: Callable[..., Any], rule: Rule, kwargs: dict[str, Any]) -> Any:
     metadata = {**(kwargs.pop("metadata", None) or {}), PERMISSION: rule}
-    extensions = [*kwargs.pop("extensions", []), PermissionExtension([Require(rule)], fail_silently=False)]
+    extensions = [*kwargs.pop("extensions", []), _permission(rule)]
+    if rule.obj not in (None, SIGNED_IN):
+        needs = f"Needs `{rule.obj}:{rule.action}`."
+        kwargs["description"] = f"{kwargs['description']} {needs}" if kwargs.get("description") else needs
     return maker(metadata=metadata, extensions=extensions, **kwargs)
+
+
+def _permission(rule: Rule) -> PermissionExtension:
+    # No schema directive: the rule is documented in each field's description instead.
+    return PermissionExtension([Require(rule)], fail_silently=False, use_directives=False)
 
 
 def query(obj: str, action: str = "read", **kwargs: Any) -> Any:
@@ -151,6 +159,6 @@ def fail_closed(part_type: type | None) -> list[str]:
             continue
         rule = Rule("*", "*", admin_only=True)
         field.metadata = {**(field.metadata or {}), PERMISSION: rule}
-        field.extensions = [*field.extensions, PermissionExtension([Require(rule)], fail_silently=False)]
+        field.extensions = [*field.extensions, _permission(rule)]
         changed.append(field.python_name)
     return changed

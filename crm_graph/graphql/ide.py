@@ -64,6 +64,16 @@ def local_page(html: str, root: Path) -> str:
     return CDN_URL.sub(lambda m: f"{ROUTE_PREFIX}/{m.group(1)}@{m.group(2)}/{m.group(3)}", html)
 
 
+def with_headers(html: str, headers: dict[str, str] | None) -> str:
+    """The page with GraphiQL's header editor starting from ``headers`` (unless the URL says)."""
+    if not headers:
+        return html
+    import json
+
+    initial = json.dumps(json.dumps(headers, indent=2)).replace("<", "\\u003c")
+    return html.replace("React.useState(parameters.headers)", f"React.useState(parameters.headers || {initial})")
+
+
 def fetch(root: Path, html: str | None = None) -> list[Path]:
     """Download the page's packages from the npm registry (``npm pack``) and keep the files it loads."""
     html = html or strawberry_page()

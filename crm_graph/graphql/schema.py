@@ -22,6 +22,7 @@ from strawberry.tools import merge_types
 from strawberry.types import Info
 from strawberry.types.base import has_object_definition
 
+from crm_graph.audit.recording import audit_mutations
 from crm_graph.domains import SchemaPart, schema_parts
 from crm_graph.graphql.access import fail_closed, signed_in
 from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
@@ -128,6 +129,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart]) -> strawberry.Schema:
                 log.warning("root field %s of %s declares no permission: administrators only", name, root.__name__)
     query = merge_types("Query", tuple(p.query for p in parts if p.query is not None))
     mutation = merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation is not None))
+    audit_mutations(mutation)  # every mutation is audited, whoever defined it (crm_graph/audit)
     types = [t for p in parts for t in p.types]
     # Factories, not instances: each request gets fresh extension objects (they keep state).
     # The parser and validation caches are module-level LRU caches inside Strawberry, so they

@@ -10,6 +10,7 @@ from strawberry.asgi import GraphQL
 
 import logging
 
+from crm_graph.audit.recording import record_denial
 from crm_graph.auth.authenticate import InvalidCredentials
 from crm_graph.core.access import Scope
 from crm_graph.core.actor import ANONYMOUS
@@ -39,9 +40,13 @@ class GraphQLView(GraphQL):
         self.plugins = plugins
         self.dispatcher = dispatcher
 
+    # Headers GraphiQL starts with (dev: the dev administrator's key, set by ``crm-graph serve``).
+    ide_headers: dict[str, str] | None = None
+
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL, with its files served by this server when ``make serve`` fetched them."""
-        return HTMLResponse(ide.local_page(self.graphql_ide_html, ide.assets_dir(self.settings)))
+        page = ide.local_page(self.graphql_ide_html, ide.assets_dir(self.settings))
+        return HTMLResponse(ide.with_headers(page, self.ide_headers))
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         """Who is asking (``crm_actor_from_request``), and the access scope of everything the
@@ -70,4 +75,5 @@ class GraphQLView(GraphQL):
         ctx.auth_failure = failure
         ctx.scope = scope
         ctx.base_db = self.db
+        ctx.on_denied = record_denial  # refused requests go to the audit log (crm_graph/audit)
         return ctx

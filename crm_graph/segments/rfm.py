@@ -106,16 +106,22 @@ async def compute_run(session: AsyncSession, *, as_of: date, window_days: int, c
                "frequency_score", "monetary_score", "group", "value_tier"]
     # One statement, so neither half is planned against the other's freshly written rows.
     await session.execute(sa.insert(RfmScore).from_select(columns, sa.union_all(select_scores, select_potential)))
-    totals = (
-        await session.execute(
-            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(RfmScore.monetary), 0)).where(
-                RfmScore.run_id == run.id, RfmScore.recency_score.is_not(None)
-            )
-        )
-    ).one()
-    run.customer_count, run.revenue = int(totals[0]), Decimal(totals[1] or 0)
+    # The run scores every customer, whoever asked for it; its stored totals are the whole's.
+    run.customer_count, run.revenue = await totals(session, run, everyone=True)
     await session.flush()
     return run
+
+
+async def totals(session: AsyncSession, run: RfmRun, *, everyone: bool = False) -> tuple[int, Decimal]:
+    """Customers scored and their revenue in ``run``: of the customers the session's scope
+    shows (the stored totals are for everyone, ``everyone=True``)."""
+    stmt = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(RfmScore.monetary), 0)).where(
+        RfmScore.run_id == run.id, RfmScore.recency_score.is_not(None)
+    )
+    if everyone:
+        stmt = stmt.execution_options(crm_skip_scope=True)
+    count, revenue = (await session.execute(stmt)).one()
+    return int(count), Decimal(revenue or 0)
 
 
 async def find_run(session: AsyncSession, *, as_of: date, window_days: int, currency: str) -> RfmRun | None:
@@ -164,7 +170,7 @@ class Movement:
     customers: int
 
 
-async def group_table(session: AsyncSession, run: RfmRun) -> list[GroupRow]:
+async def group_table(session: AsyncSession, run: RfmRun, total: Decimal | None = None) -> list[GroupRow]:
     stmt = (
         sa.select(RfmScore.group, sa.func.count(), sa.func.sum(RfmScore.monetary))
         .where(RfmScore.run_id == run.id, RfmScore.group.is_not(None))
@@ -172,7 +178,7 @@ async def group_table(session: AsyncSession, run: RfmRun) -> list[GroupRow]:
     )
     rows = (await session.execute(stmt)).all()
     found = {group: (count, revenue or Decimal(0)) for group, count, revenue in rows}
-    total = run.revenue or Decimal(0)
+    total = (run.revenue if total is None else total) or Decimal(0)
     out = []
     for group in RfmGroup:
         count, revenue = found.get(group, (0, Decimal(0)))

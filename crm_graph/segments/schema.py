@@ -17,6 +17,7 @@ from crm_graph.core.pagination import paginate
 from crm_graph.customers import filters as customer_filters
 from crm_graph.customers.schema import Customer, CustomerConnection, CustomerFilter, CustomerOrder
 from crm_graph.domains import SchemaPart
+from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import ClientError, UserError
 from crm_graph.graphql.inputs import StringFilter, enum_filter, to_plain
@@ -255,11 +256,11 @@ def _client_error(errors: list[Any]) -> ClientError:
 
 @strawberry.type
 class SegmentQuery:
-    @strawberry.field(description="One segment by ID; null if unknown or deleted.")
+    @access.query("segments", description="One segment by ID; null if unknown or deleted.")
     async def segment(self, info: Info, id: strawberry.ID) -> Segment | None:
         return (await _load_segments(info, [decode_global_id(id, "Segment")[1]]))[0]
 
-    @strawberry.field(description="Segments by name.")
+    @access.query("segments", description="Segments by name.")
     async def segments(self, info: Info, filter: SegmentFilter | None = None, first: int | None = None,
                        after: str | None = None) -> SegmentConnection:
         from crm_graph.core.pagination import SortKey
@@ -269,7 +270,7 @@ class SegmentQuery:
                               page_args(first, after, None, None))
         return SegmentConnection.from_page(page, Segment.from_model)
 
-    @strawberry.field(description="The size and first page of a filter, without saving a segment.")
+    @access.query("segments", description="The size and first page of a filter, without saving a segment.")
     async def preview_segment(self, info: Info, filter: CustomerFilter, first: int | None = None,
                               order_by: list[CustomerOrder] | None = None) -> SegmentPreview:
         from crm_graph.customers import service as customers
@@ -279,7 +280,7 @@ class SegmentQuery:
             count = await session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
         return SegmentPreview(size=int(count or 0), customers=await _customer_page(info, stmt, order_by, first, None))
 
-    @strawberry.field(description="RFM analysis as of a date (default today) over `windowDays` (default 365) in one currency "
+    @access.query("segments", description="RFM analysis as of a date (default today) over `windowDays` (default 365) in one currency "
                       "(default: the one with most orders). Reads the stored run for these parameters, computing and storing it on first use.")
     async def rfm_analysis(self, info: Info, as_of: date | None = None, window_days: int | None = None,
                            currency: str | None = None) -> RfmAnalysis | None:
@@ -290,7 +291,7 @@ class SegmentQuery:
             raise _client_error(errors)
         return RfmAnalysis.of(result) if result else None
 
-    @strawberry.field(description="Revenue concentration and value tiers over `windowDays` (default 365), computed live.")
+    @access.query("segments", description="Revenue concentration and value tiers over `windowDays` (default 365), computed live.")
     async def value_concentration(self, info: Info, window_days: int | None = None, currency: str | None = None,
                                   as_of: date | None = None) -> ValueConcentration | None:
         from crm_graph.core.errors import DomainError
@@ -357,48 +358,49 @@ def _customer_pks(ids: list[strawberry.ID]) -> list[int]:
 
 @strawberry.type
 class SegmentMutation:
-    @strawberry.mutation(description="Create a segment. A SNAPSHOT applies its filter at once.")
+    @access.mutation("segments", "create", description="Create a segment. A SNAPSHOT applies its filter at once.")
     async def create_segment(self, info: Info, input: CreateSegmentInput) -> SegmentPayload:
         data, actor = to_plain(input), info.context.actor
         return _segment_payload(await unit_of_work(info, lambda s: service.create_segment(s, actor=actor, data=data)))
 
-    @strawberry.mutation
+    @access.mutation("segments", "update")
     async def update_segment(self, info: Info, id: strawberry.ID, input: UpdateSegmentInput,
                              expected_version: int | None = None) -> SegmentPayload:
         pk, data, actor = decode_global_id(id, "Segment")[1], to_plain(input, keep_null=True), info.context.actor
         return _segment_payload(await unit_of_work(info, lambda s: service.update_segment(
             s, actor=actor, segment_id=pk, data=data, expected_version=expected_version)))
 
-    @strawberry.mutation(description="Soft-delete a segment. Filters that refer to it stop validating until it is restored.")
+    @access.mutation("segments", "delete", description="Soft-delete a segment. Filters that refer to it stop validating until it is restored.")
     async def delete_segment(self, info: Info, id: strawberry.ID) -> SegmentPayload:
         pk, actor = decode_global_id(id, "Segment")[1], info.context.actor
         return _segment_payload(await unit_of_work(info, lambda s: service.delete_segment(s, actor=actor, segment_id=pk)))
 
-    @strawberry.mutation
+    # Restoring undoes a delete, so it needs what deleting needs.
+    @access.mutation("segments", "delete")
     async def restore_segment(self, info: Info, id: strawberry.ID) -> SegmentPayload:
         pk, actor = decode_global_id(id, "Segment")[1], info.context.actor
         return _segment_payload(await unit_of_work(info, lambda s: service.restore_segment(s, actor=actor, segment_id=pk)))
 
-    @strawberry.mutation(description="Add customers to a STATIC or SNAPSHOT segment (at most 1000 per call; members already in stay).")
+    @access.mutation("segments", "update", description="Add customers to a STATIC or SNAPSHOT segment (at most 1000 per call; members already in stay).")
     async def add_customers_to_segment(self, info: Info, segment_id: strawberry.ID,
                                        customer_ids: list[strawberry.ID]) -> SegmentPayload:
         pk, actor, customers = decode_global_id(segment_id, "Segment")[1], info.context.actor, _customer_pks(customer_ids)
         return _segment_payload(await unit_of_work(info, lambda s: service.add_customers(
             s, actor=actor, segment_id=pk, customer_ids=customers)))
 
-    @strawberry.mutation
+    @access.mutation("segments", "update")
     async def remove_customers_from_segment(self, info: Info, segment_id: strawberry.ID,
                                             customer_ids: list[strawberry.ID]) -> SegmentPayload:
         pk, actor, customers = decode_global_id(segment_id, "Segment")[1], info.context.actor, _customer_pks(customer_ids)
         return _segment_payload(await unit_of_work(info, lambda s: service.remove_customers(
             s, actor=actor, segment_id=pk, customer_ids=customers)))
 
-    @strawberry.mutation(description="Apply a SNAPSHOT segment's filter again (members become exactly the matching customers).")
+    @access.mutation("segments", "update", description="Apply a SNAPSHOT segment's filter again (members become exactly the matching customers).")
     async def refresh_segment(self, info: Info, id: strawberry.ID) -> SegmentPayload:
         pk, actor = decode_global_id(id, "Segment")[1], info.context.actor
         return _segment_payload(await unit_of_work(info, lambda s: service.refresh_segment(s, actor=actor, segment_id=pk)))
 
-    @strawberry.mutation(description="Compute and store a new RFM run (lists and segments filter on the newest run).")
+    @access.mutation("segments", "update", description="Compute and store a new RFM run (lists and segments filter on the newest run).")
     async def refresh_rfm_scores(self, info: Info, input: RefreshRfmInput | None = None) -> RfmAnalysisPayload:
         data = input or RefreshRfmInput()
         result, errors = await unit_of_work(info, lambda s: service.rfm_analysis(

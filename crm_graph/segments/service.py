@@ -401,13 +401,23 @@ async def rfm_analysis(
     if run is None:
         run = await rfm.compute_run(session, as_of=as_of, window_days=window_days, currency=currency)
     previous = await rfm.previous_run(session, run)
+    # What the reader may see: totals and shares of the customers in their scope only.
+    shown = await _as_seen(session, run)
     return RfmAnalysis(
-        run=run,
-        groups=await rfm.group_table(session, run),
+        run=shown,
+        groups=await rfm.group_table(session, run, shown.revenue),
         grid=await rfm.grid(session, run),
-        previous=previous,
+        previous=await _as_seen(session, previous) if previous else None,
         movements=await rfm.movements(session, run, previous) if previous else [],
     )
+
+
+async def _as_seen(session: AsyncSession, run: Any) -> Any:
+    """A detached copy of a stored run whose totals count only the customers the session's
+    scope shows (for an unrestricted scope, the stored ones)."""
+    shown = type(run)(**{c.key: getattr(run, c.key) for c in type(run).__table__.columns})
+    shown.customer_count, shown.revenue = await rfm.totals(session, run)
+    return shown
 
 
 @dataclass

@@ -46,7 +46,10 @@ class WebhookSubscription(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin
 
 def _own_subscriptions(scope: Scope) -> sa.ColumnElement[bool] | None:
     """Outside administrators and integrations, a principal sees its own subscriptions only."""
-    return None if scope.actor.view_all else WebhookSubscription.principal == scope.actor.label
+    if scope.actor.view_all:
+        return None
+    principal = scope.actor.principal
+    return WebhookSubscription.principal == principal if principal else sa.false()
 
 
 guard_object(WebhookSubscription, "webhooks", extra=_own_subscriptions)

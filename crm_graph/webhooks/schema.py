@@ -13,6 +13,7 @@ from strawberry.types.unset import UNSET
 from crm_graph.core.events import DeliveryStatus, EventDelivery as DeliveryModel, OutboxEvent, global_id
 from crm_graph.core.pagination import paginate
 from crm_graph.domains import SchemaPart
+from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
@@ -194,7 +195,7 @@ def _delivery_filter(plain: Any) -> Any:
 
 @strawberry.type
 class WebhookQuery:
-    @strawberry.field(description="Webhook subscriptions, newest first.")
+    @access.query("webhooks", description="Webhook subscriptions, newest first.")
     async def webhook_subscriptions(
         self,
         info: Info,
@@ -209,7 +210,7 @@ class WebhookQuery:
         )
         return WebhookSubscriptionConnection.from_page(page, WebhookSubscription.from_model)
 
-    @strawberry.field(description="Deliveries of events to plugins and webhooks, newest first.")
+    @access.query("webhooks", description="Deliveries of events to plugins and webhooks, newest first.")
     async def event_deliveries(
         self,
         info: Info,
@@ -224,7 +225,7 @@ class WebhookQuery:
         page = await paginate(ctx.db.reader, stmt, service.DELIVERY_ORDER, page_args(first, after, last, before))
         return EventDeliveryConnection.from_page(page, EventDelivery.from_model)
 
-    @strawberry.field(description="The event types a webhook subscription can ask for.")
+    @access.query("webhooks", description="The event types a webhook subscription can ask for.")
     def event_types(self) -> list[EventType]:
         return [EventType(type=t, description=d) for t, d in sorted(service.event_types().items())]
 
@@ -282,7 +283,7 @@ def _subscription_payload(result: tuple[Any, list[UserError]]) -> WebhookSubscri
 
 @strawberry.type
 class WebhookMutation:
-    @strawberry.mutation(description="Subscribe a URL to events. Each delivery is signed with the returned secret.")
+    @access.mutation("webhooks", "create", description="Subscribe a URL to events. Each delivery is signed with the returned secret.")
     async def create_webhook_subscription(
         self, info: Info, input: CreateWebhookSubscriptionInput
     ) -> WebhookSubscriptionPayload:
@@ -291,7 +292,7 @@ class WebhookMutation:
             await unit_of_work(info, lambda s: service.create_subscription(s, actor=actor, data=data, config=config))
         )
 
-    @strawberry.mutation(description="Change a subscription, pause it (`active: false`) or rotate its secret.")
+    @access.mutation("webhooks", "update", description="Change a subscription, pause it (`active: false`) or rotate its secret.")
     async def update_webhook_subscription(
         self, info: Info, id: strawberry.ID, input: UpdateWebhookSubscriptionInput, expected_version: int | None = None
     ) -> WebhookSubscriptionPayload:
@@ -306,14 +307,14 @@ class WebhookMutation:
             )
         )
 
-    @strawberry.mutation(description="Delete a subscription; deliveries still waiting for it are dropped (DEAD).")
+    @access.mutation("webhooks", "delete", description="Delete a subscription; deliveries still waiting for it are dropped (DEAD).")
     async def delete_webhook_subscription(self, info: Info, id: strawberry.ID) -> WebhookSubscriptionPayload:
         pk, actor = decode_global_id(id, "WebhookSubscription")[1], info.context.actor
         return _subscription_payload(
             await unit_of_work(info, lambda s: service.delete_subscription(s, actor=actor, subscription_id=pk))
         )
 
-    @strawberry.mutation(description="Try a DEAD (or waiting) delivery again now, with a fresh set of attempts.")
+    @access.mutation("webhooks", "update", description="Try a DEAD (or waiting) delivery again now, with a fresh set of attempts.")
     async def retry_event_delivery(self, info: Info, id: strawberry.ID) -> EventDeliveryPayload:
         pk, actor = decode_global_id(id, "EventDelivery")[1], info.context.actor
         model, errors = await unit_of_work(info, lambda s: service.retry_delivery(s, actor=actor, delivery_id=pk))

@@ -172,6 +172,8 @@ async def create_subscription(
         description=description,
         active=data.get("active", True) is not False,
         secret=secret,
+        # Events reach the subscription only for records this principal may read.
+        principal=actor.principal,
         version=1,
         created_at=now,
         updated_at=now,

@@ -19,14 +19,16 @@ import pytest
 import sqlalchemy as sa
 
 from crm_graph.app import create_app
+from crm_graph.auth.models import ApiKey
 from crm_graph.core.clock import frozen_clock, utcnow
 from crm_graph.core.dispatch import Dispatcher
 from crm_graph.core.events import EventDelivery, OutboxEvent
 from crm_graph.db.session import Database
 from crm_graph.plugins import make_plugin_manager
 from crm_graph.settings import Settings
+from crm_graph.testing.auth import bearer, make_key
 from crm_graph.webhooks.receiver import Receiver
-from tests.conftest import GraphQLClient
+from tests.conftest import TEST_SECRET, GraphQLClient
 
 SECRET = "whsec_test_0123456789abcdef"
 START = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -69,7 +71,7 @@ def fast(settings: Settings) -> Settings:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """The settings of a test database, with a dispatcher tuned for tests."""
-    return fast(Settings(database_url=database_url))
+    return fast(Settings(database_url=database_url, secret_key=TEST_SECRET))
 
 
 @pytest.fixture
@@ -91,9 +93,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 class Server:
     """An app built with chosen plugins, the client that talks to it, and its dispatcher."""
 
-    def __init__(self, app: Any, client: GraphQLClient) -> None:
+    def __init__(self, app: Any, client: GraphQLClient, actor: str) -> None:
         self.app = app
         self.client = client
+        self.actor = actor  # the label of the administrator's key the client signs in with
         self.dispatcher: Dispatcher = app.state.dispatcher
         self.plugins = app.state.plugins
 
@@ -119,10 +122,13 @@ async def server_factory(settings: Settings, db: Database) -> AsyncIterator[Call
             stack.push_async_callback(app.state.dispatcher.aclose)
             if lifespan:
                 await stack.enter_async_context(app.router.lifespan_context(app))
+            token, user_id = await make_key(db, s)  # tests sign in as an administrator
+            async with db.reader() as session:
+                key_id = await session.scalar(sa.select(sa.func.max(ApiKey.id)).where(ApiKey.user_id == user_id))
             http = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=bearer(token))
             )
-            return Server(app, GraphQLClient(http))
+            return Server(app, GraphQLClient(http), actor=f"api_key:{key_id}")
 
         yield build
 

@@ -56,7 +56,7 @@ async def test_hook_crm_on_event_receives_each_event_after_commit(server_factory
     assert created.entity_type == "Customer"
     assert created.entity_id == customer["id"]  # the ID the API shows: node(id:) fetches it
     assert created.data["displayName"] == "Ada Lovelace"
-    assert created.actor == "anonymous"
+    assert created.actor == server.actor
     assert created.occurred_at == clock.current
     assert updated.changes["fields"] == ["jobTitle"]
     assert [e.event_id for e in await outbox(db)] == [created.id, updated.id]

@@ -37,17 +37,19 @@ async def test_hook_crm_startup_and_crm_shutdown_run_around_the_server(settings,
 
     from crm_graph.app import create_app
     from crm_graph.plugins import make_plugin_manager
+    from crm_graph.testing.auth import bearer, make_key
     from tests.conftest import GraphQLClient
 
     plugin = Lifecycle()
     pm = make_plugin_manager(settings, plugins=[BrokenStartup(), plugin], entry_points=False)
     app = create_app(settings, db=db, plugins=pm, dispatcher=False)
+    token, _ = await make_key(db, settings)
     caplog.set_level(logging.ERROR, logger="crm_graph.plugins")
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
         assert plugin.calls == [("startup", backend)]
         http = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=bearer(token))
         )
         # The plugin that failed to start is logged by name, and the server serves anyway.
         assert await GraphQLClient(http).execute("{ customers { totalCount } }") == {"customers": {"totalCount": 0}}

@@ -110,9 +110,9 @@ def test_a_schema_hook_returning_something_else_stops_start_up(settings):
 def test_export_schema_shows_the_installed_plugins_fields():
     exported = run_cli("export-schema")
     assert exported.returncode == 0, exported.stderr
-    assert "auditLog(" in exported.stdout and "type AuditEntry implements Node" in exported.stdout
+    assert "changeHistory(" in exported.stdout and "type ChangeHistoryEntry implements Node" in exported.stdout
     blocked = run_cli("export-schema", CRM_PLUGINS_BLOCK="crm_audit")
-    assert "auditLog(" not in blocked.stdout and "createWebhookSubscription(" in blocked.stdout
+    assert "changeHistory(" not in blocked.stdout and "createWebhookSubscription(" in blocked.stdout
 
 
 class Pinger:

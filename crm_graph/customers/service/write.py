@@ -148,6 +148,10 @@ async def restore_customer(session: AsyncSession, *, actor: Actor, customer_id: 
         raise NotFound("Customer")
     if customer.deleted_at is None:
         return customer
+    if customer.erased_at is not None:
+        raise ValidationFailed(
+            [codes.FieldError("id", codes.INVALID_STATE, "This customer was erased (a privacy request) and cannot be restored.")]
+        )
     errors = ErrorCollector()
     emails = [e.address for e in (await emails_for(session, [customer.id])).get(customer.id, [])]
     await check_email_duplicates(session, emails, customer.id, errors)

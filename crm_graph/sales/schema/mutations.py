@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from crm_graph.graphql import access
 from crm_graph.graphql.inputs import to_plain
 from crm_graph.graphql.mutations import unit_of_work
 from crm_graph.graphql.relay import decode_global_id
@@ -70,13 +71,13 @@ def _convert(model: Any, cls: Any) -> Any:
 class SalesMutation:
     # --- products -------------------------------------------------------------------------
 
-    @strawberry.mutation(description="Add a product to the catalogue.")
+    @access.mutation("products", "create", description="Add a product to the catalogue.")
     async def create_product(self, info: Info, input: CreateProductInput) -> ProductPayload:
         data, actor = to_plain(input), info.context.actor
         model, errors = await unit_of_work(info, lambda s: products.create_product(s, actor=actor, data=data))
         return ProductPayload(product=_convert(model, Product), errors=errors)
 
-    @strawberry.mutation(description="Change a product. Existing line items keep the prices they were written with.")
+    @access.mutation("products", "update", description="Change a product. Existing line items keep the prices they were written with.")
     async def update_product(
         self, info: Info, id: strawberry.ID, input: UpdateProductInput, expected_version: Version = None
     ) -> ProductPayload:
@@ -88,13 +89,14 @@ class SalesMutation:
 
     # --- pipelines ------------------------------------------------------------------------
 
-    @strawberry.mutation(description="Create a pipeline with its ordered stages.")
+    @access.mutation("pipelines", "create", description="Create a pipeline with its ordered stages.")
     async def create_pipeline(self, info: Info, input: CreatePipelineInput) -> PipelinePayload:
         data, actor = to_plain(input), info.context.actor
         model, errors = await unit_of_work(info, lambda s: pipelines.create_pipeline(s, actor=actor, data=data))
         return PipelinePayload(pipeline=_convert(model, Pipeline), errors=errors)
 
-    @strawberry.mutation(
+    @access.mutation(
+        "pipelines", "update",
         description="Rename a pipeline, make it the default, or change its stages: rename, add, re-order, re-weight; "
         "remove a stage that holds opportunities only by moving them with `moveOpportunities`."
     )
@@ -114,7 +116,7 @@ class SalesMutation:
 
     # --- opportunities --------------------------------------------------------------------
 
-    @strawberry.mutation(description="Open an opportunity, with line items or an amount.")
+    @access.mutation("opportunities", "create", description="Open an opportunity, with line items or an amount.")
     async def create_opportunity(self, info: Info, input: CreateOpportunityInput) -> OpportunityPayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "customerId", "Customer")
@@ -124,7 +126,7 @@ class SalesMutation:
         model, errors = await unit_of_work(info, lambda s: opportunities.create_opportunity(s, actor=actor, data=data))
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
 
-    @strawberry.mutation(description="Change an opportunity. Its stage changes through moveOpportunity, winOpportunity and loseOpportunity.")
+    @access.mutation("opportunities", "update", description="Change an opportunity. Its stage changes through moveOpportunity, winOpportunity and loseOpportunity.")
     async def update_opportunity(
         self, info: Info, id: strawberry.ID, input: UpdateOpportunityInput, expected_version: Version = None
     ) -> OpportunityPayload:
@@ -137,7 +139,7 @@ class SalesMutation:
         )
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
 
-    @strawberry.mutation(description="Move an opportunity to another OPEN stage of its pipeline (this revives a lost one).")
+    @access.mutation("opportunities", "update", description="Move an opportunity to another OPEN stage of its pipeline (this revives a lost one).")
     async def move_opportunity(
         self, info: Info, id: strawberry.ID, stage_id: strawberry.ID, expected_version: Version = None
     ) -> OpportunityPayload:
@@ -148,7 +150,8 @@ class SalesMutation:
         )
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
 
-    @strawberry.mutation(description="Close as won: move to the WON stage and create the order. Winning again returns the same order.")
+    # Winning creates the order too; the permission is the opportunity's (as for acceptQuote).
+    @access.mutation("opportunities", "update", description="Close as won: move to the WON stage and create the order. Winning again returns the same order.")
     async def win_opportunity(self, info: Info, id: strawberry.ID, expected_version: Version = None) -> WinOpportunityPayload:
         pk, actor = _pk(id, "Opportunity"), info.context.actor
         result, errors = await unit_of_work(
@@ -157,7 +160,7 @@ class SalesMutation:
         opportunity, order = result if result is not None else (None, None)
         return WinOpportunityPayload(opportunity=_convert(opportunity, Opportunity), order=_convert(order, Order), errors=errors)
 
-    @strawberry.mutation(description="Close as lost, with a reason.")
+    @access.mutation("opportunities", "update", description="Close as lost, with a reason.")
     async def lose_opportunity(
         self, info: Info, id: strawberry.ID, reason: str | None = None, expected_version: Version = None
     ) -> OpportunityPayload:
@@ -168,13 +171,14 @@ class SalesMutation:
         )
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
 
-    @strawberry.mutation(description="Soft-delete an opportunity: it leaves lists, the customer and the summary until restored.")
+    @access.mutation("opportunities", "delete", description="Soft-delete an opportunity: it leaves lists, the customer and the summary until restored.")
     async def delete_opportunity(self, info: Info, id: strawberry.ID) -> OpportunityPayload:
         pk, actor = _pk(id, "Opportunity"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: opportunities.delete_opportunity(s, actor=actor, opportunity_id=pk))
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
 
-    @strawberry.mutation(description="Bring back a deleted opportunity.")
+    # Restoring undoes a delete, so it needs what deleting needs.
+    @access.mutation("opportunities", "delete", description="Bring back a deleted opportunity.")
     async def restore_opportunity(self, info: Info, id: strawberry.ID) -> OpportunityPayload:
         pk, actor = _pk(id, "Opportunity"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: opportunities.restore_opportunity(s, actor=actor, opportunity_id=pk))
@@ -182,27 +186,28 @@ class SalesMutation:
 
     # --- quotes ---------------------------------------------------------------------------
 
-    @strawberry.mutation(description="Make a DRAFT quote from an open opportunity; it copies the line items.")
+    @access.mutation("quotes", "create", description="Make a DRAFT quote from an open opportunity; it copies the line items.")
     async def create_quote(self, info: Info, input: CreateQuoteInput) -> QuotePayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "opportunityId", "Opportunity")
         model, errors = await unit_of_work(info, lambda s: quotes.create_quote(s, actor=actor, data=data))
         return QuotePayload(quote=_convert(model, Quote), errors=errors)
 
-    @strawberry.mutation(description="Mark a DRAFT quote as SENT to the customer.")
+    @access.mutation("quotes", "update", description="Mark a DRAFT quote as SENT to the customer.")
     async def send_quote(self, info: Info, id: strawberry.ID) -> QuotePayload:
         pk, actor = _pk(id, "Quote"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: quotes.send_quote(s, actor=actor, quote_id=pk))
         return QuotePayload(quote=_convert(model, Quote), errors=errors)
 
-    @strawberry.mutation(description="The customer accepted a SENT quote: creates the order and wins the opportunity.")
+    # Accepting creates the order and wins the opportunity; the permission is the quote's.
+    @access.mutation("quotes", "update", description="The customer accepted a SENT quote: creates the order and wins the opportunity.")
     async def accept_quote(self, info: Info, id: strawberry.ID) -> AcceptQuotePayload:
         pk, actor = _pk(id, "Quote"), info.context.actor
         result, errors = await unit_of_work(info, lambda s: quotes.accept_quote(s, actor=actor, quote_id=pk))
         quote, order = result if result is not None else (None, None)
         return AcceptQuotePayload(quote=_convert(quote, Quote), order=_convert(order, Order), errors=errors)
 
-    @strawberry.mutation(description="The customer declined a SENT quote.")
+    @access.mutation("quotes", "update", description="The customer declined a SENT quote.")
     async def reject_quote(self, info: Info, id: strawberry.ID, reason: str | None = None) -> QuotePayload:
         pk, actor = _pk(id, "Quote"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: quotes.reject_quote(s, actor=actor, quote_id=pk, reason=reason))
@@ -210,7 +215,7 @@ class SalesMutation:
 
     # --- orders and payments ----------------------------------------------------------------
 
-    @strawberry.mutation(description="Record an order. With an `externalRef` that exists already, returns that order unchanged.")
+    @access.mutation("orders", "create", description="Record an order. With an `externalRef` that exists already, returns that order unchanged.")
     async def create_order(self, info: Info, input: CreateOrderInput) -> OrderPayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "customerId", "Customer")
@@ -218,7 +223,9 @@ class SalesMutation:
         model, errors = await unit_of_work(info, lambda s: orders.create_order(s, actor=actor, data=data))
         return OrderPayload(order=_convert(model, Order), errors=errors)
 
-    @strawberry.mutation(
+    # An upsert creates or updates; syncing systems mostly create, so it needs `orders:create`.
+    @access.mutation(
+        "orders", "create",
         description="Create or update the order with this `externalRef` (for systems that sync orders): the same "
         "payload twice yields one order and no change; a changed payload updates it and bumps its version."
     )
@@ -230,7 +237,7 @@ class SalesMutation:
         order, created = result if result is not None else (None, False)
         return UpsertOrderPayload(order=_convert(order, Order), created=created, errors=errors)
 
-    @strawberry.mutation(description="Move an order along PENDING -> CONFIRMED -> FULFILLED, or cancel or refund it.")
+    @access.mutation("orders", "update", description="Move an order along PENDING -> CONFIRMED -> FULFILLED, or cancel or refund it.")
     async def update_order_status(
         self, info: Info, id: strawberry.ID, status: m.OrderStatus, expected_version: Version = None
     ) -> OrderPayload:
@@ -241,7 +248,7 @@ class SalesMutation:
         )
         return OrderPayload(order=_convert(model, Order), errors=errors)
 
-    @strawberry.mutation(description="Record a payment for an order. With `externalRef`, sending it twice records it once.")
+    @access.mutation("orders", "update", description="Record a payment for an order. With `externalRef`, sending it twice records it once.")
     async def record_payment(self, info: Info, input: RecordPaymentInput) -> RecordPaymentPayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "orderId", "Order")

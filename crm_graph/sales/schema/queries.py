@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from crm_graph.core import money
 from crm_graph.core.pagination import paginate
+from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import ClientError
 from crm_graph.graphql.inputs import to_plain
@@ -61,11 +62,11 @@ Page = Annotated[int | None, strawberry.argument(description="Page size (default
 
 @strawberry.type
 class SalesQuery:
-    @strawberry.field(description="One product by ID.")
+    @access.query("products", description="One product by ID.")
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         return await load_product(info, decode_global_id(id, "Product")[1])
 
-    @strawberry.field(description="The catalogue, by name unless `orderBy` says otherwise.")
+    @access.query("products", description="The catalogue, by name unless `orderBy` says otherwise.")
     async def products(
         self, info: Info, filter: ProductFilter | None = None, order_by: list[ProductOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
@@ -76,11 +77,11 @@ class SalesQuery:
         page = await paginate(ctx.db.reader, stmt, filters.product_sort(to_plain(order_by)), args)
         return ProductConnection.from_page(page, Product.from_model)
 
-    @strawberry.field(description="One pipeline by ID.")
+    @access.query("pipelines", description="One pipeline by ID.")
     async def pipeline(self, info: Info, id: strawberry.ID) -> Pipeline | None:
         return await load_pipeline(info, decode_global_id(id, "Pipeline")[1])
 
-    @strawberry.field(description="All pipelines, oldest first (the default pipeline from installation comes first).")
+    @access.query("pipelines", description="All pipelines, oldest first (the default pipeline from installation comes first).")
     async def pipelines(
         self, info: Info, first: Page = None, after: str | None = None, last: Page = None, before: str | None = None
     ) -> PipelineConnection:
@@ -89,11 +90,11 @@ class SalesQuery:
         page = await paginate(ctx.db.reader, pipelines.pipeline_select(), filters.pipeline_sort(), args)
         return PipelineConnection.from_page(page, Pipeline.from_model)
 
-    @strawberry.field(description="One opportunity by ID; null if unknown or deleted.")
+    @access.query("opportunities", description="One opportunity by ID; null if unknown or deleted.")
     async def opportunity(self, info: Info, id: strawberry.ID) -> Opportunity | None:
         return await load_opportunity(info, decode_global_id(id, "Opportunity")[1])
 
-    @strawberry.field(description="Opportunities of live customers, newest first unless `orderBy` says otherwise.")
+    @access.query("opportunities", description="Opportunities of live customers, newest first unless `orderBy` says otherwise.")
     async def opportunities(
         self, info: Info, filter: OpportunityFilter | None = None, order_by: list[OpportunityOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
@@ -104,11 +105,11 @@ class SalesQuery:
         page = await paginate(ctx.db.reader, stmt, filters.opportunity_sort(to_plain(order_by)), args)
         return OpportunityConnection.from_page(page, Opportunity.from_model)
 
-    @strawberry.field(description="One quote by ID.")
+    @access.query("quotes", description="One quote by ID.")
     async def quote(self, info: Info, id: strawberry.ID) -> Quote | None:
         return await load_quote(info, decode_global_id(id, "Quote")[1])
 
-    @strawberry.field(description="Quotes, newest first unless `orderBy` says otherwise.")
+    @access.query("quotes", description="Quotes, newest first unless `orderBy` says otherwise.")
     async def quotes(
         self, info: Info, filter: QuoteFilter | None = None, order_by: list[QuoteOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
@@ -119,11 +120,11 @@ class SalesQuery:
         page = await paginate(ctx.db.reader, stmt, filters.quote_sort(to_plain(order_by)), args)
         return QuoteConnection.from_page(page, Quote.from_model)
 
-    @strawberry.field(description="One order by ID.")
+    @access.query("orders", description="One order by ID.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         return await load_order(info, decode_global_id(id, "Order")[1])
 
-    @strawberry.field(description="Orders, most recently ordered first unless `orderBy` says otherwise.")
+    @access.query("orders", description="Orders, most recently ordered first unless `orderBy` says otherwise.")
     async def orders(
         self, info: Info, filter: OrderFilter | None = None, order_by: list[OrderOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
@@ -134,7 +135,7 @@ class SalesQuery:
         page = await paginate(ctx.db.reader, stmt, filters.order_sort(to_plain(order_by)), args)
         return OrderConnection.from_page(page, Order.from_model)
 
-    @strawberry.field(description="Forecast and funnel of a pipeline (the default one if `pipelineId` is omitted).")
+    @access.query("opportunities", description="Forecast and funnel of a pipeline (the default one if `pipelineId` is omitted).")
     async def pipeline_summary(
         self,
         info: Info,

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from crm_graph.ownership.schema import OwnedFields, owned
 from crm_graph.core.clock import utcnow
 from crm_graph.customers.models import AcquisitionChannel
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
@@ -187,14 +188,17 @@ class StageHistoryEntry:
 
 
 @strawberry.type(description="A deal: a customer may buy something; it moves through a pipeline's stages until won or lost.")
-class Opportunity(Node):
+class Opportunity(OwnedFields, Node):
     pk: strawberry.Private[int]
     customer_pk: strawberry.Private[int]
     pipeline_pk: strawberry.Private[int]
     stage_pk: strawberry.Private[int]
     probability_override: strawberry.Private[int | None]
     title: str
-    owner: str | None = strawberry.field(description="Who works the deal (free text until users exist).")
+    owner: str | None = strawberry.field(
+        description="Who works the deal, as free text.",
+        deprecation_reason="Free text from before users existed; the owning user is `ownedBy`.",
+    )
     amount: Money = strawberry.field(description="The sum of the line items when there are any; otherwise the amount set by hand (0 if none).")
     currency: str
     expected_close_date: date | None
@@ -257,6 +261,7 @@ class Opportunity(Node):
     @classmethod
     def from_model(cls, o: m.Opportunity) -> Opportunity:
         return cls(
+            **owned(o),
             id=encode_global_id("Opportunity", o.id), pk=o.id, customer_pk=o.customer_id, pipeline_pk=o.pipeline_id,
             stage_pk=o.stage_id, probability_override=o.probability_override, title=o.title, owner=o.owner,
             amount=Money.of(o.amount, o.currency), currency=o.currency, expected_close_date=o.expected_close_date,
@@ -285,7 +290,7 @@ class DocumentAddress:
 
 
 @strawberry.type(description="A priced offer made from an opportunity. Its data is complete for rendering a document.")
-class Quote(Node):
+class Quote(OwnedFields, Node):
     pk: strawberry.Private[int]
     opportunity_pk: strawberry.Private[int]
     customer_pk: strawberry.Private[int]
@@ -331,6 +336,7 @@ class Quote(Node):
         c = q.currency
         address = q.billing_address
         return cls(
+            **owned(q),
             id=encode_global_id("Quote", q.id), pk=q.id, opportunity_pk=q.opportunity_id, customer_pk=q.customer_id,
             number=q.number, status=quote_service.effective_status(q), currency=c, valid_until=q.valid_until,
             subtotal=Money.of(q.subtotal, c), discount=Money.of(q.discount, c), tax_rate=plain_decimal(q.tax_rate),
@@ -377,7 +383,7 @@ class Payment(Node):
 
 
 @strawberry.type(description="A sale: line items, totals, status and payments.")
-class Order(Node):
+class Order(OwnedFields, Node):
     pk: strawberry.Private[int]
     customer_pk: strawberry.Private[int]
     opportunity_pk: strawberry.Private[int | None]
@@ -431,6 +437,7 @@ class Order(Node):
         c = o.currency
         balance = o.total - o.paid_amount if o.status is not m.OrderStatus.REFUNDED else Decimal(0)
         return cls(
+            **owned(o),
             id=encode_global_id("Order", o.id), pk=o.id, customer_pk=o.customer_id, opportunity_pk=o.opportunity_id,
             quote_pk=o.quote_id, number=o.number, status=o.status, payment_status=o.payment_status, currency=c,
             subtotal=Money.of(o.subtotal, c), discount=Money.of(o.discount, c), tax_rate=plain_decimal(o.tax_rate),

@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from crm_graph.core.clock import utcnow
 from crm_graph.core.pagination import paginate
+from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import ClientError, UserError
 from crm_graph.graphql.inputs import to_plain
@@ -46,11 +47,11 @@ MAX_STATS_RANGE_DAYS = 3660
 
 @strawberry.type
 class SupportQuery:
-    @strawberry.field(description="One ticket by ID; null if unknown (or its customer was deleted).")
+    @access.query("tickets", description="One ticket by ID; null if unknown (or its customer was deleted).")
     async def ticket(self, info: Info, id: strawberry.ID) -> Ticket | None:
         return await load_ticket(info, decode_global_id(id, "Ticket")[1])
 
-    @strawberry.field(description="Tickets, newest first unless `orderBy` says otherwise.")
+    @access.query("tickets", description="Tickets, newest first unless `orderBy` says otherwise.")
     async def tickets(
         self,
         info: Info,
@@ -67,11 +68,11 @@ class SupportQuery:
         page = await paginate(ctx.db.reader, stmt, filters.sort_keys(to_plain(order_by)), args)
         return TicketConnection.from_page(page, Ticket.from_model)
 
-    @strawberry.field(description="One SLA policy by ID.")
+    @access.query("sla_policies", description="One SLA policy by ID.")
     async def sla_policy(self, info: Info, id: strawberry.ID) -> SlaPolicy | None:
         return await load_policy(info, decode_global_id(id, "SlaPolicy")[1])
 
-    @strawberry.field(description="SLA policies in matching order (rank, then age).")
+    @access.query("sla_policies", description="SLA policies in matching order (rank, then age).")
     async def sla_policies(
         self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
         before: str | None = None,
@@ -80,7 +81,7 @@ class SupportQuery:
         page = await paginate(ctx.db.reader, service.policy_select(), service.POLICY_ORDER, page_args(first, after, last, before))
         return SlaPolicyConnection.from_page(page, SlaPolicy.from_model)
 
-    @strawberry.field(description="Service figures for the period `from <= t < to` (see docs/support.md).")
+    @access.query("tickets", description="Service figures for the period `from <= t < to` (see docs/support.md).")
     async def support_stats(
         self,
         info: Info,
@@ -138,7 +139,7 @@ async def _policy(info: Info, work: Callable[[AsyncSession], Awaitable[Any]]) ->
 
 @strawberry.type
 class SupportMutation:
-    @strawberry.mutation(description="Open a ticket; the matching SLA policy sets its due times.")
+    @access.mutation("tickets", "create", description="Open a ticket; the matching SLA policy sets its due times.")
     async def create_ticket(self, info: Info, input: CreateTicketInput) -> TicketPayload:
         data = to_plain(input)
         data["customerId"] = _customer_pk(input.customer_id)
@@ -147,7 +148,7 @@ class SupportMutation:
         actor = info.context.actor
         return await _ticket(info, lambda s: service.create_ticket(s, actor=actor, data=data))
 
-    @strawberry.mutation(description="Edit a ticket. With `expectedVersion`, a stale version gives VERSION_CONFLICT.")
+    @access.mutation("tickets", "update", description="Edit a ticket. With `expectedVersion`, a stale version gives VERSION_CONFLICT.")
     async def update_ticket(
         self, info: Info, id: strawberry.ID, input: UpdateTicketInput, expected_version: int | None = None
     ) -> TicketPayload:
@@ -160,7 +161,8 @@ class SupportMutation:
             lambda s: service.update_ticket(s, actor=actor, ticket_id=pk, data=data, expected_version=expected_version),
         )
 
-    @strawberry.mutation(
+    @access.mutation(
+        "tickets", "update",
         description="Add a public reply or an internal note. The first public agent reply opens a NEW ticket; "
         "a customer reply re-opens a PENDING or RESOLVED one; a CLOSED ticket takes none (TICKET_CLOSED)."
     )
@@ -177,9 +179,10 @@ class SupportMutation:
         ticket, comment = result
         return ReplyToTicketPayload(ticket=Ticket.from_model(ticket), comment=TicketComment.from_model(comment), errors=[])
 
-    @strawberry.mutation(description="Give the ticket to someone; null or blank unassigns it.")
+    # The assignee is a name on the ticket, not its owner (`tickets:assign` is for changing owners).
+    @access.mutation("tickets", "update", description="Give the ticket to someone; null or blank unassigns it.")
     async def assign_ticket(
-        self, info: Info, id: strawberry.ID, assignee: str | None, expected_version: int | None = None
+        self, info: Info, id: strawberry.ID, assignee: str | None = None, expected_version: int | None = None
     ) -> TicketPayload:
         pk, actor = decode_global_id(id, "Ticket")[1], info.context.actor
         return await _ticket(
@@ -187,7 +190,8 @@ class SupportMutation:
             lambda s: service.assign_ticket(s, actor=actor, ticket_id=pk, assignee=assignee, expected_version=expected_version),
         )
 
-    @strawberry.mutation(
+    @access.mutation(
+        "tickets", "update",
         description="Move the ticket through its status machine; a move it does not allow is INVALID_TRANSITION."
     )
     async def change_ticket_status(
@@ -199,7 +203,8 @@ class SupportMutation:
             lambda s: service.change_ticket_status(s, actor=actor, ticket_id=pk, status=status.name, expected_version=expected_version),
         )
 
-    @strawberry.mutation(
+    @access.mutation(
+        "tickets", "update",
         description="Record the customer's satisfaction with a RESOLVED or CLOSED ticket; a later rating replaces "
         "the earlier one, which stays in `satisfactionHistory`."
     )
@@ -207,12 +212,12 @@ class SupportMutation:
         pk, actor, data = decode_global_id(id, "Ticket")[1], info.context.actor, to_plain(input)
         return await _ticket(info, lambda s: service.rate_ticket(s, actor=actor, ticket_id=pk, data=data))
 
-    @strawberry.mutation(description="Define service-level targets for some or all tickets.")
+    @access.mutation("sla_policies", "create", description="Define service-level targets for some or all tickets.")
     async def create_sla_policy(self, info: Info, input: CreateSlaPolicyInput) -> SlaPolicyPayload:
         data, actor = to_plain(input), info.context.actor
         return await _policy(info, lambda s: service.create_sla_policy(s, actor=actor, data=data))
 
-    @strawberry.mutation(description="Change an SLA policy. Tickets keep the due times they already have.")
+    @access.mutation("sla_policies", "update", description="Change an SLA policy. Tickets keep the due times they already have.")
     async def update_sla_policy(
         self, info: Info, id: strawberry.ID, input: UpdateSlaPolicyInput, expected_version: int | None = None
     ) -> SlaPolicyPayload:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from crm_graph.ownership.schema import OwnedFields, owned
 from crm_graph.core.clock import utcnow
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
 from crm_graph.graphql.context import Context
@@ -206,7 +207,7 @@ class TicketCommentConnection(Connection[TicketComment]):
 
 
 @strawberry.type(description="A customer's request to the service team.")
-class Ticket(Node):
+class Ticket(OwnedFields, Node):
     pk: strawberry.Private[int]
     model: strawberry.Private[TicketModel]
     number: str = strawberry.field(description="Human-friendly number, e.g. `T-000123`.")
@@ -286,6 +287,7 @@ class Ticket(Node):
     @classmethod
     def from_model(cls, m: TicketModel) -> Ticket:
         return cls(
+            **owned(m),
             id=encode_global_id("Ticket", m.id),
             pk=m.id,
             model=m,

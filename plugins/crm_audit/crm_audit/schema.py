@@ -1,4 +1,6 @@
-"""GraphQL: ``auditLog(...)`` and the ``AuditEntry`` type. Thin: queries live in service.py."""
+"""GraphQL: ``changeHistory(...)`` and the ``ChangeHistoryEntry`` type. Thin: queries live in service.py.
+
+(The security audit log, ``auditLog``, is the core's: ``crm_graph.audit``.)"""
 
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from crm_audit import service
 from crm_audit.models import AuditEntry as AuditEntryModel
 from crm_graph.core.pagination import paginate
 from crm_graph.domains import SchemaPart
+from crm_graph.graphql.access import query
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node, resolve_nodes
 
 
-@strawberry.type(description="One thing that happened to one entity, kept by the audit trail plugin.")
-class AuditEntry(Node):
+@strawberry.type(description="One thing that happened to one entity, kept by the crm_audit plugin's change history.")
+class ChangeHistoryEntry(Node):
     event_id: str = strawberry.field(description="The event's id, as webhooks and plugins saw it.")
     event_type: str = strawberry.field(description='E.g. "customer.updated".')
     entity_type: str
@@ -38,9 +41,9 @@ class AuditEntry(Node):
             return None
 
     @classmethod
-    def from_model(cls, m: AuditEntryModel) -> AuditEntry:
+    def from_model(cls, m: AuditEntryModel) -> ChangeHistoryEntry:
         return cls(
-            id=encode_global_id("AuditEntry", m.id),
+            id=encode_global_id("ChangeHistoryEntry", m.id),
             event_id=m.event_id,
             event_type=m.event_type,
             entity_type=m.entity_type,
@@ -54,24 +57,26 @@ class AuditEntry(Node):
         )
 
 
-@strawberry.type(description="A page of audit entries.")
-class AuditEntryConnection(Connection[AuditEntry]):
+@strawberry.type(description="A page of the change history.")
+class ChangeHistoryConnection(Connection[ChangeHistoryEntry]):
     pass
 
 
-async def _load_entries(info: Info, pks: list[int]) -> list[AuditEntry | None]:
+async def _load_entries(info: Info, pks: list[int]) -> list[ChangeHistoryEntry | None]:
     ctx: Context = info.context
     models = await ctx.loader("crm_audit.entry", service.entries_by_ids).load_many(pks)
-    return [AuditEntry.from_model(m) if m is not None else None for m in models]
+    return [ChangeHistoryEntry.from_model(m) if m is not None else None for m in models]
 
 
-register_node("AuditEntry", _load_entries)
+register_node("ChangeHistoryEntry", _load_entries)
 
 
 @strawberry.type
-class AuditQuery:
-    @strawberry.field(description="The audit trail, newest first: every change, who made it and what it changed.")
-    async def audit_log(
+class ChangeHistoryQuery:
+    # It shows what records said and who changed them: whoever may read customers may read it
+    # (the entries hold copies of customers and of their activities, deals and tickets).
+    @query("customers", description="The change history, newest first: every change, who made it and what it changed.")
+    async def change_history(
         self,
         info: Info,
         entity_id: Annotated[
@@ -86,13 +91,13 @@ class AuditQuery:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> AuditEntryConnection:
+    ) -> ChangeHistoryConnection:
         ctx: Context = info.context
         if entity_id is not None:
             decode_global_id(entity_id)  # a malformed ID is a clear client error
         stmt = service.audit_select(entity_id=entity_id, event_type=event_type, actor=actor, since=since)
         page = await paginate(ctx.db.reader, stmt, service.NEWEST_FIRST, page_args(first, after, last, before))
-        return AuditEntryConnection.from_page(page, AuditEntry.from_model)
+        return ChangeHistoryConnection.from_page(page, ChangeHistoryEntry.from_model)
 
 
-SCHEMA = SchemaPart(query=AuditQuery)
+SCHEMA = SchemaPart(query=ChangeHistoryQuery)

@@ -81,6 +81,33 @@ async def entries_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int,
     return {row.id: row for row in rows}
 
 
+# --- privacy requests (crm_export_customer_data, crm_erase_customer_data) ---------------------------
+
+ERASED = {"erased": True}
+
+
+async def entries_about(session: AsyncSession, entity_ids: Sequence[str]) -> list[AuditEntry]:
+    """Every entry about one of ``entity_ids`` (a customer and its records), oldest first."""
+    if not entity_ids:
+        return []
+    stmt = sa.select(AuditEntry).where(AuditEntry.entity_id.in_(list(entity_ids)))
+    return list(await session.scalars(stmt.order_by(AuditEntry.occurred_at, AuditEntry.id)))
+
+
+async def erase_entries(session: AsyncSession, entity_ids: Sequence[str]) -> int:
+    """Keep that the changes happened (type, time, who, which fields), drop what they said."""
+    if not entity_ids:
+        return 0
+    statement = (
+        sa.update(AuditEntry)
+        .where(AuditEntry.entity_id.in_(list(entity_ids)))
+        .values(data=ERASED, changes=None)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(statement)
+    return int(result.rowcount or 0)
+
+
 def to_json(entry: AuditEntry) -> dict[str, Any]:
     return {
         "eventId": entry.event_id,

@@ -27,9 +27,11 @@ from crm_graph.app import create_app
 from crm_graph.core.clock import frozen_clock
 from crm_graph.db.session import Database
 from crm_graph.settings import Settings
+from crm_graph.testing.auth import bearer, make_key
 from crm_graph.testing.postgres import TemporaryPostgres
 
 _numbers = itertools.count(1)
+SECRET_KEY = "crm-audit-test-secret-of-at-least-thirty-two-characters"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,11 +82,11 @@ async def settings(audit_template: str, audit_postgres: TemporaryPostgres | None
     if audit_postgres is None:
         path = Path(audit_template).with_name(f"test-{n}.sqlite3")
         shutil.copyfile(audit_template, path)
-        yield Settings(database_url=f"sqlite+aiosqlite:///{path}")
+        yield Settings(database_url=f"sqlite+aiosqlite:///{path}", secret_key=SECRET_KEY)
         return
     name = f"audit_test_{n}"
     await _execute(audit_postgres.dsn(), f"CREATE DATABASE {name} TEMPLATE {audit_template}")
-    yield Settings(database_url=audit_postgres.url(name))
+    yield Settings(database_url=audit_postgres.url(name), secret_key=SECRET_KEY)
     await _execute(audit_postgres.dsn(), f"DROP DATABASE {name} WITH (FORCE)")
 
 
@@ -102,9 +104,13 @@ def app(settings: Settings, db: Database) -> Any:
 
 
 @pytest.fixture
-async def graphql(app: Any) -> AsyncIterator[Any]:
-    """``await graphql(query, **variables)`` -> the response's ``data``; fails on GraphQL errors."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+async def graphql(app: Any, settings: Settings, db: Database) -> AsyncIterator[Any]:
+    """``await graphql(query, **variables)`` -> the response's ``data``; fails on GraphQL errors.
+    Signs in with an administrator's API key."""
+    token, _ = await make_key(db, settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=bearer(token)
+    ) as http:
 
         async def run(query: str, **variables: Any) -> dict[str, Any]:
             response = await http.post("/graphql", json={"query": query, "variables": variables})

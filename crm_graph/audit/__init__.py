@@ -1,0 +1,1 @@
+"""The security audit log (models, service, schema) and where it is written (recording)."""

@@ -1,0 +1,1 @@
+"""Privacy requests: export everything held on a customer, erase a customer's personal data."""
