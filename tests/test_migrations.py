@@ -31,3 +31,24 @@ async def test_upgrade_downgrade_upgrade_and_check(settings):
     await asyncio.to_thread(migrate.upgrade, settings)
     assert {"customers", "activities", "outbox"} <= await _tables(settings)
     await asyncio.to_thread(migrate.check, settings)
+
+
+async def test_upgrade_gives_existing_records_an_owner(settings, monkeypatch):
+    """Records that existed before access get the owner chosen at upgrade, created if missing."""
+    await asyncio.to_thread(migrate.downgrade, settings, "0005")
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "INSERT INTO customers (kind, display_name, lifecycle_stage, consent_status, version, created_at, updated_at) "
+                "VALUES ('PERSON', 'Before access', 'LEAD', 'UNKNOWN', 1, :now, :now)"
+            ), {"now": "2026-01-01 00:00:00"})
+        monkeypatch.setenv("CRM_UPGRADE_OWNER_EMAIL", "Owner@Example.com")
+        await asyncio.to_thread(migrate.upgrade, settings)
+        async with engine.connect() as conn:
+            row = (await conn.execute(sa.text(
+                "SELECT u.email, u.role, u.password_hash FROM customers c JOIN users u ON u.id = c.owner_id"
+            ))).one()
+    finally:
+        await engine.dispose()
+    assert tuple(row) == ("owner@example.com", "ADMIN", None)  # no password until set-password

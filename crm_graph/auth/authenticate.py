@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from crm_graph.auth import tokens
 from crm_graph.auth.models import ApiKey, AuthSession, CustomRole, SharingDefault, User
-from crm_graph.auth.roles import BUILTIN_ROLES, Role, narrow
+from crm_graph.auth.roles import BUILTIN_ROLES, Role, expand, narrow
 from crm_graph.core.access import DEFAULT_SHARING, Sharing, register_principals
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
@@ -165,7 +165,8 @@ async def load_roles(session: Any) -> dict[str, Role]:
     roles = dict(BUILTIN_ROLES)
     for custom in await session.scalars(sa.select(CustomRole).execution_options(crm_skip_scope=True)):
         roles[custom.name] = Role(
-            custom.name, custom.description or "", frozenset(custom.permissions),
+            custom.name, custom.description or "",
+            frozenset(custom.permissions) if "*" in custom.permissions else expand(custom.permissions),
             view_all=custom.view_all, manages_team=custom.manages_team, builtin=False,
         )
     return roles

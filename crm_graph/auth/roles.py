@@ -104,12 +104,17 @@ BUILTIN_ROLES: dict[str, Role] = {
 }
 
 
+# ``write`` in a scope or a custom role stands for these (writing implies reading what you wrote).
+ALIASES: dict[str, tuple[str, ...]] = {"write": ("read", "create", "update", "delete")}
+
+
 def valid_permission(value: str) -> bool:
-    """``object:action``, ``object:*``, ``*:action`` or ``*``."""
+    """``object:action``, ``object:write``, ``object:*``, ``*:action`` or ``*``."""
     if value == "*":
         return True
     obj, sep, action = value.partition(":")
-    return bool(sep) and (obj in OBJECTS or obj == "*") and (action in ACTIONS or action == "*") and value != "*:*"
+    known = action in ACTIONS or action in ALIASES or action == "*"
+    return bool(sep) and (obj in OBJECTS or obj == "*") and known and value != "*:*"
 
 
 def expand(permissions: Iterable[str]) -> frozenset[str]:
@@ -118,7 +123,7 @@ def expand(permissions: Iterable[str]) -> frozenset[str]:
     for p in permissions:
         obj, _, action = p.partition(":") if p != "*" else ("*", ":", "*")
         for o in OBJECTS if obj == "*" else (obj,):
-            for a in ACTIONS if action == "*" else (action,):
+            for a in ACTIONS if action == "*" else ALIASES.get(action, (action,)):
                 out.add(f"{o}:{a}")
     return frozenset(out)
 

@@ -82,6 +82,9 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
+        from crm_graph.domains import import_models
+
+        import_models()  # every table, so foreign keys between domains (owners: users.id) resolve
         engine = create_engine(settings)
         write_bind = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}) if settings.is_sqlite else engine
         return cls(
