@@ -23,10 +23,17 @@ serve: $(STAMP)
 	-@$(BIN)/python -m crm_graph.graphql.ide fetch var/graphiql
 	$(BIN)/crm-graph serve --seed-demo --host $(HOST) --port $(PORT)
 
-## make test: the whole suite on SQLite, then on a throwaway PostgreSQL the run starts itself
+## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
+## The two runs go side by side (one core each; together they take about the time of the
+## longer one); each one's output is shown whole when both have finished.
 test: $(STAMP) postgres-binaries
-	$(BIN)/python -m pytest --db sqlite
-	$(BIN)/python -m pytest --db postgresql
+	@mkdir -p var
+	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
+	@$(BIN)/python -m pytest --db sqlite > var/test-sqlite.log 2>&1 & sqlite=$$!; \
+	$(BIN)/python -m pytest --db postgresql > var/test-postgresql.log 2>&1; postgresql=$$?; \
+	wait $$sqlite; sqlite=$$?; \
+	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
+	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
 test-sqlite: $(STAMP)
 	$(BIN)/python -m pytest --db sqlite

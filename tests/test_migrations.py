@@ -41,8 +41,8 @@ async def test_upgrade_gives_existing_records_an_owner(settings, monkeypatch):
         async with engine.begin() as conn:
             await conn.execute(sa.text(
                 "INSERT INTO customers (kind, display_name, lifecycle_stage, consent_status, version, created_at, updated_at) "
-                "VALUES ('PERSON', 'Before access', 'LEAD', 'UNKNOWN', 1, :now, :now)"
-            ), {"now": "2026-01-01 00:00:00"})
+                "VALUES ('PERSON', 'Before access', 'LEAD', 'UNKNOWN', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ))
         monkeypatch.setenv("CRM_UPGRADE_OWNER_EMAIL", "Owner@Example.com")
         await asyncio.to_thread(migrate.upgrade, settings)
         async with engine.connect() as conn:

@@ -65,7 +65,7 @@ async def _count(client, sql_counter, query: str, n: int) -> tuple[int, int]:
 
 async def test_opportunity_page_statements_do_not_grow_with_page_size(client, db, sql_counter):
     await _populate(db, customers_count=10, per_customer=6)
-    await client.execute("{ __typename }")  # the key is verified once, then remembered briefly
+    await client.warm_up()
     small, rows_small = await _count(client, sql_counter, OPPORTUNITIES, 10)
     large, rows_large = await _count(client, sql_counter, OPPORTUNITIES, 50)
     assert (rows_small, rows_large) == (10, 50)
@@ -75,7 +75,7 @@ async def test_opportunity_page_statements_do_not_grow_with_page_size(client, db
 
 async def test_customer_sales_fields_are_batched_across_customers(client, db, sql_counter):
     await _populate(db, customers_count=12, per_customer=2)
-    await client.execute("{ __typename }")  # the key is verified once, then remembered briefly
+    await client.warm_up()
     small, rows_small = await _count(client, sql_counter, CUSTOMERS, 3)
     large, rows_large = await _count(client, sql_counter, CUSTOMERS, 12)
     assert (rows_small, rows_large) == (3, 12)
