@@ -78,7 +78,8 @@ class Require(BasePermission):
         if not allowed:
             needed = "an administrator" if rule.admin_only else f"the `{rule.obj}:{rule.action}` permission"
             await _denied(info, FORBIDDEN, f"needs {needed}")
-            raise ClientError(f"`{info.field_name}` needs {needed}; your role is {actor.role}.", FORBIDDEN)
+            held = f"your role is {actor.role}" + (", narrowed by your key's scopes" if actor.scopes is not None else "")
+            raise ClientError(f"`{info.field_name}` needs {needed}; {held}.", FORBIDDEN)
         if info._raw_info.parent_type.name == "Mutation":
             refusal = await authorize(ctx, rule, info.field_name, kwargs)
             if refusal is not None:
