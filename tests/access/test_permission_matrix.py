@@ -29,7 +29,9 @@ from crm_graph.auth.roles import BUILTIN_ROLES
 from crm_graph.core import ids as global_ids
 from crm_graph.core.access import Sharing, guards
 from crm_graph.core.clock import utcnow
+from crm_graph.core.dispatch import Dispatcher
 from crm_graph.graphql.access import SIGNED_IN, rule_of
+from crm_graph.plugins import make_plugin_manager
 from crm_graph.seed import seed_demo
 from crm_graph.testing.auth import bearer, make_key
 from tests.access.matrix import codes, document, mentions
@@ -46,6 +48,9 @@ async def build_world(settings: Any, db: Any) -> dict[str, Any]:
     for role in ROLE_ORDER:
         keys[role], _ = await make_key(db, settings, role=role, email=f"{role.lower()}.south@example.com", team="South")
     manager_north, _ = await make_key(db, settings, role="MANAGER", email="manager.north@example.com", team="North")
+    # Deliver the demo data's events, so plugins that keep copies of records (the change
+    # history of crm_audit) hold some of A's too.
+    await Dispatcher(db, settings, make_plugin_manager(settings)).drain()
     async with db.writer() as session, session.begin():
         north = await session.scalar(sa.select(Team.id).where(Team.name == "North"))
         for guard in guards().values():

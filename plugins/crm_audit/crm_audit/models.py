@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from crm_graph.core.access import guard_object
 from crm_graph.db.base import NAMING_CONVENTION
 from crm_graph.db.types import IdType, JSONType, UTCDateTime
 
@@ -39,3 +40,8 @@ class AuditEntry(AuditBase):
         sa.Index("ix_crm_audit_entries_occurred_at_id", "occurred_at", "id"),
         sa.Index("ix_crm_audit_entries_event_type", "event_type"),
     )
+
+
+# What the access layer adds to every query of this table: nothing for those who may read the
+# audit log, no row for anybody else.
+guard_object(AuditEntry, "audit_log")

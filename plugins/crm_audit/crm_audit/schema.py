@@ -73,9 +73,10 @@ register_node("ChangeHistoryEntry", _load_entries)
 
 @strawberry.type
 class ChangeHistoryQuery:
-    # It shows what records said and who changed them: whoever may read customers may read it
-    # (the entries hold copies of customers and of their activities, deals and tickets).
-    @query("customers", description="The change history, newest first: every change, who made it and what it changed.")
+    # Entries hold copies of records of every owner (customers, activities, deals, tickets), and
+    # record-level sharing cannot be told from a copy: so the history is for those who read the
+    # audit log (administrators), like the core's own `auditLog`.
+    @query("audit_log", description="The change history, newest first: every change, who made it and what it changed.")
     async def change_history(
         self,
         info: Info,

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_audit.models import AuditEntry
+from crm_graph.core.access import SKIP_OPTION
 from crm_graph.core.clock import utcnow
 from crm_graph.core.events import Event, jsonable
 from crm_graph.core.pagination import SortKey, parse_datetime
@@ -91,6 +92,9 @@ async def entries_about(session: AsyncSession, entity_ids: Sequence[str]) -> lis
     if not entity_ids:
         return []
     stmt = sa.select(AuditEntry).where(AuditEntry.entity_id.in_(list(entity_ids)))
+    # A privacy request: the core has checked that the caller may see the customer; its copies
+    # here go with it whoever may read the history itself.
+    stmt = stmt.execution_options(**{SKIP_OPTION: True})
     return list(await session.scalars(stmt.order_by(AuditEntry.occurred_at, AuditEntry.id)))
 
 
@@ -102,7 +106,7 @@ async def erase_entries(session: AsyncSession, entity_ids: Sequence[str]) -> int
         sa.update(AuditEntry)
         .where(AuditEntry.entity_id.in_(list(entity_ids)))
         .values(data=ERASED, changes=None)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, **{SKIP_OPTION: True})  # see entries_about
     )
     result = await session.execute(statement)
     return int(result.rowcount or 0)
