@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from crm_graph.core.actor import SYSTEM, Actor
+from crm_graph.core.actor import Actor
 from crm_graph.core.errors import DomainError, FieldError
 
 FORBIDDEN = "FORBIDDEN"
@@ -110,11 +110,6 @@ def guards() -> Mapping[Any, Guard]:
     return dict(_GUARDS)
 
 
-def guard_for_object(obj: str) -> Guard | None:
-    """The owned guard of a permission object ("customers" -> the Customer guard)."""
-    return next((g for g in _GUARDS.values() if g.owned and g.object == obj), None)
-
-
 @dataclass
 class Scope:
     """What one actor may see and change. Conditions are built once per scope and reused."""
@@ -177,13 +172,6 @@ class Scope:
 
 def scope_of(session: Session) -> Scope | None:
     return session.info.get(SCOPE_KEY)
-
-
-def actor_of(session: Any) -> Actor:
-    """The actor a session runs for (the system for sessions without a scope)."""
-    sync = getattr(session, "sync_session", session)
-    scope = scope_of(sync)
-    return scope.actor if scope is not None else SYSTEM
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -9,7 +9,6 @@ API has, including ones added after the test was written.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -147,5 +146,3 @@ def mentions(data: Any, needles: set[str]) -> set[str]:
 def codes(body: Mapping[str, Any]) -> set[str]:
     return {(e.get("extensions") or {}).get("code", "") for e in body.get("errors") or []}
 
-
-CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
