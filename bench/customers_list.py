@@ -36,10 +36,9 @@ import sqlalchemy as sa  # noqa: E402
 from crm_graph.app import create_app  # noqa: E402
 from crm_graph.db import migrate  # noqa: E402
 from crm_graph.db.session import Database  # noqa: E402
-from crm_graph.auth.models import SharingDefault, User  # noqa: E402
-from crm_graph.core.clock import utcnow  # noqa: E402
+from crm_graph.auth.models import User  # noqa: E402
 from crm_graph.settings import Settings  # noqa: E402
-from crm_graph.testing.auth import make_key  # noqa: E402
+from crm_graph.testing.auth import make_key, share  # noqa: E402
 
 QUERY = """
 query($after: String) {
@@ -169,7 +168,7 @@ async def main() -> None:
         _, other = await make_key(db, settings, role="SALES", email="south@example.com", team="South")
         async with db.writer() as session, session.begin():
             teams = dict((await session.execute(sa.select(User.id, User.team_id))).all())
-            session.add(SharingDefault(object="customers", level="TEAM", updated_at=utcnow()))
+        await share(db, "TEAM", "customers")
         start = time.perf_counter()
         await load(db, args.customers, [(rep, teams[rep]), (other, teams[other])])
         print(f"database: {db.dialect}; loaded {args.customers} customers, {5 * args.customers} activities "

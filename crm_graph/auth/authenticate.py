@@ -59,7 +59,7 @@ class Authenticator:
 
     # --- tokens -----------------------------------------------------------------------------
 
-    async def actor_for_token(self, token: str, *, address: str | None = None) -> Actor:
+    async def actor_for_token(self, token: str) -> Actor:
         if not tokens.well_formed(token):
             raise InvalidCredentials("This is not a crm-graph key or session token (wrong shape or checksum).")
         digest = tokens.token_hash(token, self.key)
@@ -104,10 +104,10 @@ class Authenticator:
                 user = await session.get(User, key.user_id) if key.user_id else None
                 if user is not None and not user.active:
                     raise invalid
-                role = (await self.roles()).get(key.role)
+                roles = await self.roles()
+                role = roles.get(key.role)
                 if role is None:
                     raise invalid
-                roles = await self.roles()
                 actor = key_actor(key, user, role, roles.get(user.role) if user else None)
                 return _Entry(actor, until, key.expires_at, ApiKey, key.id, key.last_used_at)
             auth = await session.scalar(sa.select(AuthSession).where(AuthSession.token_hash == digest))

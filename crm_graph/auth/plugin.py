@@ -21,5 +21,4 @@ def crm_actor_from_request(request: Any) -> Any:
     auth = getattr(getattr(request.app, "state", None), "auth", None)
     if auth is None:
         raise InvalidCredentials("This server cannot check credentials.")
-    client = getattr(request, "client", None)
-    return auth.actor_for_token(token, address=client.host if client else None)
+    return auth.actor_for_token(token)

@@ -118,6 +118,7 @@ class Scope:
     sharing: Mapping[str, Sharing] = field(default_factory=lambda: dict(DEFAULT_SHARING))
     narrow: Callable[[Actor, str], list[Any]] | None = None  # plugins' crm_scope_sql
     _cache: dict[tuple[Any, str], Any] = field(default_factory=dict, repr=False)
+    _options: dict[str, tuple[Any, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def unrestricted(self) -> bool:
@@ -129,6 +130,17 @@ class Scope:
         if key not in self._cache:
             self._cache[key] = self._build(model, mode)
         return self._cache[key]
+
+    def options(self, mode: str) -> tuple[Any, ...]:
+        """The ``with_loader_criteria`` options every statement of this scope gets (built once:
+        a request runs many statements with the same scope)."""
+        if mode not in self._options:
+            self._options[mode] = tuple(
+                with_loader_criteria(model, condition, include_aliases=True)
+                for model in _GUARDS
+                if (condition := self.condition(model, mode)) is not None
+            )
+        return self._options[mode]
 
     def _build(self, model: Any, mode: str) -> Any:
         guard = _GUARDS.get(model)
@@ -183,12 +195,7 @@ def _add_scope_criteria(state: ORMExecuteState) -> None:
         return
     if state.is_column_load or state.is_relationship_load:
         return  # the row itself was loaded through a scoped statement
-    mode = "read" if state.is_select else "write"
-    options = []
-    for model in _GUARDS:
-        condition = scope.condition(model, mode)
-        if condition is not None:
-            options.append(with_loader_criteria(model, condition, include_aliases=True))
+    options = scope.options("read" if state.is_select else "write")
     if options:
         state.statement = state.statement.options(*options)
 
@@ -254,7 +261,6 @@ def _committed(obj: Any, attr: str) -> Any:
 
 # --- who a stored principal is (webhook subscriptions), and what it may read ----------------------
 
-PrincipalResolver = Callable[[Any, str], Any]
 _principal_resolvers: dict[str, Any] = {}
 
 
@@ -288,9 +294,11 @@ async def readable_ids(sessionmaker: Any, scope: Scope, entity_type: str, ids: I
         return wanted
     if not scope.actor.can(guard.object, "read"):
         return set()
+    if scope.unrestricted:
+        return wanted
     numeric = {int(i) for i in wanted if i.isdigit()}
-    if scope.unrestricted or not numeric:
-        return wanted if scope.unrestricted else set()
+    if not numeric:
+        return set()
     model = guard.model
     async with sessionmaker(info={SCOPE_KEY: scope}) as session:
         found = set((await session.execute(sa.select(model.id).where(model.id.in_(numeric)))).scalars())

@@ -296,11 +296,12 @@ class Dispatcher:
             else:
                 by_principal[principal].append(pair)
         events = {pk: (entity_type, entity_id) for pk, _, entity_type, entity_id in rows}
+        sharing = await access.sharing_defaults(session) if by_principal else None
         for principal, pairs in by_principal.items():
             actor = await access.principal_actor(session, principal)
             if actor is None:
                 continue
-            scope = access.Scope(actor, sharing=await access.sharing_defaults(session))
+            scope = access.Scope(actor, sharing=sharing)
             by_type: dict[str, set[str]] = defaultdict(set)
             for event_pk, _ in pairs:
                 by_type[events[event_pk][0]].add(events[event_pk][1])

@@ -39,6 +39,7 @@ class GraphQLView(GraphQL):
         self.db = db
         self.plugins = plugins
         self.dispatcher = dispatcher
+        self.narrow = scope_narrowing(plugins)  # plugins are fixed once the app is built
 
     # Headers GraphiQL starts with (dev: the dev administrator's key, set by ``crm-graph serve``).
     ide_headers: dict[str, str] | None = None
@@ -63,7 +64,7 @@ class GraphQLView(GraphQL):
             failure = "The credentials could not be checked."
         auth = getattr(request.app.state, "auth", None)
         sharing = await auth.sharing() if auth is not None else None
-        scope = Scope(actor, narrow=scope_narrowing(self.plugins), **({"sharing": sharing} if sharing else {}))
+        scope = Scope(actor, narrow=self.narrow, **({"sharing": sharing} if sharing else {}))
         ctx = Context(
             db=self.db.scoped(scope),
             settings=self.settings,
@@ -73,7 +74,5 @@ class GraphQLView(GraphQL):
             dispatcher=self.dispatcher,
         )
         ctx.auth_failure = failure
-        ctx.scope = scope
-        ctx.base_db = self.db
         ctx.on_denied = record_denial  # refused requests go to the audit log (crm_graph/audit)
         return ctx

@@ -46,3 +46,10 @@ async def make_key(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def share(db: Any, level: str, *objects: str) -> None:
+    """Set the sharing default of ``objects`` to ``level``, as ``setSharingDefault`` does."""
+    async with db.writer() as session, session.begin():
+        for obj in objects:
+            await service.set_sharing_default(session, actor=SYSTEM, object=obj, level=level)

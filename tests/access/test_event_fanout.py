@@ -6,16 +6,17 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from crm_graph.auth.models import ApiKey, SharingDefault
-from crm_graph.core.access import Sharing
+from crm_graph.auth.models import ApiKey, User
+from crm_graph.core import ids
 from crm_graph.core.actor import SYSTEM
 from crm_graph.core.clock import utcnow
 from crm_graph.core.dispatch import Dispatcher
 from crm_graph.core.events import EventDelivery, OutboxEvent
 from crm_graph.customers.models import Customer
+from crm_graph.customers.service import ServiceConfig, create_customer
 from crm_graph.plugins import make_plugin_manager
 from crm_graph.settings import Settings
-from crm_graph.testing.auth import bearer, make_key
+from crm_graph.testing.auth import bearer, make_key, share
 from tests.conftest import TEST_SECRET
 
 @pytest.fixture
@@ -46,10 +47,9 @@ async def deliveries(db) -> dict[str, set[str]]:
 async def test_a_subscription_hears_only_of_records_its_principal_may_read(client, db, settings):
     # Integration keys see everything; a custom role gives a team's keys webhooks of their own.
     await client.mutate('mutation { createRole(input: {name: "SALES_HOOKS", permissions: ["customers:*", "webhooks:*"]}) { errors { code } } }')
-    north, _ = await make_key(db, settings, role="SALES_HOOKS", email="north@example.com", team="North")
+    north, north_user = await make_key(db, settings, role="SALES_HOOKS", email="north@example.com", team="North")
     south, _ = await make_key(db, settings, role="SALES_HOOKS", email="south@example.com", team="South")
-    async with db.writer() as session, session.begin():
-        session.add(SharingDefault(object="customers", level=Sharing.TEAM.value, updated_at=utcnow()))
+    await share(db, "TEAM", "customers")
     subscription = {}
     for who, key in (("north", north), ("south", south)):
         client.http.headers.update(bearer(key))
@@ -58,18 +58,16 @@ async def test_a_subscription_hears_only_of_records_its_principal_may_read(clien
         await client.mutate(CREATE, {"n": f"{who} customer"})
     dispatcher = Dispatcher(db, settings, make_plugin_manager(settings, entry_points=False))
     await dispatcher.fan_out()
-    from crm_graph.core import ids
-
     got = await deliveries(db)
     by_who = {who: got.get(str(ids.decode(sid)[1]), set()) for who, sid in subscription.items()}
     assert by_who == {"north": {"north customer"}, "south": {"south customer"}}
 
-    # A revoked key's subscription gets nothing more.
+    # Once North's key is revoked, its subscription gets nothing more, even of North's records.
     async with db.writer() as session, session.begin():
-        await session.execute(sa.update(ApiKey).where(ApiKey.name == "test SALES_HOOKS").values(revoked_at=utcnow()))
-        from crm_graph.customers.service import ServiceConfig, create_customer
-
-        await create_customer(session, actor=SYSTEM, data={"kind": "PERSON", "lastName": "later"}, config=ServiceConfig())
+        await session.execute(sa.update(ApiKey).where(ApiKey.user_id == north_user).values(revoked_at=utcnow()))
+        later = await create_customer(session, actor=SYSTEM, data={"kind": "PERSON", "lastName": "later"}, config=ServiceConfig())
+        later.owner_id = north_user
+        later.team_id = await session.scalar(sa.select(User.team_id).where(User.id == north_user))
     await dispatcher.fan_out()
     after = await deliveries(db)
     assert all("later" not in names for names in after.values())

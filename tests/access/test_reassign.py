@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_graph.auth.models import SharingDefault
-from crm_graph.core.access import Sharing
-from crm_graph.core.clock import utcnow
 from crm_graph.core.events import OutboxEvent
-from crm_graph.testing.auth import bearer, make_key
+from crm_graph.testing.auth import bearer, make_key, share
 
 CREATE = 'mutation { createCustomer(input: {kind: PERSON, lastName: "Moved"}) { customer { id ownedBy { email } team { name } } errors { code } } }'
 REASSIGN = """mutation($ids: [ID!]!, $owner: ID!) { reassignOwner(input: {ids: $ids, ownerId: $owner}) {
@@ -18,8 +15,7 @@ ME = "{ me { user { id } } }"
 
 
 async def test_reassign_needs_assign_and_moves_the_record(client, db, settings):
-    async with db.writer() as session, session.begin():
-        session.add(SharingDefault(object="customers", level=Sharing.PRIVATE.value, updated_at=utcnow()))
+    await share(db, "PRIVATE", "customers")
     rep_a, _ = await make_key(db, settings, role="SALES", email="a@example.com", team="North")
     rep_b, _ = await make_key(db, settings, role="SALES", email="b@example.com", team="South")
     boss, _ = await make_key(db, settings, role="MANAGER", email="boss@example.com", team="North")

@@ -10,18 +10,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_graph.auth.models import SharingDefault, Team, User
-from crm_graph.core.access import Sharing
-from crm_graph.core.clock import utcnow
+from crm_graph.auth.models import Team, User
 from crm_graph.customers.models import Customer
-from crm_graph.testing.auth import bearer, make_key
+from crm_graph.testing.auth import bearer, make_key, share
 from tests.customers.test_queries_count import NESTED, _populate
-
-
-async def _share(db, level: Sharing, *objects: str) -> None:
-    async with db.writer() as session, session.begin():
-        for obj in objects:
-            session.add(SharingDefault(object=obj, level=level.value, updated_at=utcnow()))
 
 
 async def _split(db, north_user: int, south_user: int) -> tuple[set[int], set[int]]:
@@ -41,7 +33,7 @@ async def test_team_sharing_in_lists_counts_cursors_and_nodes(client, db, settin
     north_key, north_id = await make_key(db, settings, role="SALES", email="n@example.com", team="North")
     _, north_mate = await make_key(db, settings, role="SALES", email="n2@example.com", team="North")
     _, south_id = await make_key(db, settings, role="SALES", email="s@example.com", team="South")
-    await _share(db, Sharing.TEAM, "customers")
+    await share(db, "TEAM", "customers")
     north, south = await _split(db, north_id, south_id)
     client.http.headers.update(bearer(north_key))
     page = await client.execute("{ customers(first: 10) { totalCount pageInfo { endCursor } edges { node { id } } } }")
@@ -73,7 +65,7 @@ async def test_public_read_lets_others_read_but_not_write(client, db, settings):
     a_key, a_id = await make_key(db, settings, role="SALES", email="a@example.com", team="North")
     # B manages team South: the role may change and delete customers, the record says no.
     b_key, b_id = await make_key(db, settings, role="MANAGER", email="b@example.com", team="South")
-    await _share(db, Sharing.PUBLIC_READ, "customers")
+    await share(db, "PUBLIC_READ", "customers")
     await _split(db, a_id, a_id)
     client.http.headers.update(bearer(b_key))
     listed = await client.execute("{ customers { totalCount edges { node { id version } } } }")
@@ -101,7 +93,7 @@ async def test_public_read_lets_others_read_but_not_write(client, db, settings):
 async def test_statement_count_is_flat_and_the_same_as_an_administrators(client, db, settings, sql_counter):
     await _populate(db, 100)
     key, user_id = await make_key(db, settings, role="SALES", email="rep@example.com", team="North")
-    await _share(db, Sharing.TEAM, "customers")
+    await share(db, "TEAM", "customers")
     await _split(db, user_id, user_id)
     counts: dict[str, dict[int, int]] = {}
     for who, headers in (("admin", dict(client.http.headers)), ("rep", bearer(key))):

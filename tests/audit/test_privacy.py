@@ -10,13 +10,12 @@ import sqlalchemy as sa
 
 from crm_graph import hookimpl
 from crm_graph.activities.models import Activity
-from crm_graph.auth.models import SharingDefault
-from crm_graph.core.clock import utcnow
 from crm_graph.core import ids
 from crm_graph.core.events import OutboxEvent
 from crm_graph.customers.models import Customer, CustomerAddress, CustomerEmail, CustomerPhone, CustomerTag
 from crm_graph.sales.models import Order, OrderLineItem, Payment
 from crm_graph.support.models import Ticket, TicketComment, TicketRating
+from crm_graph.testing.auth import share
 from tests.audit.conftest import audit_rows
 
 ERRORS = "errors { field code message }"
@@ -191,8 +190,7 @@ async def test_erasure_needs_customers_delete(api, key, db):
 async def test_a_customer_the_actor_cannot_see_is_not_found(api, key, db):
     admin = await api(await key("ADMIN"))
     ada = await a_customer_with_history(admin)
-    async with db.writer() as session, session.begin():
-        session.add(SharingDefault(object="customers", level="PRIVATE", updated_at=utcnow()))
+    await share(db, "PRIVATE", "customers")
     manager = await api(await key("MANAGER", team="North"))  # may erase and export, but not the admin's customers
     for document, name in ((ERASE, "eraseCustomer"), (EXPORT, "exportCustomerData")):
         result = (await manager.execute(document, {"id": ada["customer"]}))[name]
