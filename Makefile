@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml
 serve: $(STAMP)
 	@# GraphiQL's files from the npm registry, so the page works without internet access
 	@# (best effort: without npm or a registry the page loads them from its CDN).
-	-@$(BIN)/python -m crm_graph.graphql.ide fetch var/graphiql
+	-@$(BIN)/python -m crm_graph.graphql.ide fetch
 	$(BIN)/crm-graph serve --seed-demo --host $(HOST) --port $(PORT)
 
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.

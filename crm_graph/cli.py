@@ -72,7 +72,7 @@ def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool)
                    else f"demo data: in place ({created} customers created now)")
     dev_key = None
     if not settings.is_production:
-        from crm_graph.auth.dev import DEV_ADMIN, dev_admin_key
+        from crm_graph.auth.dev import DEV_ADMIN, dev_admin_key, key_file
 
         dev_key = asyncio.run(dev_admin_key(settings, demo_owners=seed_demo))
     try:
@@ -83,7 +83,7 @@ def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool)
     click.echo(f"crm-graph {__version__}: GraphQL at http://{host}:{port}/graphql ({settings.environment})")
     if dev_key is not None:
         app.state.graphql.ide_headers = {"Authorization": f"Bearer {dev_key}"}
-        click.echo(f"dev admin key ({DEV_ADMIN}, ADMIN; dev only, kept in var/dev_admin_key); GraphiQL sends it:")
+        click.echo(f"dev admin key ({DEV_ADMIN}, ADMIN; dev only, kept in {key_file(settings)}); GraphiQL sends it:")
         click.echo(dev_key)
         click.echo(f'try: curl -s http://{host}:{port}/graphql -H "Authorization: Bearer {dev_key}" '
                    "-H 'Content-Type: application/json' -d '{\"query\": \"{ customers(first: 5) { totalCount } }\"}'")

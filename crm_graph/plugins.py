@@ -22,7 +22,7 @@ import pluggy
 from crm_graph import __version__, hookspecs
 from crm_graph.core.hooks import implementations
 from crm_graph.hookspecs import PluginMigrations
-from crm_graph.settings import PROJECT_ROOT, Settings
+from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_graph.plugins")
 
@@ -251,11 +251,11 @@ def alembic_config(settings: Settings, pm: pluggy.PluginManager | None = None) -
     config = migrate.alembic_config(settings)
     found = migrations(pm)
     if found:
-        # alembic.ini sets path_separator = os, so locations are joined by os.pathsep.
+        # The core's config sets path_separator = os, so locations are joined by os.pathsep.
         import os
 
-        locations = [str(PROJECT_ROOT / "migrations" / "versions"), *(str(Path(m.versions)) for _, m in found)]
-        config.set_main_option("version_locations", os.pathsep.join(locations))
+        locations = [migrate.VERSIONS_DIR, *(Path(m.versions).resolve() for _, m in found)]
+        config.set_main_option("version_locations", os.pathsep.join(migrate.option_path(p) for p in locations))
         config.attributes["plugin_metadata"] = [m.metadata for _, m in found if m.metadata is not None]
     return config
 

@@ -2,20 +2,61 @@
 
 Every setting has a default that suits a developer's machine; production deployments set
 ``CRM_ENVIRONMENT=production`` and a PostgreSQL ``CRM_DATABASE_URL``.
+
+Files the server keeps for itself live in one data directory, ``CRM_DATA_DIR``: the default
+SQLite database (``crm.sqlite3``), the dev secret key (``secret_key``), the dev administrator's
+key (``dev_admin_key``) and GraphiQL's downloaded files (``graphiql/``). Its default depends on
+how crm-graph runs:
+
+- from a source checkout (the package sits beside the project's ``pyproject.toml``, as with
+  ``make serve`` or an editable install): ``<checkout>/var``, so a developer's data stays in
+  the working tree it belongs to;
+- installed (from a wheel, into any environment): the per-user data directory,
+  ``$XDG_DATA_HOME/crm-graph``, or ``~/.local/share/crm-graph`` when that variable is unset
+  or not an absolute path (as the XDG base directory specification says). Never the
+  installation's own directory: site-packages may be read-only and is replaced on upgrade.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The directory above the package: the checkout's root when crm-graph runs from source (the
+# tests and benches, which only run from a checkout, find README.md, docs/ ... through it).
+# Installed, it is site-packages: use ``source_checkout()`` to tell the two apart.
+PROJECT_ROOT = PACKAGE_DIR.parent
+DISTRIBUTION = "crm-graph"
 
 
-def _default_database_url() -> str:
-    return f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'crm.sqlite3'}"
+def source_checkout(package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The checkout this package runs from, or None when it is installed.
+
+    A checkout is recognised by the project's own ``pyproject.toml`` beside the package: any
+    other ``pyproject.toml`` (a project that vendors the package) does not count.
+    """
+    pyproject = package_dir.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return package_dir.parent if project.get("name") == DISTRIBUTION else None
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None, package_dir: Path = PACKAGE_DIR) -> Path:
+    """``<checkout>/var`` from a source checkout, else the per-user data directory (module docstring)."""
+    checkout = source_checkout(package_dir)
+    if checkout is not None:
+        return checkout / "var"
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path(env.get("HOME") or Path.home()) / ".local" / "share"
+    return base / DISTRIBUTION
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -26,7 +67,11 @@ def _split(value: str) -> tuple[str, ...]:
 class Settings:
     """Server settings. The environment variable of each field is ``CRM_`` + its upper-cased name."""
 
-    database_url: str = field(default_factory=_default_database_url)
+    # Where the server keeps its own files (module docstring). CRM_DATA_DIR; relative paths are
+    # taken from the current directory when the settings are read.
+    data_dir: Path = field(default_factory=default_data_dir)
+    # Empty: the embedded SQLite file ``crm.sqlite3`` in ``data_dir``.
+    database_url: str = ""
     environment: Literal["dev", "production"] = "dev"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -74,7 +119,7 @@ class Settings:
     # Events with a delivery still pending or dead are kept until that is settled.
     outbox_retention_days: int = 30
     # Key of the keyed hash under which API keys and session tokens are stored. Required in
-    # production (32+ characters); in dev one is generated once into var/secret_key.
+    # production (32+ characters); in dev one is generated once into ``data_dir``/secret_key.
     secret_key: str = ""
     # Hours a session token from `login` stays valid.
     session_hours: float = 12.0
@@ -86,6 +131,13 @@ class Settings:
     # Seconds a verified API key or session token is remembered in this process.
     auth_cache_seconds: float = 10.0
 
+    def __post_init__(self) -> None:
+        # Frozen dataclass: defaults that depend on another field are filled in here.
+        data_dir = Path(self.data_dir).expanduser().absolute()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{data_dir / 'crm.sqlite3'}")
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
@@ -94,7 +146,7 @@ class Settings:
         """The key API keys and session tokens are hashed with (see ``secret_key``)."""
         if self.secret_key:
             return self.secret_key.encode()
-        path = PROJECT_ROOT / "var" / "secret_key"
+        path = self.data_dir / "secret_key"
         if not path.exists():
             import secrets
 
@@ -108,7 +160,7 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -116,12 +168,17 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[f.name] = _coerce(f.name, f.type, raw)
-        settings = cls(**values)
-        settings = replace(settings, **overrides) if overrides else settings
+        if "data_dir" not in values and "data_dir" not in overrides:
+            values["data_dir"] = default_data_dir(env)  # XDG_DATA_HOME and HOME of this environment
+        # One constructor call, so defaults that follow another field (the database in
+        # data_dir) follow an override of it too.
+        settings = cls(**{**values, **overrides})
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ValueError(f"CRM_DATA_DIR must be a directory; {self.data_dir} is a file")
         if self.environment not in ("dev", "production"):
             raise ValueError(f"CRM_ENVIRONMENT must be 'dev' or 'production', not {self.environment!r}")
         if not (0 < self.port < 65536):
@@ -167,6 +224,8 @@ def _coerce(name: str, annotation: object, raw: str) -> object:
             raise ValueError(raw)
         if kind.startswith("tuple"):
             return _split(raw)
+        if kind == "Path":
+            return Path(raw)
     except ValueError as exc:
         raise ValueError(f"CRM_{name.upper()}: {raw!r} is not a valid {kind}") from exc
     return raw

@@ -3,9 +3,9 @@
 Strawberry's GraphiQL page loads React and GraphiQL from a CDN. On machines without internet
 access (air-gapped offices, CI, this project's own test machines) that page stays blank, so
 ``make serve`` fetches the very same files from the npm registry once (``python -m
-crm_graph.graphql.ide fetch var/graphiql``) and the server then serves them under
-``/graphql/ide/``. The page keeps its subresource-integrity hashes, so the browser still checks
-that every file is byte-for-byte the published one. Without the local copy, the CDN is used.
+crm_graph.graphql.ide fetch``, into ``graphiql/`` in the data directory, ``CRM_DATA_DIR``) and
+the server then serves them under ``/graphql/ide/``. The page keeps its subresource-integrity
+hashes, so the browser still checks that every file is byte-for-byte the published one. Without the local copy, the CDN is used.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ ROUTE_PREFIX = "/graphql/ide"
 
 
 def assets_dir(settings: Any) -> Path:
-    """Where the fetched files live: ``var/graphiql`` beside the SQLite file's default home."""
-    from crm_graph.settings import PROJECT_ROOT
-
-    return PROJECT_ROOT / "var" / "graphiql"
+    """Where the fetched files live: ``graphiql/`` in the data directory."""
+    return Path(settings.data_dir) / "graphiql"
 
 
 def asset_route(settings: Any) -> Any:
@@ -107,10 +105,20 @@ def fetch(root: Path, html: str | None = None) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] != "fetch":
-        print("usage: python -m crm_graph.graphql.ide fetch DIRECTORY", file=sys.stderr)
+    if len(argv) not in (2, 3) or argv[1] != "fetch":
+        print("usage: python -m crm_graph.graphql.ide fetch [DIRECTORY]  (default: graphiql/ in CRM_DATA_DIR)",
+              file=sys.stderr)
         return 2
-    root = Path(argv[2])
+    if len(argv) == 3:
+        root = Path(argv[2])
+    else:
+        from crm_graph.settings import Settings
+
+        try:
+            root = assets_dir(Settings.from_env())
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     try:
         written = fetch(root)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:

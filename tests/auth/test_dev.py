@@ -3,6 +3,8 @@ signed in with it; production does none of it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 import sqlalchemy as sa
 
@@ -15,8 +17,8 @@ from crm_graph.testing.auth import bearer
 FIRST = "{ customers(first: 5) { totalCount edges { node { id displayName primaryEmail } } } }"
 
 
-async def test_dev_admin_key_is_made_once_kept_and_replaced_when_revoked(settings, db, tmp_path, monkeypatch):
-    monkeypatch.setattr(dev, "KEY_FILE", tmp_path / "dev_admin_key")
+async def test_dev_admin_key_is_made_once_kept_and_replaced_when_revoked(settings, db, tmp_path):
+    settings = replace(settings, data_dir=tmp_path)  # the key file lives in the data directory
     key = await dev.dev_admin_key(settings)
     assert key.startswith("crm_key_") and (tmp_path / "dev_admin_key").read_text().strip() == key
     assert oct((tmp_path / "dev_admin_key").stat().st_mode & 0o777) == "0o600"
@@ -42,12 +44,12 @@ async def test_graphiql_opens_with_the_key_in_dev_only(settings, db):
     assert page.status_code == 200 and "Bearer crm_key_example" in page.text
 
 
-async def test_demo_records_get_owners_in_two_teams(settings, db, tmp_path, monkeypatch):
+async def test_demo_records_get_owners_in_two_teams(settings, db, tmp_path):
     from crm_graph.core.actor import SYSTEM
     from crm_graph.customers.models import Customer
     from crm_graph.customers.service import ServiceConfig, create_customer
 
-    monkeypatch.setattr(dev, "KEY_FILE", tmp_path / "dev_admin_key")
+    settings = replace(settings, data_dir=tmp_path)  # the key file lives in the data directory
     async with db.writer() as session, session.begin():  # demo data is made by the system: no owner
         for i in range(6):
             await create_customer(session, actor=SYSTEM, data={"kind": "PERSON", "lastName": f"D{i}"}, config=ServiceConfig())

@@ -1,4 +1,4 @@
-"""Alembic environment (async). The URL comes from settings, never from alembic.ini."""
+"""Alembic environment (async). The URL comes from settings (or the caller), never from a config file."""
 
 from __future__ import annotations
 
