@@ -6,7 +6,6 @@ a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on a throwaway PostgreSQ
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import shutil
 import tempfile
@@ -14,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -23,8 +21,20 @@ from crm_graph.app import create_app
 from crm_graph.db import migrate
 from crm_graph.db.session import Database
 from crm_graph.settings import Settings
-from crm_graph.testing.auth import bearer, make_key
+from crm_graph.testing.auth import TEST_SECRET, make_key
+from crm_graph.testing.client import GraphQLClient, asgi_client
+from crm_graph.testing.databases import (
+    build_postgres_template,
+    build_sqlite_template,
+    copy_postgres,
+    copy_sqlite,
+    drop_postgres,
+    remove_sqlite,
+)
+from crm_graph.testing.databases import pg_execute as _pg_execute
 from crm_graph.testing.postgres import TemporaryPostgres
+
+__all__ = ["TEST_SECRET", "GraphQLClient", "_pg_execute"]  # imported by other conftests and tests
 
 _counter = itertools.count(1)
 
@@ -68,21 +78,8 @@ def postgres(backend: str) -> Iterator[TemporaryPostgres | None]:
 def template(backend: str, workdir: Path, postgres: TemporaryPostgres | None) -> str:
     """Build the template database once, with the real migrations."""
     if postgres is None:
-        path = workdir / "template.sqlite3"
-        migrate.upgrade(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
-        return str(path)
-    asyncio.run(_pg_execute(postgres.dsn(), "CREATE DATABASE crm_template"))
-    migrate.upgrade(Settings(database_url=postgres.url("crm_template")))
-    return "crm_template"
-
-
-async def _pg_execute(dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+        return build_sqlite_template(workdir / "template.sqlite3", migrate.upgrade)
+    return build_postgres_template(postgres.url(), "crm_template", migrate.upgrade)
 
 
 @pytest.fixture
@@ -91,18 +88,12 @@ async def database_url(template: str, workdir: Path, postgres: TemporaryPostgres
     n = next(_counter)
     if postgres is None:
         path = workdir / f"test-{n}.sqlite3"
-        shutil.copyfile(template, path)
-        yield f"sqlite+aiosqlite:///{path}"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        yield copy_sqlite(template, path)
+        remove_sqlite(path)
         return
     name = f"test_{n}"
-    await _pg_execute(postgres.dsn(), f"CREATE DATABASE {name} TEMPLATE {template}")
-    yield postgres.url(name)
-    await _pg_execute(postgres.dsn(), f"DROP DATABASE {name} WITH (FORCE)")
-
-
-TEST_SECRET = "test-secret-key-of-at-least-thirty-two-characters"
+    yield await copy_postgres(postgres.url(), template, name)
+    await drop_postgres(postgres.url(), name)
 
 
 @pytest.fixture
@@ -134,38 +125,6 @@ def sql_counter(db: Database) -> StatementCounter:
     return StatementCounter(db)
 
 
-class GraphQLClient:
-    """Talks to the real ASGI app over HTTP semantics, as a frontend would."""
-
-    def __init__(self, http: httpx.AsyncClient, app: Any = None) -> None:
-        self.http = http
-        self.app = app
-
-    async def warm_up(self) -> None:
-        """One request, so the key is verified and remembered, and its last-used time written:
-        what a statement count measures next is the query alone."""
-        await self.execute("{ __typename }")
-        await self.app.state.auth.drain()
-
-    async def post(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.http.post("/graphql", json={"query": query, "variables": variables or {}})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Run a query that must succeed without GraphQL errors; return its data."""
-        body = await self.post(query, variables)
-        assert "errors" not in body, body["errors"]
-        return body["data"]
-
-    async def mutate(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Run a one-field mutation that must succeed with an empty ``errors`` list; return its payload."""
-        data = await self.execute(query, variables)
-        (payload,) = data.values()
-        assert payload["errors"] == [], payload["errors"]
-        return payload
-
-
 @pytest.fixture
 async def admin_key(settings: Settings, db: Database) -> str:
     """An ADMIN API key: what most tests sign in with (access itself is tested in tests/auth)."""
@@ -176,14 +135,12 @@ async def admin_key(settings: Settings, db: Database) -> str:
 @pytest.fixture
 async def client(settings: Settings, db: Database, admin_key: str) -> AsyncIterator[GraphQLClient]:
     app = create_app(settings, db=db)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=bearer(admin_key)) as http:
+    async with asgi_client(app, admin_key) as http:
         yield GraphQLClient(http, app)
 
 
 @pytest.fixture
 async def http(settings: Settings, db: Database, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, db=db)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=bearer(admin_key)) as client:
+    async with asgi_client(app, admin_key, raise_app_exceptions=False) as client:
         yield client

@@ -12,6 +12,10 @@ from crm_graph.auth import service
 from crm_graph.auth.models import Team, User
 from crm_graph.core.actor import SYSTEM
 
+# The secret API keys are hashed with in tests (``Settings.secret_key``): fixed, so a run never
+# writes var/secret_key, and long enough for the production check.
+TEST_SECRET = "test-secret-key-of-at-least-thirty-two-characters"
+
 
 async def make_key(
     db: Any,
