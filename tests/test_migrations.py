@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from crm_graph.db import migrate
 from crm_graph.db.session import create_engine
-from crm_graph.settings import Settings
+from crm_graph.settings import PROJECT_ROOT, Settings
 
 
 async def _tables(settings: Settings) -> set[str]:
@@ -52,3 +55,22 @@ async def test_upgrade_gives_existing_records_an_owner(settings, monkeypatch):
     finally:
         await engine.dispose()
     assert tuple(row) == ("owner@example.com", "ADMIN", None)  # no password until set-password
+
+
+def test_alembic_by_hand_and_crm_graph_db_use_the_same_migrations():
+    """The checkout's alembic.ini (``alembic revision`` by hand) and the configuration that
+    ``crm-graph db`` builds in code name the same directory and write the same file names."""
+    by_hand = Config(str(PROJECT_ROOT / "alembic.ini"))
+    built = migrate.alembic_config(Settings(database_url="sqlite+aiosqlite://"))
+    assert Path(by_hand.get_main_option("script_location")).resolve() == migrate.MIGRATIONS_DIR
+    assert built.get_main_option("script_location") == str(migrate.MIGRATIONS_DIR)
+    for name in migrate.ALEMBIC_OPTIONS:
+        assert by_hand.get_main_option(name) == built.get_main_option(name), name
+    heads = ScriptDirectory.from_config(built).get_heads()
+    assert heads and ScriptDirectory.from_config(by_hand).get_heads() == heads
+
+
+def test_no_revision_is_left_where_nothing_reads_it():
+    """Revisions live in crm_graph/migrations/versions (they ship in the wheel); one written to
+    the checkout's former migrations/ directory would never run."""
+    assert not (PROJECT_ROOT / "migrations").exists()
