@@ -50,9 +50,10 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     pm = plugins if plugins is not None else plugin_registry.make_plugin_manager(settings)
-    schema = build_schema(settings, plugin_parts=plugin_registry.schema_parts(pm))
+    schema = build_schema(settings, pm)
     extra_routes = plugin_registry.routes(pm, taken=CORE_PATHS)
     database = db or Database.from_settings(settings)
+    database.use_extensions(schema.crm_registry)
     owns_db = db is None
     events = Dispatcher(database, settings, pm)
     run_dispatcher = settings.dispatcher_enabled if dispatcher is None else dispatcher

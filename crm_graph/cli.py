@@ -208,11 +208,11 @@ def export_schema() -> None:
     The public contract, committed as schema.graphql.
     """
     from crm_graph.graphql.schema import build_schema
-    from crm_graph.plugins import PluginError, schema_parts
+    from crm_graph.plugins import PluginError
 
     settings = load_settings()
     try:
-        schema = build_schema(settings, plugin_parts=schema_parts(_plugin_manager(settings)))
+        schema = build_schema(settings, _plugin_manager(settings))
     except PluginError as exc:
         raise click.ClickException(str(exc)) from None
     sys.stdout.write(schema.as_str() + "\n")

@@ -23,6 +23,8 @@ class SchemaPart:
     query: type | None = None
     mutation: type | None = None
     types: list[Any] = field(default_factory=list)
+    # Types whose global IDs `node(id)` resolves: crm_graph.core.extensions.NodeType items.
+    nodes: list[Any] = field(default_factory=list)
 
 
 def import_models() -> None:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     from crm_graph.core.actor import Actor
     from crm_graph.core.errors import FieldError
+    from crm_graph.core.extensions import FilterCondition, TypeExtension
+    from crm_graph.core.subscribers import Subscriber
     from crm_graph.core.events import Event
     from crm_graph.db.session import Database
     from crm_graph.domains import SchemaPart
@@ -218,4 +220,48 @@ def crm_erase_customer_data(customer_id: int, session: AsyncSession, entity_ids:
     A remote system to clean is better served from the ``customer.erased`` event
     (``crm_on_event``), retried until it succeeds. Return None. May be async. One that raises or
     hangs fails the erasure with PLUGIN_FAILED and nothing is erased.
+    """
+
+
+@hookspec
+def crm_register_type_extensions() -> TypeExtension | Sequence[TypeExtension] | None:
+    """Return fields to add to core GraphQL types: ``TypeExtension(type_name, fields)`` from
+    ``crm_graph.core.extensions`` (or a list of them).
+
+    ``fields`` is a Strawberry type whose fields join the type named ``type_name`` (``Customer``,
+    ``Order``, ``Opportunity``, ``Quote``, ``Ticket``, ``Segment``, ...). Resolvers get the core
+    object as ``self`` (``self.pk`` is its primary key) and should batch through the request's
+    loaders (``info.context.loader``). A field whose name the type has already, from the core or
+    another plugin, stops start-up with an error naming the plugin. The core domains add their
+    fields to ``Customer`` through this hook too. Synchronous.
+    """
+
+
+@hookspec
+def crm_register_filters() -> FilterCondition | Sequence[FilterCondition] | None:
+    """Return conditions to add to an entity's filter input: ``FilterCondition(entity, name,
+    compile, input=..., description=..., prepare=...)`` from ``crm_graph.core.extensions``.
+
+    ``entity`` is ``"Customer"`` (its input is ``CustomerFilter``). ``compile(ctx, value, path)``
+    turns the condition's value into a SQLAlchemy condition on the entity's model; raise
+    ``crm_graph.core.filters.FilterError(path, message)`` for a value it cannot compile, and the
+    client gets the error with that path. The condition works in lists, in nested
+    ``and``/``or``/``not`` and in dynamic segments, which store the filter as JSON and validate it
+    by compiling it. A name already taken stops start-up with an error naming the plugin. The
+    built-in behaviour conditions (``orders``, ``tickets``, ``rfm``, ...) are registered this way.
+    Synchronous.
+    """
+
+
+@hookspec
+def crm_register_subscribers(settings: Settings) -> Subscriber | Sequence[Subscriber] | None:
+    """Return event subscribers for the dispatcher: objects following the
+    ``crm_graph.core.subscribers.Subscriber`` protocol (a ``kind``, ``fan_out``, ``servable``,
+    ``deliver`` and ``aclose``).
+
+    The dispatcher fans every outbox event out to each subscriber's targets as delivery rows
+    (``<kind>:<target>``) and hands the due ones back to the subscriber to deliver, with retries,
+    backoff and dead letters kept by the core. Plugins' ``crm_on_event`` and webhook
+    subscriptions are subscribers of this kind (the latter registered by the webhooks plugin, so
+    blocking it stops webhook delivery). Synchronous.
     """

@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 
 from crm_graph import __version__, hookspecs
-from crm_graph.core.hooks import implementations
+from crm_graph.core.hooks import implementations, trace_calls
 from crm_graph.hookspecs import PluginMigrations
 from crm_graph.settings import Settings
 
@@ -30,7 +30,14 @@ ENTRY_POINT_GROUP = "crm_graph"
 
 # Built-in plugins: modules of this package that implement hooks, registered on the same
 # manager as third-party plugins (and blockable the same way).
-CORE_PLUGINS: tuple[str, ...] = ("crm_graph.auth.plugin", "crm_graph.webhooks.plugin")
+CORE_PLUGINS: tuple[str, ...] = (
+    "crm_graph.auth.plugin",
+    "crm_graph.activities.plugin",
+    "crm_graph.sales.plugin",
+    "crm_graph.support.plugin",
+    "crm_graph.segments.plugin",
+    "crm_graph.webhooks.plugin",
+)
 
 
 class PluginError(Exception):
@@ -85,6 +92,8 @@ def make_plugin_manager(
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(pm.get_name(exc.plugin) or repr(exc.plugin), _pending_message(str(exc))) from None
+    if settings.trace_plugins:
+        trace_calls(pm)
     pm.hook.crm_configure.call_historic(kwargs={"settings": settings})
     return pm
 
@@ -176,9 +185,8 @@ def collect(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tup
     """
     results = []
     for impl in implementations(pm, hook_name):
-        arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
         try:
-            value = impl.function(**arguments)
+            value = impl.invoke(kwargs)
         except PluginError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the plugin's name

@@ -88,6 +88,9 @@ class Settings:
     plugins_block: tuple[str, ...] = ()
     # Seconds one plugin hook implementation may run before it counts as hung.
     plugin_hook_timeout: float = 5.0
+    # CRM_TRACE_PLUGINS=true logs every hook call (pluggy's tracing) on the crm_graph.plugins.trace
+    # logger at DEBUG level: which hook, which arguments, what came back.
+    trace_plugins: bool = False
     # Event dispatcher: run it inside `serve` (off when separate `crm-graph worker`s deliver).
     dispatcher_enabled: bool = True
     # Seconds between polls of the outbox when nothing woke the dispatcher.
@@ -115,6 +118,9 @@ class Settings:
     sla_check_interval: float = 60.0
     # Seconds between stored RFM runs, over the last year of orders (0 turns it off).
     rfm_refresh_interval: float = 86400.0
+    # Seconds between diffs of the DYNAMIC segments, which announce who entered and who left
+    # (segment.member_added / member_removed; 0 turns them off).
+    segment_diff_interval: float = 300.0
     # Days an event whose every delivery succeeded stays in the outbox (0 keeps them forever).
     # Events with a delivery still pending or dead are kept until that is settled.
     outbox_retention_days: int = 30
@@ -187,7 +193,7 @@ class Settings:
             raise ValueError(
                 "CRM_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
-        for name in ("sla_check_interval", "rfm_refresh_interval", "outbox_retention_days"):
+        for name in ("sla_check_interval", "rfm_refresh_interval", "segment_diff_interval", "outbox_retention_days"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CRM_{name.upper()} must be 0 (off) or a number of seconds")
         for name in ("plugin_hook_timeout", "dispatch_poll_interval", "dispatch_backoff_base", "webhook_timeout"):

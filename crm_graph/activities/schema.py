@@ -18,7 +18,8 @@ from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
 from crm_graph.graphql.mutations import unit_of_work
-from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver, register_node
+from crm_graph.core.extensions import NodeType
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver
 
 if TYPE_CHECKING:
     from crm_graph.customers.schema import Customer
@@ -105,7 +106,9 @@ class ActivityFilter:
 
 
 _load_activities = node_resolver("activity", service.activities_by_ids, Activity.from_model)
-register_node("Activity", _load_activities)
+NODES = [
+    NodeType("Activity", _load_activities, Activity),
+]
 
 
 @strawberry.type
@@ -173,4 +176,4 @@ class ActivityMutation:
         return _payload(await unit_of_work(info, lambda s: service.complete_task(s, actor=ctx.actor, activity_id=pk)))
 
 
-SCHEMA = SchemaPart(query=ActivityQuery, mutation=ActivityMutation)
+SCHEMA = SchemaPart(query=ActivityQuery, mutation=ActivityMutation, nodes=NODES)

@@ -257,10 +257,8 @@ def payload_ids(result: Any, depth: int = 0) -> Iterator[str]:
 
 
 def _is_global_id(value: str) -> bool:
-    from crm_graph.graphql.relay import _NODE_RESOLVERS
-
     try:
-        type_name, _ = global_ids.decode(value)
+        global_ids.decode(value)
     except ValueError:
         return False
-    return type_name in _NODE_RESOLVERS
+    return True

@@ -20,6 +20,7 @@ from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import ClientError
+from crm_graph.core.extensions import NodeType
 from crm_graph.graphql.relay import (
     Connection,
     Node,
@@ -27,7 +28,6 @@ from crm_graph.graphql.relay import (
     encode_global_id,
     node_resolver,
     page_args,
-    register_node,
 )
 
 strawberry.enum(
@@ -97,7 +97,9 @@ class AuditLogFilter:
     to: datetime | None = strawberry.field(default=None, description="Before this time.")
 
 
-register_node("AuditEntry", node_resolver("audit.entry", service.entries_by_ids, AuditEntry.from_model))
+NODES = [
+    NodeType("AuditEntry", node_resolver("audit.entry", service.entries_by_ids, AuditEntry.from_model), AuditEntry),
+]
 
 
 @strawberry.type
@@ -127,5 +129,5 @@ class AuditQuery:
         return AuditEntryConnection.from_page(page, AuditEntry.from_model)
 
 
-SCHEMA = SchemaPart(query=AuditQuery)
+SCHEMA = SchemaPart(query=AuditQuery, nodes=NODES)
 

@@ -1,14 +1,18 @@
-"""The event dispatcher: from the outbox to every plugin and webhook subscription.
+"""The event dispatcher: from the outbox to every subscriber.
+
+Subscribers follow one protocol (``crm_graph.core.subscribers.Subscriber``): plugins'
+``crm_on_event`` (built in), webhook subscriptions (registered by the webhooks plugin) and
+whatever a plugin registers through ``crm_register_subscribers``. This module knows no domain.
 
 One round:
 
 1. Fan out: take outbox events not yet dispatched and create one ``event_deliveries`` row per
-   subscriber (each plugin implementing ``crm_on_event``, each active subscription whose
-   patterns match), then mark the events dispatched.
+   target each subscriber names (each plugin implementing ``crm_on_event``, each active webhook
+   subscription whose patterns match...), then mark the events dispatched.
 2. Claim: take due deliveries (``PENDING`` and due, or ``DELIVERING`` whose claim lapsed because
    its worker died), mark them ``DELIVERING`` with a claim token and a lease.
-3. Deliver: plugins one implementation call at a time, webhooks concurrently (deliveries of
-   one entity to one subscription stay in order).
+3. Deliver: each subscriber carries out its claims (plugins one implementation call at a time,
+   webhooks concurrently); the subscribers run side by side.
 4. Record: ``DELIVERED``; or ``PENDING`` again with a capped, jittered exponential backoff; or
    ``DEAD`` after ``dispatch_max_attempts`` attempts (or an answer that is not retried).
 
@@ -35,63 +39,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_graph.core import access
 from crm_graph.core.clock import utcnow
-from crm_graph.core.events import DeliveryStatus, Event, EventDelivery, OutboxEvent, matches
-from crm_graph.core.hooks import (
-    HookGarbage,
-    HookTimeout,
-    call_implementation,
-    describe,
-    find_implementation,
-    implementations,
-)
+from crm_graph.core.events import DeliveryStatus, EventDelivery, OutboxEvent
+from crm_graph.core.subscribers import Claim, EventRow, PluginEvents, Result, Subscriber, row_kind
 from crm_graph.db.session import Database
 from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_graph.dispatch")
-
-PLUGIN_PREFIX = "plugin:"
-WEBHOOK_PREFIX = "webhook:"
-
-
-def plugin_subscriber(name: str) -> str:
-    return f"{PLUGIN_PREFIX}{name}"
-
-
-def webhook_subscriber(subscription_id: int) -> str:
-    return f"{WEBHOOK_PREFIX}{subscription_id}"
-
 
 def backoff(attempts: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt: ``min(cap, base * 2**(attempts-1))``,
     less a random part of up to half of it, so failed deliveries do not all return at once."""
     delay = min(cap, base * 2 ** max(attempts - 1, 0))
     return delay / 2 + (rng or random).uniform(0, delay / 2)
-
-
-@dataclass
-class Claim:
-    """A delivery this dispatcher holds, with what it needs to carry it out."""
-
-    id: int
-    token: str
-    subscriber: str
-    attempts: int
-    last_attempt_at: datetime | None
-    last_error: str | None
-    last_status_code: int | None
-    event: Event
-    target: Any = None  # webhooks.delivery.Target for webhook deliveries
-
-
-@dataclass
-class Result:
-    claim: Claim
-    kind: str  # "delivered", "failed", "postponed"
-    retry: bool = True
-    status_code: int | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -134,13 +94,17 @@ class Dispatcher:
     ) -> None:
         self.db = db
         self.settings = settings
+        if plugins is None:  # the core plugins alone (webhooks among them)
+            from crm_graph.plugins import make_plugin_manager
+
+            plugins = make_plugin_manager(settings, entry_points=False)
         self.plugins = plugins
+        self.subscribers: list[Subscriber] = [PluginEvents(plugins, settings.plugin_hook_timeout), *subscribers_of(plugins, settings)]
         self.name = name or f"dispatcher-{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._http: Any = None
 
     # --- running -------------------------------------------------------------------------------
 
@@ -167,9 +131,8 @@ class Dispatcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for subscriber in self.subscribers:
+            await subscriber.aclose()
 
     async def run(self) -> None:
         if self._wake is None:
@@ -215,16 +178,8 @@ class Dispatcher:
 
     # --- 1. fan out -----------------------------------------------------------------------------
 
-    def plugin_names(self) -> list[str]:
-        if self.plugins is None:
-            return []
-        return [impl.plugin_name for impl in implementations(self.plugins, "crm_on_event")]
-
     async def fan_out(self) -> int:
-        from crm_graph.webhooks.models import WebhookSubscription
-
         now = utcnow()
-        plugins = self.plugin_names()
         # A read first: an idle dispatcher polls without taking the write lock (SQLite) or
         # opening a write transaction (PostgreSQL).
         if not await self._exists(sa.select(OutboxEvent.id).where(OutboxEvent.dispatched_at.is_(None))):
@@ -241,94 +196,42 @@ class Dispatcher:
             ).all()
             if not rows:
                 return 0
-            subscriptions = (
-                await session.execute(
-                    sa.select(WebhookSubscription.id, WebhookSubscription.events, WebhookSubscription.principal).where(
-                        WebhookSubscription.active.is_(True), WebhookSubscription.deleted_at.is_(None)
-                    )
-                )
-            ).all()
-            wanted = {
-                (event_pk, sid): principal
-                for event_pk, event_type, _, _ in rows
-                for sid, patterns, principal in subscriptions
-                if any(matches(p, event_type) for p in patterns or [])
-            }
-            visible = await self._visible(session, rows, wanted)
+            events = [EventRow(*row) for row in rows]
+            types = {event.pk: event.type for event in events}
             values: list[dict[str, Any]] = []
-            for event_pk, event_type, _, _ in rows:
-                subscribers = [(plugin_subscriber(p), None) for p in plugins]
-                subscribers += [
-                    (webhook_subscriber(sid), sid)
-                    for sid, _, _ in subscriptions
-                    if (event_pk, sid) in wanted and (event_pk, sid) in visible
-                ]
-                values.extend(
-                    {
-                        "event_pk": event_pk,
-                        "subscriber": subscriber,
-                        "subscription_id": sid,
-                        "event_type": event_type,
+            for subscriber in self.subscribers:
+                for target in await subscriber.fan_out(self.db, session, events):
+                    values.append({
+                        "event_pk": target.event_pk,
+                        "subscriber": f"{subscriber.kind}:{target.key}",
+                        "subscription_id": target.ref,
+                        "event_type": types[target.event_pk],
                         "status": DeliveryStatus.PENDING,
                         "attempts": 0,
                         "next_attempt_at": now,
                         "created_at": now,
-                    }
-                    for subscriber, sid in subscribers
-                )
+                    })
+            values.sort(key=lambda v: v["event_pk"])  # deliveries of an event stay together, in event order
             if values:
                 await session.execute(sa.insert(EventDelivery), values)
             await session.execute(
-                sa.update(OutboxEvent).where(OutboxEvent.id.in_([r[0] for r in rows])).values(dispatched_at=now)
+                sa.update(OutboxEvent).where(OutboxEvent.id.in_([e.pk for e in events])).values(dispatched_at=now)
             )
         return len(rows)
 
-    async def _visible(self, session: Any, rows: Sequence[Any], wanted: dict[tuple[int, int], str | None]) -> set[tuple[int, int]]:
-        """The (event, subscription) pairs whose subscription's principal may read the event's
-        record. One query per principal and entity type; principals that can no longer sign in
-        (a revoked key, a deactivated user) get nothing. Subscriptions without a principal
-        (made by the system, or before access existed) and plugins see everything."""
-        by_principal: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        out: set[tuple[int, int]] = set()
-        for pair, principal in wanted.items():
-            if principal is None:
-                out.add(pair)
-            else:
-                by_principal[principal].append(pair)
-        events = {pk: (entity_type, entity_id) for pk, _, entity_type, entity_id in rows}
-        sharing = await access.sharing_defaults(session) if by_principal else None
-        for principal, pairs in by_principal.items():
-            actor = await access.principal_actor(session, principal)
-            if actor is None:
-                continue
-            scope = access.Scope(actor, sharing=sharing)
-            by_type: dict[str, set[str]] = defaultdict(set)
-            for event_pk, _ in pairs:
-                by_type[events[event_pk][0]].add(events[event_pk][1])
-            readable: set[tuple[str, str]] = set()
-            for entity_type, ids in by_type.items():
-                readable |= {(entity_type, i) for i in await access.readable_ids(self.db.reader, scope, entity_type, ids)}
-            out |= {pair for pair in pairs if events[pair[0]] in readable}
-        return out
-
     # --- 2. claim -------------------------------------------------------------------------------
 
-    async def claim(self) -> list[Claim]:
-        from crm_graph.webhooks.delivery import Target
-        from crm_graph.webhooks.models import WebhookSubscription
+    def _servable(self) -> list[sa.ColumnElement[bool]]:
+        out = []
+        for subscriber in self.subscribers:
+            extra = subscriber.servable()
+            out.append(row_kind(subscriber.kind) if extra is None else sa.and_(row_kind(subscriber.kind), extra))
+        return out
 
+    async def claim(self) -> list[Claim]:
         now = utcnow()
         token = f"{self.name}:{uuid.uuid4().hex}"
-        servable = [
-            EventDelivery.subscription_id.in_(
-                sa.select(WebhookSubscription.id).where(
-                    WebhookSubscription.active.is_(True), WebhookSubscription.deleted_at.is_(None)
-                )
-            )
-        ]
-        plugins = self.plugin_names()
-        if plugins:
-            servable.append(EventDelivery.subscriber.in_([plugin_subscriber(p) for p in plugins]))
+        servable = self._servable()
         due = sa.and_(
             EventDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.DELIVERING]),
             EventDelivery.next_attempt_at <= now,
@@ -365,13 +268,6 @@ class Dispatcher:
                     .order_by(EventDelivery.event_pk, EventDelivery.id)
                 )
             ).all()
-            sub_ids = {d.subscription_id for d, _ in rows if d.subscription_id is not None}
-            subs = {}
-            if sub_ids:
-                for sub in await session.scalars(
-                    sa.select(WebhookSubscription).where(WebhookSubscription.id.in_(sub_ids))
-                ):
-                    subs[sub.id] = Target(sub.id, sub.url, tuple(sub.signing_secrets(now)))
         claims = []
         for delivery, event in rows:
             claims.append(
@@ -384,7 +280,7 @@ class Dispatcher:
                     last_error=delivery.last_error,
                     last_status_code=delivery.last_status_code,
                     event=event.envelope(),
-                    target=subs.get(delivery.subscription_id) if delivery.subscription_id is not None else None,
+                    ref=delivery.subscription_id,
                 )
             )
         return claims
@@ -394,108 +290,26 @@ class Dispatcher:
     async def deliver(self, claims: Sequence[Claim]) -> list[Result]:
         started = asyncio.get_running_loop().time()
         deadline = started + self.settings.dispatch_lease / 2
-        plugin_claims = [c for c in claims if c.subscriber.startswith(PLUGIN_PREFIX)]
-        webhook_claims = [c for c in claims if c.target is not None and not c.subscriber.startswith(PLUGIN_PREFIX)]
-        handled = {c.id for c in plugin_claims} | {c.id for c in webhook_claims}
-        results = [Result(c, "postponed") for c in claims if c.id not in handled]
+        by_kind: dict[str, list[Claim]] = defaultdict(list)
+        for claim in claims:
+            by_kind[claim.subscriber.partition(":")[0]].append(claim)
+        serving = [(s, by_kind.pop(s.kind)) for s in self.subscribers if s.kind in by_kind]
+        results = [Result(c, "postponed") for rest in by_kind.values() for c in rest]
         lanes = await asyncio.gather(
-            self._deliver_to_plugins(plugin_claims, deadline),
-            self._deliver_to_webhooks(webhook_claims, deadline),
+            *(self._deliver(subscriber, items, deadline) for subscriber, items in serving)
         )
         for lane in lanes:
             results.extend(lane)
         return results
 
-    async def _deliver_to_plugins(self, claims: Sequence[Claim], deadline: float) -> list[Result]:
-        """One implementation call at a time. A plugin that fails sits out the rest of the round:
-        its other deliveries are postponed, not attempted, so a hung plugin costs one timeout."""
-        results = []
-        failing: set[str] = set()
-        loop = asyncio.get_running_loop()
-        timeout = self.settings.plugin_hook_timeout
-        for claim in claims:
-            name = claim.subscriber[len(PLUGIN_PREFIX):]
-            impl = find_implementation(self.plugins, "crm_on_event", name) if self.plugins is not None else None
-            if impl is None or name in failing or loop.time() > deadline:
-                results.append(Result(claim, "postponed"))
-                continue
-            try:
-                value = await call_implementation(impl, {"event": claim.event, "db": self.db}, timeout)
-                if value is not None:
-                    raise HookGarbage(f"returned {type(value).__name__}; crm_on_event implementations return None")
-            except Exception as exc:  # noqa: BLE001 - isolation: a plugin's failure is recorded, not raised
-                failing.add(name)
-                log.error(
-                    "plugin %s: crm_on_event failed for event %s (%s), attempt %d: %s",
-                    name,
-                    claim.event.id,
-                    claim.event.type,
-                    claim.attempts + 1,
-                    describe(exc),
-                    exc_info=None if isinstance(exc, (HookTimeout, HookGarbage)) else exc,
-                )
-                results.append(Result(claim, "failed", retry=True, error=describe(exc)[:1000]))
-                continue
-            results.append(Result(claim, "delivered"))
-        return results
-
-    async def _deliver_to_webhooks(self, claims: Sequence[Claim], deadline: float) -> list[Result]:
-        """Concurrently, at most ``dispatch_concurrency`` requests at a time; the deliveries of one
-        entity to one subscription go one after the other, in event order. A subscription that
-        times out, refuses connections or answers 5xx sits out the rest of the round."""
-        if not claims:
-            return []
-        from crm_graph.webhooks.delivery import new_client, send
-
-        if self._http is None:
-            self._http = new_client(
-                timeout=self.settings.webhook_timeout, connections=self.settings.dispatch_concurrency
-            )
-        client = self._http
-        gate = asyncio.Semaphore(self.settings.dispatch_concurrency)
-        down: set[int] = set()
-        loop = asyncio.get_running_loop()
-        lanes: dict[tuple[int, str, str], list[Claim]] = defaultdict(list)
-        for claim in claims:
-            lanes[(claim.target.subscription_id, claim.event.entity_type, claim.event.entity_id)].append(claim)
-
-        async def lane(items: list[Claim]) -> list[Result]:
-            out = []
-            for claim in items:
-                sid = claim.target.subscription_id
-                if sid in down or loop.time() > deadline:
-                    out.append(Result(claim, "postponed"))
-                    continue
-                async with gate:
-                    if sid in down:
-                        out.append(Result(claim, "postponed"))
-                        continue
-                    answer = await send(
-                        client,
-                        claim.target,
-                        claim.event,
-                        attempt=claim.attempts + 1,
-                        now=utcnow(),
-                        allow_private=self.settings.webhook_allow_private,
-                    )
-                if answer.delivered:
-                    out.append(Result(claim, "delivered", status_code=answer.status_code))
-                    continue
-                if answer.retry:
-                    down.add(sid)
-                log.warning(
-                    "webhook %s: delivery of event %s (%s) failed, attempt %d: %s",
-                    sid,
-                    claim.event.id,
-                    claim.event.type,
-                    claim.attempts + 1,
-                    answer.error,
-                )
-                out.append(Result(claim, "failed", retry=answer.retry, status_code=answer.status_code, error=answer.error))
-            return out
-
-        batches = await asyncio.gather(*(lane(items) for items in lanes.values()))
-        return [result for batch in batches for result in batch]
+    async def _deliver(self, subscriber: Subscriber, claims: list[Claim], deadline: float) -> list[Result]:
+        try:
+            results = await subscriber.deliver(self.db, claims, deadline)
+        except Exception:  # noqa: BLE001 - a subscriber's own bug postpones its claims, nothing more
+            log.exception("%s: subscriber %s failed to deliver; postponing %d deliveries", self.name, subscriber.kind, len(claims))
+            return [Result(c, "postponed") for c in claims]
+        answered = {r.claim.id for r in results}
+        return [*results, *(Result(c, "postponed") for c in claims if c.id not in answered)]
 
     # --- 4. record ------------------------------------------------------------------------------
 
@@ -564,3 +378,23 @@ class Dispatcher:
         async with self.db.writer() as session, session.begin():
             connection = await session.connection()
             await connection.execute(statement, rows)
+
+
+def subscribers_of(pm: Any, settings: Settings) -> list[Subscriber]:
+    """The subscribers plugins register (``crm_register_subscribers``), checked against the
+    protocol; one that does not follow it stops start-up with an error naming its plugin."""
+    from crm_graph.plugins import PluginError, collect
+
+    out: list[Subscriber] = []
+    kinds = {PluginEvents.kind: "the core"}
+    for plugin, value in reversed(collect(pm, "crm_register_subscribers", settings=settings)):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, Subscriber) or not isinstance(getattr(item, "kind", None), str):
+                raise PluginError(plugin, f"crm_register_subscribers returned {type(item).__name__}, not a Subscriber")
+            if ":" in item.kind or not item.kind:
+                raise PluginError(plugin, f"subscriber kind {item.kind!r} must be a non-empty word without ':'")
+            if item.kind in kinds:
+                raise PluginError(plugin, f"subscriber kind {item.kind!r} clashes with {kinds[item.kind]}")
+            kinds[item.kind] = f"plugin {plugin!r}"
+            out.append(item)
+    return out

@@ -12,7 +12,8 @@ handled here for every list.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
@@ -204,3 +205,42 @@ def related_string(
         return sa.and_(sa.true(), *clauses)
 
     return handler
+
+
+# --- helpers for conditions that look beyond the entity's row (crm_register_filters) ------------------
+
+MAX_WINDOW_DAYS = 36600
+
+
+def whole_number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("expected a whole number")
+    return value
+
+
+def decimal_number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
+        raise ValueError("expected a decimal number")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError("expected a decimal number") from None
+
+
+def window_start(ops: Mapping[str, Any], path: str, now: datetime) -> datetime | None:
+    """``windowDays`` of a condition: the start of the last N days before ``now``, or None."""
+    days = ops.get("windowDays")
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
+        raise FilterError(f"{path}.windowDays", f"windowDays is a whole number of days from 1 to {MAX_WINDOW_DAYS}")
+    return now - timedelta(days=days)
+
+
+def mentions(data: Any, keys: set[str]) -> bool:
+    """Whether a filter document uses any of ``keys`` as a field, at any depth."""
+    if isinstance(data, Mapping):
+        return any(k in keys for k in data) or any(mentions(v, keys) for v in data.values())
+    if isinstance(data, list):
+        return any(mentions(v, keys) for v in data)
+    return False

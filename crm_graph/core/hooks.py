@@ -5,9 +5,12 @@ here so they never need to know whether plugins are loaded.
 
 Isolation: the host never calls a hook through ``pm.hook.<name>(...)``, which would run every
 implementation in one go and let the first exception stop the rest. It takes the
-implementations one by one (``HookImpl``), calls each with the arguments it asked for, awaits it
-when it is a coroutine and runs it in a worker thread when it is a plain function, so a hung
-implementation of either kind hits the timeout instead of stalling the server.
+implementations one by one and calls each on its own through pluggy's own call loop, together
+with the hook's wrappers (``@hookimpl(wrapper=True)``): so wrappers run around every call and
+pluggy's tracing (``CRM_TRACE_PLUGINS``) sees every call. A coroutine an implementation returns is
+awaited; a plain function runs in a worker thread; either way a hung implementation hits the
+timeout instead of stalling the server. (A wrapper around an ``async`` implementation sees the
+coroutine as the result: it runs when the call is made, not while it is awaited.)
 """
 
 from __future__ import annotations
@@ -54,33 +57,72 @@ class Outcome:
         return self.error is None
 
 
-def implementations(pm: Any, hook_name: str) -> list[Any]:
-    """The implementations of ``hook_name`` in the order pluggy would call them (wrappers excluded)."""
-    caller = getattr(pm.hook, hook_name, None)
+@dataclass(frozen=True)
+class Implementation:
+    """One plugin's implementation of one hook, callable on its own through pluggy's call loop."""
+
+    pm: Any
+    hook_name: str
+    impl: Any  # pluggy.HookImpl
+    wrappers: tuple[Any, ...]
+
+    @property
+    def plugin_name(self) -> str:
+        return self.impl.plugin_name
+
+    @property
+    def argnames(self) -> tuple[str, ...]:
+        return self.impl.argnames
+
+    @property
+    def function(self) -> Any:
+        return self.impl.function
+
+    def invoke(self, kwargs: Mapping[str, Any]) -> Any:
+        """Call it (and the hook's wrappers around it) with ``kwargs``; its return value."""
+        names = {*self.impl.argnames, *(n for w in self.wrappers for n in w.argnames)}
+        arguments = {name: kwargs[name] for name in names if name in kwargs}
+        # pluggy's loop takes implementations in registration order and calls from the end:
+        # the wrappers (registered after plain implementations) come first, then this one.
+        results = self.pm._hookexec(self.hook_name, [self.impl, *self.wrappers], arguments, False)
+        return results[0] if results else None
+
+
+def implementations(pm: Any, hook_name: str) -> list[Implementation]:
+    """The implementations of ``hook_name`` in the order pluggy would call them (wrappers apart)."""
+    caller = getattr(pm.hook, hook_name, None) if pm is not None else None
     if caller is None:
         return []
-    impls = [impl for impl in caller.get_hookimpls() if not (impl.wrapper or impl.hookwrapper)]
-    return list(reversed(impls))  # pluggy calls the last registered first, honouring tryfirst/trylast
+    impls = caller.get_hookimpls()
+    wrappers = tuple(impl for impl in impls if impl.wrapper or impl.hookwrapper)
+    plain = [impl for impl in impls if not (impl.wrapper or impl.hookwrapper)]
+    # pluggy calls the last registered first, honouring tryfirst/trylast
+    return [Implementation(pm, hook_name, impl, wrappers) for impl in reversed(plain)]
+
+
+def trace_calls(pm: Any) -> None:
+    """Log every hook call of ``pm`` (``CRM_TRACE_PLUGINS``) on ``crm_graph.plugins.trace``."""
+    tracer = logging.getLogger("crm_graph.plugins.trace")
+    pm.trace.root.setwriter(lambda text: tracer.debug(text.rstrip()))
+    pm.enable_tracing()
 
 
 def find_implementation(pm: Any, hook_name: str, plugin_name: str) -> Any | None:
     return next((impl for impl in implementations(pm, hook_name) if impl.plugin_name == plugin_name), None)
 
 
-async def call_implementation(impl: Any, kwargs: Mapping[str, Any], timeout: float) -> Any:
+async def call_implementation(impl: Implementation, kwargs: Mapping[str, Any], timeout: float) -> Any:
     """Call one implementation with the arguments it declares; raise ``HookTimeout`` if it hangs."""
-    arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-    function = impl.function
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            if inspect.iscoroutinefunction(function):
-                result = await function(**arguments)
+            if inspect.iscoroutinefunction(impl.function):
+                result = impl.invoke(kwargs)  # the coroutine, made by pluggy's loop
             else:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(_executor, functools.partial(function, **arguments))
-                if inspect.isawaitable(result):  # a plain function that handed back a coroutine
-                    result = await result
+                result = await loop.run_in_executor(_executor, functools.partial(impl.invoke, kwargs))
+            if inspect.isawaitable(result):
+                result = await result
     except TimeoutError:
         if deadline.expired():
             raise HookTimeout(f"did not finish within {timeout:g} s") from None
@@ -235,9 +277,8 @@ def scope_narrowing(pm: Any) -> Any:
     def narrow(actor: Actor, entity: str) -> list[Any]:
         out = []
         for impl in impls:
-            arguments = {name: value for name, value in (("actor", actor), ("entity", entity)) if name in impl.argnames}
             try:
-                value = impl.function(**arguments)
+                value = impl.invoke({"actor": actor, "entity": entity})
             except Exception as exc:  # noqa: BLE001 - fail closed
                 log.error("plugin %s: crm_scope_sql failed, hiding %s: %s", impl.plugin_name, entity, describe(exc))
                 value = sa.false()
@@ -255,8 +296,7 @@ async def actor_from_request(pm: Any, request: Any, settings: Any) -> Any:
     ``InvalidCredentials``-like refusal into UNAUTHENTICATED.
     """
     for impl in implementations(pm, "crm_actor_from_request"):
-        arguments = {name: value for name, value in (("request", request), ("settings", settings)) if name in impl.argnames}
-        value = impl.function(**arguments)
+        value = impl.invoke({"request": request, "settings": settings})
         if inspect.isawaitable(value):
             value = await value
         if value is not None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core import filters as f
+from crm_graph.core.clock import utcnow
+from crm_graph.core.extensions import FilterCondition, FilterContext, registry_of
 from crm_graph.core.pagination import SortKey, parse_datetime
 from crm_graph.customers.models import (
     AcquisitionChannel,
@@ -128,9 +132,57 @@ def _parse(parse: Any, value: Any, path: str) -> Any:
         raise f.FilterError(path, str(exc) or f"invalid value {value!r}") from exc
 
 
-def customer_filter_spec(definitions: Mapping[str, CustomFieldDefinition]) -> f.FilterSpec:
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a year without one
+        return day.replace(year=day.year - years, day=28)
+
+
+def age_condition(today: date, ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
+    """Age in whole years, compiled to a range on ``birthday`` (so the birthday index serves it)."""
+    birthday = Customer.birthday
+
+    def at_least(n: int) -> sa.ColumnElement[bool]:
+        return birthday <= _years_before(today, n)
+
+    def at_most(n: int) -> sa.ColumnElement[bool]:
+        return birthday > _years_before(today, n + 1)
+
+    clauses = []
+    for op, value in f.operators(ops, path, f.COMPARABLE_OPS).items():
+        if op == "isNull":
+            clauses.append(birthday.is_(None) if value else birthday.is_not(None))
+            continue
+        try:
+            numbers = [f.whole_number(v) for v in f.check_in(value, f"{path}.in")] if op == "in" else [f.whole_number(value)]
+        except ValueError as exc:
+            raise f.FilterError(f"{path}.{op}", str(exc)) from None
+        if any(n < 0 or n > 200 for n in numbers):
+            raise f.FilterError(f"{path}.{op}", "an age is between 0 and 200")
+        n = numbers[0]
+        if op == "eq":
+            clauses.append(sa.and_(at_least(n), at_most(n)))
+        elif op == "neq":
+            clauses.append(sa.or_(sa.not_(sa.and_(at_least(n), at_most(n))), birthday.is_(None)))
+        elif op == "in":
+            clauses.append(sa.or_(sa.false(), *(sa.and_(at_least(k), at_most(k)) for k in numbers)))
+        elif op == "gte":
+            clauses.append(at_least(n))
+        elif op == "gt":
+            clauses.append(at_least(n + 1))
+        elif op == "lte":
+            clauses.append(at_most(n))
+        else:
+            clauses.append(at_most(n - 1))
+    return sa.and_(sa.true(), *clauses)
+
+
+def customer_filter_spec(definitions: Mapping[str, CustomFieldDefinition], today: date) -> f.FilterSpec:
+    """The fields of the customer row itself (registered conditions are added by ``build_condition``)."""
     names = lambda e: [m.name for m in e]  # noqa: E731
     return {
+        "age": partial(age_condition, today),
         "displayName": f.column_string(Customer.display_name),
         "firstName": f.column_string(Customer.first_name),
         "lastName": f.column_string(Customer.last_name),
@@ -159,21 +211,42 @@ async def build_condition(
 ) -> sa.ColumnElement[bool]:
     """Compile a ``CustomerFilter`` (as plain data) to SQL, reading first what the compiler needs.
 
-    The behavioural part of the language (orders, tickets, RFM, segment membership...) belongs
-    to the segments domain; it is imported here, when a filter is compiled, not at import time.
+    The fields of the customer row are this module's; the conditions that look beyond it
+    (``orders``, ``tickets``, ``rfm``, ``segment``, and any plugin's) come from the application's
+    registry (``crm_register_filters``). Each condition the filter mentions is prepared first,
+    and so are the stored filters a preparation reaches (dynamic segments), so compiling itself
+    needs no database. ``within_segment`` is the segment whose own filter this is (cycles).
     """
-    from crm_graph.segments.behaviour import behaviour_spec, load_context, mentions
-
     if not data:
         return sa.true()
+    conditions = registry_of(session).conditions("Customer")
+    ctx = FilterContext(now=utcnow(), within=within_segment)
+    documents: list[Mapping[str, Any]] = [data]
+    need_definitions = False
+    for _ in range(MAX_PREPARED):
+        if not documents:
+            break
+        document = documents.pop()
+        need_definitions = need_definitions or f.mentions(document, {"customFields"})
+        for name, condition in conditions.items():
+            if condition.prepare is not None and f.mentions(document, {name}):
+                documents.extend(await condition.prepare(session, ctx, document) or [])
     definitions: dict[str, CustomFieldDefinition] = {}
-    if mentions(data, {"customFields", "segment"}):
-        rows = await session.scalars(sa.select(CustomFieldDefinition))
-        definitions = {d.key: d for d in rows}
-    ctx = await load_context(session, data, within_segment)
-    spec = {**customer_filter_spec(definitions), **behaviour_spec(ctx)}
-    ctx.compile_stored = lambda stored: f.compile_filter(spec, stored)
+    if need_definitions:
+        definitions = {d.key: d for d in await session.scalars(sa.select(CustomFieldDefinition))}
+    spec: dict[str, f.Handler] = {**customer_filter_spec(definitions, ctx.now.date())}
+    for name, condition in conditions.items():
+        spec[name] = partial(_registered, condition, ctx)
+    ctx.compile = lambda stored: f.compile_filter(spec, stored)
     return f.compile_filter(spec, data, path)
+
+
+# A filter reaches at most this many stored filters (segments within segments) while preparing.
+MAX_PREPARED = 1000
+
+
+def _registered(condition: FilterCondition, ctx: FilterContext, ops: Any, path: str) -> sa.ColumnElement[bool]:
+    return condition.compile(ctx, ops, path)
 
 
 def search_condition(text: str) -> sa.ColumnElement[bool]:

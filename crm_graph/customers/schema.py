@@ -12,9 +12,6 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
-from crm_graph.activities import service as activities
-from crm_graph.activities.models import Activity as ActivityModel
-from crm_graph.activities.schema import Activity, ActivityConnection, ActivityFilter
 from crm_graph.domains import SchemaPart
 from crm_graph.core.pagination import paginate
 from crm_graph.customers import filters, service
@@ -31,14 +28,12 @@ from crm_graph.customers.models import Customer as CustomerModel
 from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.ownership.schema import OwnedFields, owned
-from crm_graph.sales.customer_fields import CustomerSalesFields
-from crm_graph.segments.customer_fields import CustomerSegmentFields
-from crm_graph.segments.filter_inputs import CustomerBehaviourFilter
-from crm_graph.support.customer_fields import CustomerSupportFields
 from crm_graph.graphql.errors import UserError
+from crm_graph.graphql.extend import plain_filter
 from crm_graph.graphql.inputs import (
     DateFilter,
     DateTimeFilter,
+    IntFilter,
     StringFilter,
     TagsFilter,
     enum_filter,
@@ -46,6 +41,7 @@ from crm_graph.graphql.inputs import (
     to_plain,
 )
 from crm_graph.graphql.mutations import unit_of_work
+from crm_graph.core.extensions import NodeType
 from crm_graph.graphql.relay import (
     Connection,
     Node,
@@ -54,7 +50,6 @@ from crm_graph.graphql.relay import (
     grouped_connection,
     page_args,
     node_resolver,
-    register_node,
 )
 
 strawberry.enum(CustomerKind, description="A customer is a PERSON or an ORGANIZATION (which lists its contact people).")
@@ -136,7 +131,11 @@ def _loader(info: Info, name: str, batch: Any, default: Any = list) -> Any:
 
 
 @strawberry.type(description="A person or an organization the business has a relationship with.")
-class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields, OwnedFields, Node):
+class Customer(OwnedFields, Node):
+    """Other domains add their fields (opportunities, orders, tickets, segments, the timeline...)
+    through ``crm_register_type_extensions``, like any plugin."""
+
+
     pk: strawberry.Private[int]
     organization_pk: strawberry.Private[int | None]
     kind: CustomerKind
@@ -218,23 +217,6 @@ class Customer(CustomerSalesFields, CustomerSupportFields, CustomerSegmentFields
             CustomerConnection, Customer.from_model,
         )
 
-    @strawberry.field(description="The customer's timeline, newest first.")
-    async def activities(
-        self,
-        info: Info,
-        filter: ActivityFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> ActivityConnection:
-        args = page_args(first, after, last, before)
-        plain = to_plain(filter)
-        return await grouped_connection(
-            info, ("activities", args, repr(plain)), lambda: activities.activity_select(plain), ActivityModel, ActivityModel.customer_id, self.pk,
-            activities.TIMELINE, args, ActivityConnection, Activity.from_model,
-        )
-
     @classmethod
     def from_model(cls, m: CustomerModel) -> Customer:
         return cls(
@@ -286,8 +268,10 @@ async def _load_definitions(info: Info, pks: list[int]) -> list[CustomFieldDefin
     return [CustomFieldDefinition.from_model(by_id[pk]) if pk in by_id else None for pk in pks]
 
 
-register_node("Customer", node_resolver("customer", service.customers_by_ids, Customer.from_model))
-register_node("CustomFieldDefinition", _load_definitions)
+NODES = [
+    NodeType("Customer", node_resolver("customer", service.customers_by_ids, Customer.from_model), Customer),
+    NodeType("CustomFieldDefinition", _load_definitions, CustomFieldDefinition),
+]
 
 # --- filters and ordering -------------------------------------------------------------------
 
@@ -320,7 +304,7 @@ class CustomFieldFilter:
     description="Conditions on customers; fields combine with AND, and `and`/`or`/`not` nest. The same language "
     "defines dynamic segments; see docs/api.md and docs/segments.md."
 )
-class CustomerFilter(CustomerBehaviourFilter):
+class CustomerFilter:
     and_: list[CustomerFilter] | None = strawberry.field(default=None, name="and")
     or_: list[CustomerFilter] | None = strawberry.field(default=None, name="or")
     not_: CustomerFilter | None = strawberry.field(default=None, name="not")
@@ -344,6 +328,12 @@ class CustomerFilter(CustomerBehaviourFilter):
     created_at: DateTimeFilter | None = None
     updated_at: DateTimeFilter | None = None
     custom_fields: list[CustomFieldFilter] | None = strawberry.field(default=None, description="All must hold.")
+    age: IntFilter | None = strawberry.field(default=None, description="Age in whole years, from the birthday.")
+
+
+# Resolvers receive the filter as plain data; other domains and plugins add conditions to it
+# (``crm_register_filters``: orders, tickets, rfm, segment...).
+plain_filter(CustomerFilter)
 
 
 @strawberry.enum(description="Fields customers can be sorted by.")
@@ -625,4 +615,4 @@ class CustomerMutation:
 
 
 
-SCHEMA = SchemaPart(query=CustomerQuery, mutation=CustomerMutation)
+SCHEMA = SchemaPart(query=CustomerQuery, mutation=CustomerMutation, nodes=NODES)

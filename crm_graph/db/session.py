@@ -100,6 +100,14 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    def use_extensions(self, registry: Any) -> None:
+        """Make every session of this database carry the application's extension registry
+        (``crm_graph.core.extensions``), so filters compiled by services know every condition."""
+        from crm_graph.core.extensions import REGISTRY_KEY
+
+        for maker in (self.reader, self.writer):
+            maker.kw.setdefault("info", {})[REGISTRY_KEY] = registry
+
     def scoped(self, scope: Any) -> ScopedDatabase:
         """The same database, with every session carrying ``scope`` (``crm_graph.core.access``):
         what those sessions read and write is limited to what the scope's actor may see."""

@@ -14,13 +14,9 @@ from crm_graph.graphql.errors import ClientError
 
 T = TypeVar("T")
 
-# type name -> async function(info, [pk, ...]) -> [object | None, ...]
+# async function(info, [pk, ...]) -> [object | None, ...]; each schema maps type names to them
+# (``SchemaPart.nodes``, see ``crm_graph.core.extensions.NodeType``).
 NodeResolver = Callable[[Info, list[int]], Awaitable[list[Any]]]
-_NODE_RESOLVERS: dict[str, NodeResolver] = {}
-
-
-def register_node(type_name: str, resolver: NodeResolver) -> None:
-    _NODE_RESOLVERS[type_name] = resolver
 
 
 def node_resolver(key: Any, batch: Any, convert: Callable[[Any], Any]) -> NodeResolver:
@@ -39,13 +35,12 @@ def encode_global_id(type_name: str, pk: int) -> strawberry.ID:
 
 
 def decode_global_id(global_id: str, expected: str | tuple[str, ...] | None = None) -> tuple[str, int]:
-    """Split a global ID into (type name, primary key); ``ClientError`` if malformed or of another type."""
+    """Split a global ID into (type name, primary key); ``ClientError`` if malformed or of another
+    type. Whether the schema serves the type at all is ``resolve_nodes``' question."""
     try:
         type_name, number = ids.decode(global_id)
-        if type_name not in _NODE_RESOLVERS:
-            raise ValueError(type_name)
     except ValueError as exc:
-        raise ClientError(f"Malformed ID {global_id[:64]!r}: pass an `id` exactly as the API returned it.", "INVALID_ID") from exc
+        raise _malformed(global_id) from exc
     if expected is not None:
         allowed = (expected,) if isinstance(expected, str) else expected
         if type_name not in allowed:
@@ -66,14 +61,23 @@ class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global ID.")
 
 
+def _malformed(global_id: str) -> ClientError:
+    return ClientError(f"Malformed ID {global_id[:64]!r}: pass an `id` exactly as the API returned it.", "INVALID_ID")
+
+
 async def resolve_nodes(info: Info, ids: list[strawberry.ID]) -> list[Any]:
+    """The objects of global IDs, through the node types of the schema being served."""
+    resolvers: dict[str, NodeResolver] = info.schema.crm_nodes  # type: ignore[attr-defined]
     decoded = [decode_global_id(i) for i in ids]
+    for global_id, (type_name, _) in zip(ids, decoded, strict=True):
+        if type_name not in resolvers:
+            raise _malformed(global_id)
     by_type: dict[str, list[int]] = {}
     for type_name, pk in decoded:
         by_type.setdefault(type_name, []).append(pk)
     found: dict[tuple[str, int], Any] = {}
     for type_name, pks in by_type.items():
-        for pk, obj in zip(pks, await _NODE_RESOLVERS[type_name](info, pks), strict=True):
+        for pk, obj in zip(pks, await resolvers[type_name](info, pks), strict=True):
             found[(type_name, pk)] = obj
     return [found[key] for key in decoded]
 

@@ -20,13 +20,17 @@ from strawberry.extensions import (
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import Info
-from strawberry.types.base import has_object_definition
+from strawberry.types.base import StrawberryObjectDefinition, has_object_definition
+from strawberry.types.field import StrawberryField
 
 from crm_graph.audit.recording import audit_mutations
 from crm_graph.domains import SchemaPart, schema_parts
 from crm_graph.graphql.access import fail_closed, signed_in
 from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
-from crm_graph.graphql.relay import Node, resolve_nodes
+from crm_graph.core.extensions import Registry
+from crm_graph.graphql.extend import Extensions
+from crm_graph.graphql.relay import Node, NodeResolver, resolve_nodes
+from crm_graph.plugins import PluginError
 from crm_graph.settings import Settings
 
 MAX_NODES = 100
@@ -70,31 +74,31 @@ class ErrorPolicy(MaskErrors):
         return out
 
 
-def build_schema(
-    settings: Settings,
-    extra_parts: list[SchemaPart] | None = None,
-    *,
-    plugin_parts: Mapping[str, Sequence[SchemaPart]] | None = None,
-) -> strawberry.Schema:
-    """The schema of the core domains plus ``extra_parts`` plus what plugins register.
+def build_schema(settings: Settings, pm: Any, extra_parts: list[SchemaPart] | None = None) -> CrmSchema:
+    """The schema of the core domains plus ``extra_parts`` plus what the plugins of ``pm`` register:
+    root fields and node types (``crm_register_schema``), fields on core types
+    (``crm_register_type_extensions``) and filter conditions (``crm_register_filters``).
 
-    ``plugin_parts`` maps a plugin's name to its parts. A plugin field whose name the core or
-    another plugin uses already, or a plugin type that cannot join the schema, raises a
-    ``PluginError`` naming the plugin.
+    A plugin field whose name the core or another plugin uses already, or a plugin type that
+    cannot join the schema, raises a ``PluginError`` naming the plugin.
     """
+    from crm_graph.core.extensions import build_registry
+    from crm_graph.plugins import schema_parts as plugin_schema_parts
+
+    registry = build_registry(pm)
     core = [SchemaPart(query=NodeQuery), *schema_parts(), *(extra_parts or [])]
-    plugin_parts = plugin_parts or {}
+    plugin_parts = plugin_schema_parts(pm)
     if not plugin_parts:
-        return _assemble(settings, core)
+        return _assemble(settings, core, registry)
     _check_clashes(core, plugin_parts)
     try:
-        return _assemble(settings, [*core, *(p for parts in plugin_parts.values() for p in parts)])
+        return _assemble(settings, [*core, *(p for parts in plugin_parts.values() for p in parts)], registry)
+    except PluginError:
+        raise
     except Exception as failure:
-        from crm_graph.plugins import PluginError
-
         for name, parts in plugin_parts.items():  # find the plugin whose part breaks the schema
             try:
-                _assemble(settings, [*core, *parts])
+                _assemble(settings, [*core, *parts], registry)
             except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
                 raise PluginError(name, f"its schema part cannot be added: {exc}") from exc
         raise PluginError(", ".join(plugin_parts), f"their schema parts do not fit together: {failure}") from failure
@@ -109,8 +113,12 @@ def root_field_names(part_type: type | None) -> list[str]:
 
 
 def _check_clashes(core: Sequence[SchemaPart], plugin_parts: Mapping[str, Sequence[SchemaPart]]) -> None:
-    from crm_graph.plugins import PluginError
-
+    nodes = {node.name: "the core" for part in core for node in part.nodes}
+    for plugin, parts in plugin_parts.items():
+        for node in (n for part in parts for n in part.nodes):
+            if node.name in nodes:
+                raise PluginError(plugin, f"node type {node.name!r} clashes with {nodes[node.name]}")
+            nodes[node.name] = f"plugin {plugin!r}"
     for root in ("query", "mutation"):
         owners = {name: "the core" for part in core for name in root_field_names(getattr(part, root))}
         for plugin, parts in plugin_parts.items():
@@ -122,7 +130,7 @@ def _check_clashes(core: Sequence[SchemaPart], plugin_parts: Mapping[str, Sequen
                     owners[name] = f"plugin {plugin!r}"
 
 
-def _assemble(settings: Settings, parts: list[SchemaPart]) -> strawberry.Schema:
+def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -> CrmSchema:
     for part in parts:  # a root field that declares no permission is for administrators only
         for root in (part.query, part.mutation):
             for name in fail_closed(root):
@@ -130,7 +138,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart]) -> strawberry.Schema:
     query = merge_types("Query", tuple(p.query for p in parts if p.query is not None))
     mutation = merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation is not None))
     audit_mutations(mutation)  # every mutation is audited, whoever defined it (crm_graph/audit)
-    types = [t for p in parts for t in p.types]
+    types = [t for p in parts for t in p.types] + [n.type for p in parts for n in p.nodes if n.type is not None]
     # Factories, not instances: each request gets fresh extension objects (they keep state).
     # The parser and validation caches are module-level LRU caches inside Strawberry, so they
     # are shared across requests all the same.
@@ -144,9 +152,26 @@ def _assemble(settings: Settings, parts: list[SchemaPart]) -> strawberry.Schema:
     ]
     if settings.is_production:
         extensions.append(DisableIntrospection)
-    return CrmSchema(query=query, mutation=mutation, types=types, extensions=extensions)
+    extended = Extensions(registry)
+    schema = CrmSchema(
+        query=query, mutation=mutation, types=types, extensions=extensions,
+        fields=extended, nodes={n.name: n.resolve for p in parts for n in p.nodes},
+    )
+    extended.check_all_used()
+    return schema
 
 
 class CrmSchema(strawberry.Schema):
+    """The assembled schema: it knows its node types (``node(id)``) and its type extensions."""
+
+    def __init__(self, *args: Any, fields: Extensions, nodes: dict[str, NodeResolver], **kwargs: Any) -> None:
+        self.crm_fields = fields
+        self.crm_nodes = nodes
+        self.crm_registry = fields.registry
+        super().__init__(*args, **kwargs)
+
+    def get_fields(self, type_definition: StrawberryObjectDefinition) -> list[StrawberryField]:
+        return self.crm_fields.fields(type_definition)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Client mistakes are not server errors: ``ErrorPolicy`` logs the unexpected ones only."""

@@ -1,9 +1,9 @@
-"""Fields the sales domain adds to the `Customer` type (Customer inherits this class).
+"""Fields the sales domain adds to the `Customer` type (through ``crm_graph.sales.plugin``).
 
 The customer's opportunities, orders and quotes are nested connections batched across all the
 customers of a request (one page query and one count query per field, whatever the number of
 customers); `stats` is one ``GROUP BY`` for all of them. The sales types are referenced lazily:
-this module is imported while the Customer type itself is being defined.
+this module imports no other schema module at import time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from crm_graph.graphql.inputs import to_plain
+from crm_graph.graphql.inputs import DateTimeFilter, DecimalFilter, IntFilter, to_plain
 from crm_graph.graphql.money import Money
 from crm_graph.graphql.relay import page_args
 from crm_graph.sales import filters
@@ -160,3 +160,27 @@ class CustomerSalesFields:
     async def stats(self, info: Info) -> CustomerSalesStats:
         found = await loader(info, "customer.stats", reports.customer_stats, reports.CustomerStats).load(self.pk)
         return CustomerSalesStats.from_stats(found)
+
+
+# --- inputs of the conditions sales adds to CustomerFilter (see crm_graph.sales.plugin) ----------
+
+
+@strawberry.input(
+    description="Conditions on the customer's counted orders (paid or fulfilled; not cancelled or refunded), "
+    "optionally within the last `windowDays` days and in one `currency`."
+)
+class OrdersBehaviourFilter:
+    window_days: int | None = None
+    currency: str | None = strawberry.field(default=None, description="Only orders in this currency; give it when comparing amounts in a business that sells in several.")
+    count: IntFilter | None = None
+    total_spent: DecimalFilter | None = None
+    average_order_value: DecimalFilter | None = None
+    first_order_at: DateTimeFilter | None = None
+    last_order_at: DateTimeFilter | None = None
+
+
+@strawberry.input(description="True when a counted order of the customer has one of these products (or a product with one of these tags).")
+class PurchasedFilter:
+    product_ids: list[strawberry.ID] | None = None
+    product_tags: list[str] | None = None
+    window_days: int | None = None

@@ -23,7 +23,8 @@ from crm_graph.graphql.errors import ClientError, UserError
 from crm_graph.graphql.inputs import StringFilter, enum_filter, to_plain
 from crm_graph.graphql.money import Money
 from crm_graph.graphql.mutations import unit_of_work
-from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver, register_node
+from crm_graph.core.extensions import NodeType
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver
 from crm_graph.segments import rfm as rfm_module
 from crm_graph.segments import service
 from crm_graph.segments.filter_inputs import RfmGroup, ValueTier
@@ -105,7 +106,9 @@ class SegmentConnection(Connection[Segment]):
 
 
 _load_segments = node_resolver("segment", service.segments_by_ids, Segment.from_model)
-register_node("Segment", _load_segments)
+NODES = [
+    NodeType("Segment", _load_segments, Segment),
+]
 
 
 async def load_customer_segments(info: Info, customer_pk: int) -> list[Segment]:
@@ -408,4 +411,4 @@ class SegmentMutation:
         return RfmAnalysisPayload(analysis=RfmAnalysis.of(result) if result else None, errors=errors)
 
 
-SCHEMA = SchemaPart(query=SegmentQuery, mutation=SegmentMutation)
+SCHEMA = SchemaPart(query=SegmentQuery, mutation=SegmentMutation, nodes=NODES)

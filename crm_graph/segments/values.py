@@ -13,16 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.customers.models import Customer
-from crm_graph.sales.models import Opportunity, OpportunityStatus, Order, OrderStatus, PaymentStatus
+from crm_graph.sales.models import Opportunity, OpportunityStatus, Order
+from crm_graph.sales.service.reports import counted_orders as counted_order
 from crm_graph.segments.models import ValueTier
-
-
-def counted_order() -> sa.ColumnElement[bool]:
-    """Orders that count as purchases: paid or fulfilled, and not cancelled or refunded."""
-    return sa.and_(
-        Order.status.not_in([OrderStatus.CANCELLED, OrderStatus.REFUNDED]),
-        sa.or_(Order.payment_status == PaymentStatus.PAID, Order.status == OrderStatus.FULFILLED),
-    )
 
 
 def window_bounds(as_of: date, window_days: int) -> tuple[datetime, datetime]:

@@ -1,4 +1,5 @@
-"""Fields the support domain adds to the `Customer` type (Customer inherits this class)."""
+"""Fields the support domain adds to the `Customer` type, and the input of its `tickets` filter
+condition (both registered by ``crm_graph.support.plugin``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
+
+from crm_graph.graphql.inputs import IntFilter
 
 if TYPE_CHECKING:
     from crm_graph.support.schema import TicketConnection, TicketFilter, TicketOrder
@@ -47,3 +50,9 @@ class CustomerSupportFields:
             lambda: service.ticket_select(plain, now=utcnow()), TicketModel,
             TicketModel.customer_id, self.pk, keys, args, TicketConnection, Ticket.from_model,
         )
+
+
+@strawberry.input(description="Conditions on the customer's support tickets.")
+class TicketsBehaviourFilter:
+    count: IntFilter | None = None
+    open_count: IntFilter | None = strawberry.field(default=None, description="Tickets that are NEW, OPEN or PENDING.")

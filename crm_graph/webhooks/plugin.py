@@ -77,3 +77,10 @@ def listen(port: int, secret: str | None) -> None:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+
+
+@hookimpl
+def crm_register_subscribers(settings: Any) -> Any:
+    from crm_graph.webhooks.subscriber import Webhooks
+
+    return Webhooks(settings)

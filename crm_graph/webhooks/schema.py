@@ -18,7 +18,8 @@ from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
 from crm_graph.graphql.mutations import unit_of_work
-from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver, register_node
+from crm_graph.core.extensions import NodeType
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, node_resolver
 from crm_graph.webhooks import service
 from crm_graph.webhooks.models import WebhookSubscription as SubscriptionModel
 
@@ -157,10 +158,11 @@ class EventType:
     description: str
 
 
-register_node("WebhookSubscription",
-              node_resolver("webhooks.subscription", service.subscriptions_by_ids, WebhookSubscription.from_model))
-register_node("EventDelivery", node_resolver("webhooks.delivery", service.deliveries_by_ids, EventDelivery.from_model))
-register_node("DomainEvent", node_resolver("webhooks.event", service.events_by_pks, DomainEvent.from_model))
+NODES = [
+    NodeType("WebhookSubscription", node_resolver("webhooks.subscription", service.subscriptions_by_ids, WebhookSubscription.from_model), WebhookSubscription),
+    NodeType("DomainEvent", node_resolver("webhooks.event", service.events_by_pks, DomainEvent.from_model), DomainEvent),
+    NodeType("EventDelivery", node_resolver("webhooks.delivery", service.deliveries_by_ids, EventDelivery.from_model), EventDelivery),
+]
 
 DeliveryStatusFilter = enum_filter(DeliveryStatus, "DeliveryStatusFilter")
 
@@ -321,4 +323,4 @@ class WebhookMutation:
         return EventDeliveryPayload(event_delivery=EventDelivery.from_model(model) if model is not None else None, errors=errors)
 
 
-SCHEMA = SchemaPart(query=WebhookQuery, mutation=WebhookMutation)
+SCHEMA = SchemaPart(query=WebhookQuery, mutation=WebhookMutation, nodes=NODES)

@@ -278,13 +278,21 @@ async def test_node_and_nodes_resolve_any_type_in_order(client):
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["not-base64!!", "Q3VzdG9tZXI6YWJj", "Rm9vOjE", "", base64.urlsafe_b64encode(b"Customer:9223372036854775808").decode()],
+    ["not-base64!!", "Q3VzdG9tZXI6YWJj", "", base64.urlsafe_b64encode(b"Customer:9223372036854775808").decode()],
 )
 async def test_malformed_global_id_is_a_clear_error(client, bad_id):
     body = await client.post("query($id: ID!) { customer(id: $id) { id } }", {"id": bad_id})
     assert body["data"] == {"customer": None} or body["data"] is None
     assert "Malformed ID" in body["errors"][0]["message"]
     assert body["errors"][0]["extensions"]["code"] == "INVALID_ID"
+
+
+async def test_id_of_a_type_no_schema_has_is_refused(client):
+    # "Foo:1": well formed, but of a type this server does not serve, as a customer or as any node
+    body = await client.post("query($id: ID!) { customer(id: $id) { id } node(id: $id) { id } }", {"id": "Rm9vOjE"})
+    messages = sorted(e["message"] for e in body["errors"])
+    assert messages == ["ID 'Rm9vOjE' is a Foo, not a Customer.", "Malformed ID 'Rm9vOjE': pass an `id` exactly as the API returned it."]
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"INVALID_ID"}
 
 
 async def test_id_of_another_type_is_refused(client):

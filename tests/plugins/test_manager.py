@@ -101,7 +101,7 @@ def test_crm_graph_plugins_lists_name_version_and_hooks():
     by_name = {p["name"]: p for p in json.loads(listed.stdout)}
     assert by_name["crm_audit"]["version"] == "0.1.0"
     assert "crm_on_event" in by_name["crm_audit"]["hooks"]
-    assert by_name["crm_graph.webhooks.plugin"]["hooks"] == ["crm_register_commands"]
+    assert by_name["crm_graph.webhooks.plugin"]["hooks"] == ["crm_register_commands", "crm_register_subscribers"]
 
     table = run_cli("plugins", CRM_PLUGINS_BLOCK="crm_audit")
     assert table.returncode == 0, table.stderr

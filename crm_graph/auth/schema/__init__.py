@@ -10,7 +10,8 @@ from crm_graph.auth.schema.mutations import AccessMutation
 from crm_graph.auth.schema.queries import AccessQuery
 from crm_graph.auth.schema.types import ApiKey, Role, SharingDefault, Team, User, Viewer, load_team, load_user
 from crm_graph.domains import SchemaPart
+from crm_graph.auth.schema.types import NODES
 
-SCHEMA = SchemaPart(query=AccessQuery, mutation=AccessMutation)
+SCHEMA = SchemaPart(query=AccessQuery, mutation=AccessMutation, nodes=NODES)
 
 __all__ = ["SCHEMA", "ApiKey", "Role", "SharingDefault", "Team", "User", "Viewer", "load_team", "load_user"]

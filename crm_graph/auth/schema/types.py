@@ -18,6 +18,7 @@ from crm_graph.auth.models import Team as TeamModel
 from crm_graph.auth.models import User as UserModel
 from crm_graph.auth.roles import Role as RoleDefinition
 from crm_graph.core.access import Sharing
+from crm_graph.core.extensions import NodeType
 from crm_graph.graphql.relay import (
     Connection,
     Node,
@@ -25,7 +26,6 @@ from crm_graph.graphql.relay import (
     grouped_connection,
     node_resolver,
     page_args,
-    register_node,
 )
 
 SharingLevel = strawberry.enum(
@@ -188,6 +188,8 @@ def sharing_list(levels: dict[str, Sharing]) -> list[SharingDefault]:
     return [SharingDefault(object=obj, level=levels.get(obj, Sharing.PRIVATE)) for obj in service.OWNED_OBJECTS]
 
 
-register_node("User", node_resolver("auth.user", service.users_by_ids, User.from_model))
-register_node("Team", node_resolver("auth.team", service.teams_by_ids, Team.from_model))
-register_node("ApiKey", node_resolver("auth.api_key", service.api_keys_by_ids, ApiKey.from_model))
+NODES = [
+    NodeType("User", node_resolver("auth.user", service.users_by_ids, User.from_model), User),
+    NodeType("ApiKey", node_resolver("auth.api_key", service.api_keys_by_ids, ApiKey.from_model), ApiKey),
+    NodeType("Team", node_resolver("auth.team", service.teams_by_ids, Team.from_model), Team),
+]

@@ -5,7 +5,8 @@ The fields sales adds to ``Customer`` live in ``crm_graph.sales.customer_fields`
 """
 
 from crm_graph.domains import SchemaPart
+from crm_graph.sales.schema.types import NODES
 from crm_graph.sales.schema.mutations import SalesMutation
 from crm_graph.sales.schema.queries import SalesQuery
 
-SCHEMA = SchemaPart(query=SalesQuery, mutation=SalesMutation)
+SCHEMA = SchemaPart(query=SalesQuery, mutation=SalesMutation, nodes=NODES)

@@ -14,7 +14,8 @@ from crm_graph.core.clock import utcnow
 from crm_graph.customers.models import AcquisitionChannel
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
 from crm_graph.graphql.money import Money
-from crm_graph.graphql.relay import Connection, Node, encode_global_id, node_resolver, register_node
+from crm_graph.core.extensions import NodeType
+from crm_graph.graphql.relay import Connection, Node, encode_global_id, node_resolver
 from crm_graph.sales import models as m
 from crm_graph.sales.loaders import load_list, load_one
 from crm_graph.sales.service import opportunities as opportunity_service
@@ -480,10 +481,12 @@ class OrderConnection(Connection[Order]):
     pass
 
 
-register_node("Product", node_resolver(("sales", "product"), product_service.products_by_ids, Product.from_model))
-register_node("Pipeline", node_resolver(("sales", "pipeline"), pipeline_service.pipelines_by_ids, Pipeline.from_model))
-register_node("PipelineStage", node_resolver(("sales", "stage"), pipeline_service.stages_by_ids, PipelineStage.from_model))
-register_node("Opportunity", node_resolver(("sales", "opportunity"), opportunity_service.opportunities_by_ids, Opportunity.from_model))
-register_node("Quote", node_resolver(("sales", "quote"), quote_service.quotes_by_ids, Quote.from_model))
-register_node("Order", node_resolver(("sales", "order"), order_service.orders_by_ids, Order.from_model))
-register_node("Payment", node_resolver(("sales", "payment"), order_service.payments_by_ids, Payment.from_model))
+NODES = [
+    NodeType("Product", node_resolver(("sales", "product"), product_service.products_by_ids, Product.from_model), Product),
+    NodeType("PipelineStage", node_resolver(("sales", "stage"), pipeline_service.stages_by_ids, PipelineStage.from_model), PipelineStage),
+    NodeType("Quote", node_resolver(("sales", "quote"), quote_service.quotes_by_ids, Quote.from_model), Quote),
+    NodeType("Payment", node_resolver(("sales", "payment"), order_service.payments_by_ids, Payment.from_model), Payment),
+    NodeType("Pipeline", node_resolver(("sales", "pipeline"), pipeline_service.pipelines_by_ids, Pipeline.from_model), Pipeline),
+    NodeType("Opportunity", node_resolver(("sales", "opportunity"), opportunity_service.opportunities_by_ids, Opportunity.from_model), Opportunity),
+    NodeType("Order", node_resolver(("sales", "order"), order_service.orders_by_ids, Order.from_model), Order),
+]

@@ -12,6 +12,7 @@ from crm_graph.ownership.schema import OwnedFields, owned
 from crm_graph.core.clock import utcnow
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
 from crm_graph.graphql.context import Context
+from crm_graph.core.extensions import NodeType
 from crm_graph.graphql.relay import (
     Connection,
     Node,
@@ -19,7 +20,6 @@ from crm_graph.graphql.relay import (
     grouped_connection,
     page_args,
     node_resolver,
-    register_node,
 )
 from crm_graph.support import service, sla
 from crm_graph.support.models import SlaPolicy as PolicyModel
@@ -316,9 +316,11 @@ async def load_ticket(info: Info, pk: int) -> Ticket | None:
     return Ticket.from_model(model) if model is not None else None
 
 
-register_node("Ticket", node_resolver("support.ticket", service.tickets_by_ids, Ticket.from_model))
-register_node("TicketComment", node_resolver("support.comment", service.comments_by_ids, TicketComment.from_model))
-register_node("SlaPolicy", node_resolver("support.policy", service.policies_by_ids, SlaPolicy.from_model))
+NODES = [
+    NodeType("Ticket", node_resolver("support.ticket", service.tickets_by_ids, Ticket.from_model), Ticket),
+    NodeType("SlaPolicy", node_resolver("support.policy", service.policies_by_ids, SlaPolicy.from_model), SlaPolicy),
+    NodeType("TicketComment", node_resolver("support.comment", service.comments_by_ids, TicketComment.from_model), TicketComment),
+]
 
 
 # --- statistics ---------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from crm_graph.core.pagination import paginate
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql.access import query
 from crm_graph.graphql.context import Context
-from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, register_node, resolve_nodes
+from crm_graph.core.extensions import NodeType
+from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, resolve_nodes
 
 
 @strawberry.type(description="One thing that happened to one entity, kept by the crm_audit plugin's change history.")
@@ -68,7 +69,9 @@ async def _load_entries(info: Info, pks: list[int]) -> list[ChangeHistoryEntry |
     return [ChangeHistoryEntry.from_model(m) if m is not None else None for m in models]
 
 
-register_node("ChangeHistoryEntry", _load_entries)
+NODES = [
+    NodeType("ChangeHistoryEntry", _load_entries, ChangeHistoryEntry),
+]
 
 
 @strawberry.type
@@ -101,4 +104,4 @@ class ChangeHistoryQuery:
         return ChangeHistoryConnection.from_page(page, ChangeHistoryEntry.from_model)
 
 
-SCHEMA = SchemaPart(query=ChangeHistoryQuery)
+SCHEMA = SchemaPart(query=ChangeHistoryQuery, nodes=NODES)
