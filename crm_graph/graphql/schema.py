@@ -153,10 +153,18 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
     if settings.is_production:
         extensions.append(DisableIntrospection)
     extended = Extensions(registry)
-    schema = CrmSchema(
-        query=query, mutation=mutation, types=types, extensions=extensions,
-        fields=extended, nodes={n.name: n.resolve for p in parts for n in p.nodes},
-    )
+    try:
+        schema = CrmSchema(
+            query=query, mutation=mutation, types=types, extensions=extensions,
+            fields=extended, nodes={n.name: n.resolve for p in parts for n in p.nodes},
+        )
+    except Exception as exc:  # graphql-core wraps what get_fields raised: give the plugin's error back
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, PluginError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise cause from None
+        raise
     extended.check_all_used()
     return schema
 

@@ -88,7 +88,7 @@ async def test_hook_crm_register_migrations_gives_the_plugin_its_own_tables(sett
     # is applied, and its tables match its models.
     async with db.reader() as session:
         heads = set(await session.scalars(sa.text("SELECT version_num FROM alembic_version")))
-        assert "crm_audit_0001" in heads
+        assert "crm_audit_0002" in heads
         connection = await session.connection()
         diffs = await connection.run_sync(
             lambda sync: compare_metadata(

@@ -28,6 +28,7 @@ class AuditEntry(AuditBase):
     event_type: Mapped[str] = mapped_column(sa.String(100))
     entity_type: Mapped[str] = mapped_column(sa.String(64))
     entity_id: Mapped[str] = mapped_column(sa.String(200))  # the entity's GraphQL ID
+    entity_pk: Mapped[int | None] = mapped_column(IdType, nullable=True)  # its primary key, for joins
     actor: Mapped[str] = mapped_column(sa.String(200))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -39,6 +40,7 @@ class AuditEntry(AuditBase):
         sa.Index("ix_crm_audit_entries_entity", "entity_id", "occurred_at", "id"),
         sa.Index("ix_crm_audit_entries_occurred_at_id", "occurred_at", "id"),
         sa.Index("ix_crm_audit_entries_event_type", "event_type"),
+        sa.Index("ix_crm_audit_entries_entity_pk", "entity_type", "entity_pk", "occurred_at"),
     )
 
 

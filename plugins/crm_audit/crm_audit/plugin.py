@@ -30,6 +30,22 @@ def crm_register_schema():  # type: ignore[no-untyped-def]
 
 
 @hookimpl
+def crm_register_type_extensions():  # type: ignore[no-untyped-def]
+    from crm_audit.schema import CustomerChangeFields
+    from crm_graph.core.extensions import TypeExtension
+
+    return TypeExtension("Customer", CustomerChangeFields)
+
+
+@hookimpl
+def crm_register_filters():  # type: ignore[no-untyped-def]
+    from crm_audit.schema import CustomerChangesFilter
+    from crm_graph.core.extensions import FilterCondition
+
+    return FilterCondition("Customer", "changes", service.changes_condition, CustomerChangesFilter)
+
+
+@hookimpl
 async def crm_on_event(event: Event, db: Database) -> None:
     # At least once: a redelivered event finds its row and writes nothing.
     await service.record(db, event)

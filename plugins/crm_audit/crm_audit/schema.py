@@ -17,6 +17,7 @@ from crm_graph.core.pagination import paginate
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql.access import query
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.inputs import IntFilter
 from crm_graph.core.extensions import NodeType
 from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_global_id, page_args, resolve_nodes
 
@@ -102,6 +103,29 @@ class ChangeHistoryQuery:
         stmt = service.audit_select(entity_id=entity_id, event_type=event_type, actor=actor, since=since)
         page = await paginate(ctx.db.reader, stmt, service.NEWEST_FIRST, page_args(first, after, last, before))
         return ChangeHistoryConnection.from_page(page, ChangeHistoryEntry.from_model)
+
+
+# --- what the plugin adds to customers, through the registries every domain uses ------------------
+
+
+@strawberry.type
+class CustomerChangeFields:
+    """Joins the ``Customer`` type (``crm_register_type_extensions``); ``self`` is the Customer."""
+
+    @strawberry.field(description="The newest change recorded about the customer by the crm_audit plugin; "
+                      "null without one, or when you may not read the change history.")
+    async def last_change(self, info: Info) -> ChangeHistoryEntry | None:
+        ctx: Context = info.context
+        entry = await ctx.loader("crm_audit.latest", service.latest_about_customers, lambda: None).load(self.pk)  # type: ignore[attr-defined]
+        return ChangeHistoryEntry.from_model(entry) if entry is not None else None
+
+
+@strawberry.input(description="Customers by their recorded changes (crm_audit plugin): at least one change, or "
+                  "`count` of them, since `since` and by `actor` when given.")
+class CustomerChangesFilter:
+    since: datetime | None = None
+    actor: str | None = strawberry.field(default=None, description='Who made the changes, e.g. "user:42".')
+    count: IntFilter | None = None
 
 
 SCHEMA = SchemaPart(query=ChangeHistoryQuery, nodes=NODES)

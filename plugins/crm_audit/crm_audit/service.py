@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_audit.models import AuditEntry
+from crm_graph.core import ids
 from crm_graph.core.access import SKIP_OPTION
 from crm_graph.core.clock import utcnow
 from crm_graph.core.events import Event, jsonable
@@ -32,6 +33,7 @@ def _values(event: Event) -> dict[str, Any]:
         "event_type": event.type,
         "entity_type": event.entity_type,
         "entity_id": event.entity_id,
+        "entity_pk": _pk(event.entity_id),
         "actor": event.actor,
         "occurred_at": event.occurred_at,
         "recorded_at": utcnow(),
@@ -39,6 +41,13 @@ def _values(event: Event) -> dict[str, Any]:
         "changes": changes,
         "data": jsonable(dict(event.data)),
     }
+
+
+def _pk(global_id: str) -> int | None:
+    try:
+        return ids.decode(global_id)[1]
+    except ValueError:
+        return None
 
 
 async def record(db: Database, event: Event) -> bool:
@@ -124,3 +133,40 @@ def to_json(entry: AuditEntry) -> dict[str, Any]:
         "changes": entry.changes,
         "data": entry.data,
     }
+
+
+# --- what the plugin adds to customers (Customer.lastChange, CustomerFilter.changes) ----------------
+
+
+async def latest_about_customers(session: AsyncSession, customer_ids: Sequence[int]) -> dict[int, AuditEntry]:
+    """The newest entry about each of the customers, in one query for all of them."""
+    newest = (
+        sa.select(sa.func.max(AuditEntry.id))
+        .where(AuditEntry.entity_type == "Customer", AuditEntry.entity_pk.in_(list(customer_ids)))
+        .group_by(AuditEntry.entity_pk)
+    )
+    rows = await session.scalars(sa.select(AuditEntry).where(AuditEntry.id.in_(newest)))
+    return {row.entity_pk: row for row in rows if row.entity_pk is not None}
+
+
+def changes_condition(ctx: Any, ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
+    """``changes: {since, actor, count}``: customers whose recorded changes (since a time, by an
+    actor) number ``count`` (at least one when ``count`` is not given). A correlated count on the
+    ``(entity_type, entity_pk, occurred_at)`` index. Callers who may not read the change history
+    see no changes, as with ``changeHistory`` itself."""
+    from crm_graph.core import filters as f
+    from crm_graph.customers.models import Customer
+
+    ops = f.operators(ops, path, ("since", "actor", "count"))
+    conditions = [AuditEntry.entity_type == "Customer", AuditEntry.entity_pk == Customer.id]
+    if "since" in ops:
+        try:
+            conditions.append(AuditEntry.occurred_at >= f.aware_datetime(ops["since"]))
+        except (TypeError, ValueError) as exc:
+            raise f.FilterError(f"{path}.since", str(exc)) from None
+    if "actor" in ops:
+        if not isinstance(ops["actor"], str):
+            raise f.FilterError(f"{path}.actor", "expected a string such as \"user:42\"")
+        conditions.append(AuditEntry.actor == ops["actor"])
+    counted = sa.select(sa.func.count()).where(*conditions).scalar_subquery()
+    return f.comparable_condition(counted, ops.get("count") or {"gte": 1}, f"{path}.count", f.whole_number)

@@ -57,7 +57,7 @@ class LedgerPlugin:
         return self.subscriber
 
 
-async def test_a_plugin_subscriber_gets_its_events_with_the_core_s_retries(settings, db, clock):
+async def test_hook_crm_register_subscribers_delivers_with_the_core_s_retries(settings, db, clock):
     ledger = Ledger()
     pm = make_plugin_manager(settings, plugins=[LedgerPlugin(ledger)], entry_points=False)
     dispatcher = Dispatcher(db, settings, pm)
