@@ -1,9 +1,10 @@
 """Periodic jobs of the server and the worker: breached service levels, scheduled RFM runs,
-and pruning of delivered events from the outbox.
+the diff of DYNAMIC segments, and pruning of delivered events from the outbox.
 
 Each job runs on its own interval in the process's event loop. Running the same job in several
-processes is safe: the SLA check stores each breach once (a guarded UPDATE), and the RFM job
-takes a PostgreSQL advisory lock and skips when a fresh enough run exists.
+processes is safe: the SLA check stores each breach once (a guarded UPDATE), the RFM job
+takes a PostgreSQL advisory lock and skips when a fresh enough run exists, and the segment diff
+holds each segment's row lock while it diffs it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,35 @@ async def refresh_rfm(db: Database, interval: float) -> str:
     return f"scored {analysis.run.customer_count} customers" if analysis else "no orders to score"
 
 
+async def diff_dynamic_segments(db: Database, wake: Callable[[], None] | None = None) -> str:
+    """Compare each DYNAMIC segment's filter with the membership last seen and announce who
+    entered and who left (batched segment.member_added / member_removed events), as the system.
+
+    One short transaction per segment, holding its row lock: a segment another process is
+    diffing right now is skipped (PostgreSQL, SKIP LOCKED), and the inserts and deletes report
+    only rows they changed themselves, so no change is announced twice.
+    """
+    from crm_graph.segments import service
+    from crm_graph.segments.models import Segment, SegmentKind
+
+    async with db.reader() as session:
+        ids = list(await session.scalars(
+            sa.select(Segment.id).where(Segment.kind == SegmentKind.DYNAMIC, Segment.deleted_at.is_(None))
+            .order_by(Segment.id)))
+    diffed = entered = left = 0
+    for segment_id in ids:
+        async with db.writer() as session, session.begin():
+            change = await service.diff_dynamic(session, actor=SYSTEM, segment_id=segment_id)
+        if change is not None:
+            diffed += 1
+            entered += len(change.added)
+            left += len(change.removed)
+    if (entered or left) and wake is not None:
+        wake()  # deliver the membership events now
+    skipped = f", {len(ids) - diffed} skipped (invalid or busy)" if diffed < len(ids) else ""
+    return f"{diffed} dynamic segments diffed: {entered} entered, {left} left{skipped}"
+
+
 async def prune_outbox(db: Database, retention_days: int) -> str:
     """Delete dispatched events older than the retention whose every delivery succeeded (their
     deliveries go with them). Events with a delivery pending, in flight or dead are kept."""
@@ -87,6 +117,8 @@ def default_jobs(db: Database, settings: Settings, wake: Callable[[], None] | No
     if settings.rfm_refresh_interval > 0:
         jobs.append(Job("rfm-refresh", min(settings.rfm_refresh_interval, 3600.0),
                         lambda: refresh_rfm(db, settings.rfm_refresh_interval)))
+    if settings.segment_diff_interval > 0:
+        jobs.append(Job("segment-diff", settings.segment_diff_interval, lambda: diff_dynamic_segments(db, wake)))
     if settings.outbox_retention_days > 0:
         jobs.append(Job("outbox-prune", 3600.0, lambda: prune_outbox(db, settings.outbox_retention_days)))
     return jobs

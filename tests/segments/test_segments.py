@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crm_graph.core.clock import frozen_clock
+from crm_graph.core.ids import decode_as
 from crm_graph.core.events import OutboxEvent
 from tests.customers.test_schema import create
 from tests.segments.factories import NOW
@@ -35,6 +36,10 @@ mutation($id: ID!, $input: UpdateCustomerInput!) { updateCustomer(id: $id, input
 """
 
 
+def decode(gid: str) -> int:
+    return decode_as(gid, "Customer")
+
+
 def names(segment: dict) -> list[str]:
     return [e["node"]["displayName"] for e in segment["customers"]["edges"]]
 
@@ -60,8 +65,14 @@ async def test_static_segment_members_are_added_and_removed_by_hand(client, db):
     assert (await client.execute(SEGMENT, {"id": segment["id"]}))["segment"]["size"] == 0
 
     async with db.reader() as session:
-        types = list(await session.scalars(sa.select(OutboxEvent.type).where(OutboxEvent.type.like("segment.%")).order_by(OutboxEvent.id)))
-    assert types == ["segment.created", "segment.member_added", "segment.member_added", "segment.member_removed"]
+        rows = (await session.execute(sa.select(OutboxEvent.type, OutboxEvent.payload)
+                                      .where(OutboxEvent.type.like("segment.%")).order_by(OutboxEvent.id))).all()
+    # One event per change, naming every customer it moved (the repeated and idempotent adds none).
+    assert [(t, p["data"].get("customerIds")) for t, p in rows] == [
+        ("segment.created", None),
+        ("segment.member_added", sorted([decode(a["id"]), decode(b["id"])])),
+        ("segment.member_removed", [decode(a["id"])]),
+    ]
 
 
 async def test_dynamic_segment_follows_the_data(client):
