@@ -1,4 +1,4 @@
-"""Fields the segments domain adds to the ``Customer`` type (Customer inherits this class)."""
+"""Fields the segments domain adds to the ``Customer`` type (registered by ``crm_graph.segments.plugin``)."""
 
 from __future__ import annotations
 

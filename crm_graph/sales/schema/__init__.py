@@ -1,7 +1,8 @@
 """GraphQL API of the sales domain: products, pipelines, opportunities, quotes, orders, payments.
 
 Thin: types and inputs in ``types``/``inputs``, resolvers that call ``crm_graph.sales.service``.
-The fields sales adds to ``Customer`` live in ``crm_graph.sales.customer_fields``.
+The fields sales adds to ``Customer`` live in ``crm_graph.sales.customer_fields``, registered by
+``crm_graph.sales.plugin``.
 """
 
 from crm_graph.domains import SchemaPart
