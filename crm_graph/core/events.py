@@ -70,8 +70,8 @@ EVENT_TYPES: dict[str, str] = {
     "sla_policy.created": "A service-level policy was created.",
     "sla_policy.updated": "A service-level policy changed.",
     "segment.restored": "A deleted segment was restored.",
-    "segment.member_added": "A customer entered a segment.",
-    "segment.member_removed": "A customer left a segment.",
+    "segment.member_added": "Customers entered a segment (`data.customerIds`, up to 1,000 per event; `changeId`, `batch`, `batches` tie the events of one change together).",
+    "segment.member_removed": "Customers left a segment (`data.customerIds`, up to 1,000 per event, batched like `segment.member_added`).",
 }
 
 

@@ -56,7 +56,7 @@ class Segment(Node):
     description: str | None
     kind: SegmentKind
     filter: JSON | None = strawberry.field(description="The CustomerFilter of a DYNAMIC or SNAPSHOT segment.")
-    refreshed_at: datetime | None = strawberry.field(description="When the filter was last applied (SNAPSHOT).")
+    refreshed_at: datetime | None = strawberry.field(description="When the filter was last applied: a SNAPSHOT refresh, or the last membership diff of a DYNAMIC segment (its entry and exit events).")
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
@@ -398,7 +398,7 @@ class SegmentMutation:
         return _segment_payload(await unit_of_work(info, lambda s: service.remove_customers(
             s, actor=actor, segment_id=pk, customer_ids=customers)))
 
-    @access.mutation("segments", "update", description="Apply a SNAPSHOT segment's filter again (members become exactly the matching customers).")
+    @access.mutation("segments", "update", description="Apply a SNAPSHOT segment's filter again (members become exactly the matching customers); for a DYNAMIC segment, diff its membership now (emitting `segment.member_added` / `segment.member_removed`).")
     async def refresh_segment(self, info: Info, id: strawberry.ID) -> SegmentPayload:
         pk, actor = decode_global_id(id, "Segment")[1], info.context.actor
         return _segment_payload(await unit_of_work(info, lambda s: service.refresh_segment(s, actor=actor, segment_id=pk)))
