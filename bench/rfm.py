@@ -21,16 +21,17 @@ import argparse
 import asyncio
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
 
+from common import bench_settings  # noqa: E402
 from crm_graph.core.clock import frozen_clock  # noqa: E402
 from crm_graph.customers.models import Customer  # noqa: E402
 from crm_graph.db import migrate  # noqa: E402
@@ -86,19 +87,7 @@ async def main() -> None:
     parser.add_argument("--postgresql", action="store_true")
     parser.add_argument("--demo", action="store_true", help="the demo data set instead of generated data")
     args = parser.parse_args()
-    server = None
-    if args.postgresql:
-        import asyncpg
-
-        from crm_graph.testing.postgres import TemporaryPostgres
-
-        server = TemporaryPostgres().start()
-        conn = await asyncpg.connect(server.dsn())
-        await conn.execute("CREATE DATABASE bench")
-        await conn.close()
-        settings = Settings(database_url=server.url("bench"))
-    else:
-        settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'rfm.sqlite3'}")
+    settings, stop = await bench_settings("rfm", args.postgresql)
     try:
         await asyncio.to_thread(migrate.upgrade, settings)
         db = Database.from_settings(settings)
@@ -160,8 +149,7 @@ async def main() -> None:
               f"orders filter page + count: {o * 1000:.0f} ms")
         await db.dispose()
     finally:
-        if server is not None:
-            server.stop()
+        stop()
 
 
 if __name__ == "__main__":

@@ -21,15 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
 
+from common import bench_settings  # noqa: E402
 from crm_graph.core.actor import SYSTEM  # noqa: E402
 from crm_graph.customers.models import Customer  # noqa: E402
 from crm_graph.db import migrate  # noqa: E402
@@ -80,19 +81,7 @@ async def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--postgresql", action="store_true")
     args = parser.parse_args()
-    server = None
-    if args.postgresql:
-        import asyncpg
-
-        from crm_graph.testing.postgres import TemporaryPostgres
-
-        server = TemporaryPostgres().start()
-        conn = await asyncpg.connect(server.dsn())
-        await conn.execute("CREATE DATABASE bench")
-        await conn.close()
-        settings = Settings(database_url=server.url("bench"))
-    else:
-        settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'segments.sqlite3'}")
+    settings, stop = await bench_settings("segments", args.postgresql)
     try:
         await asyncio.to_thread(migrate.upgrade, settings)
         db = Database.from_settings(settings)
@@ -159,8 +148,7 @@ async def main() -> None:
             f"{label}: {api[1] / sql[1]:.1f}x ({api[0]} vs {sql[0]} statements)" for label, api, sql in rows))
         await db.dispose()
     finally:
-        if server is not None:
-            server.stop()
+        stop()
 
 
 if __name__ == "__main__":
