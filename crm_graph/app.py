@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from crm_graph import plugins as plugin_registry
 from crm_graph.auth.authenticate import Authenticator
 from crm_graph.core.dispatch import Dispatcher
 from crm_graph.core.hooks import notify
 from crm_graph.core.jobs import Scheduler, default_jobs
+from crm_graph.core.live import LiveHub
 from crm_graph.db.session import Database
 from crm_graph.graphql import ide
 from crm_graph.graphql.schema import build_schema
@@ -58,6 +59,7 @@ def create_app(
     events = Dispatcher(database, settings, pm)
     run_dispatcher = settings.dispatcher_enabled if dispatcher is None else dispatcher
     auth = Authenticator(database, settings)
+    live = LiveHub(database, settings)  # runs only while a client of this process is subscribed
     graphql = GraphQLView(schema, settings=settings, db=database, plugins=pm, dispatcher=events)
     scheduler = Scheduler(default_jobs(database, settings, events.wake))
     run_jobs = settings.jobs_enabled if jobs is None else jobs
@@ -89,6 +91,7 @@ def create_app(
             yield
         finally:
             try:
+                await live.stop()
                 await scheduler.stop()
                 await events.stop()
                 await notify(pm, "crm_shutdown", timeout, app=app)
@@ -99,6 +102,7 @@ def create_app(
 
     core_routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),  # subscriptions (crm_graph/graphql/subscriptions.py)
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/", index),
@@ -113,5 +117,6 @@ def create_app(
     app.state.schema = schema
     app.state.plugins = pm
     app.state.dispatcher = events
+    app.state.live = live
     app.state.scheduler = scheduler
     return app

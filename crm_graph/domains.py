@@ -22,6 +22,7 @@ class SchemaPart:
 
     query: type | None = None
     mutation: type | None = None
+    subscription: type | None = None  # live fields, over WebSocket (crm_graph/graphql/subscriptions.py)
     types: list[Any] = field(default_factory=list)
     # Types whose global IDs `node(id)` resolves: crm_graph.core.extensions.NodeType items.
     nodes: list[Any] = field(default_factory=list)

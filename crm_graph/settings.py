@@ -112,6 +112,13 @@ class Settings:
     webhook_timeout: float = 10.0
     # Seconds a replaced webhook secret keeps signing deliveries beside the new one.
     webhook_secret_grace: float = 86400.0
+    # Live updates (GraphQL subscriptions over WebSocket, crm_graph/core/live.py): seconds between
+    # polls of the outbox for events other processes committed (this process's own commits wake
+    # it at once), subscriptions one connection may hold, and undelivered events one
+    # subscription may hold before it is ended as too slow.
+    live_poll_interval: float = 0.5
+    live_max_subscriptions: int = 20
+    live_queue_size: int = 256
     # Periodic jobs inside `serve` and `crm-graph worker` (off: another process runs them).
     jobs_enabled: bool = True
     # Seconds between checks for breached service levels (0 turns the check off).
@@ -196,10 +203,10 @@ class Settings:
         for name in ("sla_check_interval", "rfm_refresh_interval", "segment_diff_interval", "outbox_retention_days"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CRM_{name.upper()} must be 0 (off) or a number of seconds")
-        for name in ("plugin_hook_timeout", "dispatch_poll_interval", "dispatch_backoff_base", "webhook_timeout"):
+        for name in ("plugin_hook_timeout", "dispatch_poll_interval", "dispatch_backoff_base", "webhook_timeout", "live_poll_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CRM_{name.upper()} must be a positive number of seconds")
-        for name in ("dispatch_batch_size", "dispatch_concurrency", "dispatch_max_attempts"):
+        for name in ("dispatch_batch_size", "dispatch_concurrency", "dispatch_max_attempts", "live_max_subscriptions", "live_queue_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"CRM_{name.upper()} must be at least 1")
         if self.is_production and len(self.secret_key) < 32:

@@ -96,6 +96,9 @@ class Authenticator:
         now = utcnow()
         until = time.monotonic() + self.settings.auth_cache_seconds
         invalid = InvalidCredentials("The key or session is not valid (unknown, expired or revoked).")
+        # Before taking a connection: a lookup that held one while waiting for a second (the
+        # role table's) could exhaust the pool when many clients sign in at once.
+        roles = await self.roles()
         async with self.db.reader() as session:
             if kind == "key":
                 key = await session.scalar(sa.select(ApiKey).where(ApiKey.token_hash == digest))
@@ -104,7 +107,6 @@ class Authenticator:
                 user = await session.get(User, key.user_id) if key.user_id else None
                 if user is not None and not user.active:
                     raise invalid
-                roles = await self.roles()
                 role = roles.get(key.role)
                 if role is None:
                     raise invalid
@@ -116,9 +118,10 @@ class Authenticator:
             user = await session.get(User, auth.user_id)
             if user is None or not user.active:
                 raise invalid
-            actor = await self.actor_for_user(user, session_id=auth.id)
-            if actor is None:
+            role = roles.get(user.role)
+            if role is None:
                 raise invalid
+            actor = user_actor(user, role, session_id=auth.id)
             return _Entry(actor, until, auth.expires_at, AuthSession, auth.id, auth.last_used_at)
 
     async def actor_for_user(self, user: User, *, session_id: int | None = None) -> Actor | None:

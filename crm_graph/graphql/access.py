@@ -6,6 +6,8 @@ Every root field of the schema is made with one of:
 - ``mutation(obj, action, description=...)``: the shared mutation helper; the permission is
   checked, and the fail-closed ``crm_authorize`` hook asked, before the resolver (and so the
   service) runs;
+- ``subscription(obj, description=...)``: a live field (``crm_graph/graphql/subscriptions.py``),
+  checked once when the subscription starts; what it then delivers is checked per event;
 - ``public(...)``: for the few fields an anonymous client may call (``login``).
 
 Each field carries its rule in ``metadata["permission"]``; ``build_schema`` gives a root field
@@ -130,15 +132,24 @@ def mutation(obj: str, action: str, **kwargs: Any) -> Any:
     return _field(strawberry.mutation, Rule(obj, action), kwargs)
 
 
+def subscription(obj: str, action: str = "read", **kwargs: Any) -> Any:
+    """A root subscription field that needs ``obj:action``, checked when the subscription starts."""
+    return _field(strawberry.subscription, Rule(obj, action), kwargs)
+
+
+def _maker(kind: str) -> Any:
+    return {"mutation": strawberry.mutation, "subscription": strawberry.subscription}.get(kind, strawberry.field)
+
+
 def public(kind: str = "field", **kwargs: Any) -> Any:
     """A root field anyone may call, signed in or not (``login``)."""
-    return _field(strawberry.mutation if kind == "mutation" else strawberry.field, Rule(None), kwargs)
+    return _field(_maker(kind), Rule(None), kwargs)
 
 
 def signed_in(kind: str = "field", **kwargs: Any) -> Any:
     """A root field any signed-in actor may call (``me``, ``logout``, ``node``): what it returns
-    is limited by the actor's scope."""
-    return _field(strawberry.mutation if kind == "mutation" else strawberry.field, Rule(SIGNED_IN), kwargs)
+    is limited by the actor's scope. ``kind`` is "field", "mutation" or "subscription"."""
+    return _field(_maker(kind), Rule(SIGNED_IN), kwargs)
 
 
 def rule_of(field: Any) -> Rule | None:

@@ -1,4 +1,4 @@
-"""Schema assembly: the domains' query and mutation parts, plus what plugins register."""
+"""Schema assembly: the domains' query, mutation and subscription parts, plus what plugins register."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
 from crm_graph.core.extensions import Registry
 from crm_graph.graphql.extend import Extensions
 from crm_graph.graphql.relay import Node, NodeResolver, resolve_nodes
+from crm_graph.graphql.subscriptions import LiveSubscription
 from crm_graph.plugins import PluginError
 from crm_graph.settings import Settings
 
@@ -86,7 +87,7 @@ def build_schema(settings: Settings, pm: Any, extra_parts: list[SchemaPart] | No
     from crm_graph.plugins import schema_parts as plugin_schema_parts
 
     registry = build_registry(pm)
-    core = [SchemaPart(query=NodeQuery), *schema_parts(), *(extra_parts or [])]
+    core = [SchemaPart(query=NodeQuery), SchemaPart(subscription=LiveSubscription), *schema_parts(), *(extra_parts or [])]
     plugin_parts = plugin_schema_parts(pm)
     if not plugin_parts:
         return _assemble(settings, core, registry)
@@ -119,25 +120,26 @@ def _check_clashes(core: Sequence[SchemaPart], plugin_parts: Mapping[str, Sequen
             if node.name in nodes:
                 raise PluginError(plugin, f"node type {node.name!r} clashes with {nodes[node.name]}")
             nodes[node.name] = f"plugin {plugin!r}"
-    for root in ("query", "mutation"):
+    for root in ("query", "mutation", "subscription"):
         owners = {name: "the core" for part in core for name in root_field_names(getattr(part, root))}
         for plugin, parts in plugin_parts.items():
             for part in parts:
                 for name in root_field_names(getattr(part, root)):
                     if name in owners:
-                        kind = "query" if root == "query" else "mutation"
-                        raise PluginError(plugin, f"{kind} field {name!r} clashes with {owners[name]}")
+                        raise PluginError(plugin, f"{root} field {name!r} clashes with {owners[name]}")
                     owners[name] = f"plugin {plugin!r}"
 
 
 def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -> CrmSchema:
     for part in parts:  # a root field that declares no permission is for administrators only
-        for root in (part.query, part.mutation):
+        for root in (part.query, part.mutation, part.subscription):
             for name in fail_closed(root):
                 log.warning("root field %s of %s declares no permission: administrators only", name, root.__name__)
     query = merge_types("Query", tuple(p.query for p in parts if p.query is not None))
     mutation = merge_types("Mutation", tuple(p.mutation for p in parts if p.mutation is not None))
     audit_mutations(mutation)  # every mutation is audited, whoever defined it (crm_graph/audit)
+    live = tuple(p.subscription for p in parts if p.subscription is not None)
+    subscription = merge_types("Subscription", live) if live else None
     types = [t for p in parts for t in p.types] + [n.type for p in parts for n in p.nodes if n.type is not None]
     # Factories, not instances: each request gets fresh extension objects (they keep state).
     # The parser and validation caches are module-level LRU caches inside Strawberry, so they
@@ -155,7 +157,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
     extended = Extensions(registry)
     try:
         schema = CrmSchema(
-            query=query, mutation=mutation, types=types, extensions=extensions,
+            query=query, mutation=mutation, subscription=subscription, types=types, extensions=extensions,
             fields=extended, nodes={n.name: n.resolve for p in parts for n in p.nodes},
         )
     except Exception as exc:  # graphql-core wraps what get_fields raised: give the plugin's error back
