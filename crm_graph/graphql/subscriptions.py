@@ -19,7 +19,7 @@ import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
@@ -34,9 +34,6 @@ from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import ClientError
 from crm_graph.graphql.relay import Node, decode_global_id, resolve_nodes
-
-if TYPE_CHECKING:
-    from crm_graph.support.schema.types import Ticket
 
 log = logging.getLogger("crm_graph.live")
 
@@ -215,18 +212,6 @@ class LiveSubscription:
         async with listening(info, types=patterns) as listener:
             async for event in listener:
                 yield LiveEvent.of(event)
-
-    @access.subscription(
-        "tickets",
-        description="The ticket, read again each time an event about it commits; null once it is gone or "
-        "no longer visible to you.",
-    )
-    async def ticket(
-        self, info: Info, id: strawberry.ID
-    ) -> AsyncGenerator[Annotated[Ticket, strawberry.lazy("crm_graph.support.schema.types")] | None, None]:
-        async with contextlib.aclosing(follow(info, id, "Ticket")) as found:
-            async for ticket in found:
-                yield ticket
 
     @access.signed_in(
         "subscription",
