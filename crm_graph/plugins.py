@@ -37,6 +37,7 @@ CORE_PLUGINS: tuple[str, ...] = (
     "crm_graph.support.plugin",
     "crm_graph.segments.plugin",
     "crm_graph.webhooks.plugin",
+    "crm_graph.insights.plugin",
 )
 
 

@@ -249,8 +249,8 @@ def payload_ids(result: Any, depth: int = 0) -> Iterator[str]:
         yield str(result.id)
         return
     definition = getattr(type(result), "__strawberry_definition__", None)
-    if definition is None:
-        return
+    if definition is None or not hasattr(definition, "fields"):
+        return  # a scalar, or an enum value (enums have a definition too, without fields)
     for field in definition.fields:
         if field.base_resolver is None:
             yield from payload_ids(getattr(result, field.python_name, None), depth + 1)

@@ -24,6 +24,7 @@ OBJECTS: tuple[str, ...] = (
     "tickets",
     "sla_policies",
     "segments",
+    "insights",  # customer-value runs and each customer's figures in them
     "webhooks",
     "users",
     "teams",
@@ -35,6 +36,9 @@ OBJECTS: tuple[str, ...] = (
 
 RECORDS = ("customers", "activities", "opportunities", "quotes", "orders", "tickets")
 REFERENCE = ("custom_fields", "products", "pipelines", "sla_policies", "segments")
+# Customer insights (lifetime value): every role that reads customers reads them; those who run
+# the value analyses (MANAGER, MARKETING) also refresh the model (``insights:update``).
+INSIGHTS_READ = ("insights",)
 
 
 def grant(objects: Iterable[str], actions: Iterable[str]) -> frozenset[str]:
@@ -62,7 +66,8 @@ BUILTIN_ROLES: dict[str, Role] = {
         Role(
             "MANAGER",
             "Runs a team: every CRM record of the team, reassignment, exports, products, pipelines and service levels.",
-            grant(RECORDS, FULL) | grant(REFERENCE, FULL) | grant(("users", "teams", "webhooks"), READ),
+            grant(RECORDS, FULL) | grant(REFERENCE, FULL) | grant(("users", "teams", "webhooks"), READ)
+            | grant(INSIGHTS_READ, ("read", "update")),
             manages_team=True,
         ),
         Role(
@@ -70,14 +75,14 @@ BUILTIN_ROLES: dict[str, Role] = {
             "Works customers and deals: customers, activities, opportunities, quotes and orders.",
             grant(("customers", "activities", "opportunities", "quotes", "orders"), WORK)
             | grant(("opportunities", "activities"), ("delete",))
-            | grant(("tickets", *REFERENCE, "users", "teams"), READ),
+            | grant(("tickets", *REFERENCE, *INSIGHTS_READ, "users", "teams"), READ),
         ),
         Role(
             "SUPPORT",
             "Works tickets and keeps customer details up to date.",
             grant(("tickets", "activities"), WORK)
             | grant(("customers",), ("read", "update"))
-            | grant(("orders", "opportunities", *REFERENCE, "users", "teams"), READ),
+            | grant(("orders", "opportunities", *REFERENCE, *INSIGHTS_READ, "users", "teams"), READ),
         ),
         Role(
             "MARKETING",
@@ -85,18 +90,19 @@ BUILTIN_ROLES: dict[str, Role] = {
             grant(("segments",), FULL)
             | grant(("customers",), ("read", "update", "export"))
             | grant(("activities",), WORK)
-            | grant(("orders", "opportunities", "tickets", "custom_fields", "products", "pipelines", "sla_policies", "users", "teams"), READ),
+            | grant(("orders", "opportunities", "tickets", "custom_fields", "products", "pipelines", "sla_policies", "users", "teams"), READ)
+            | grant(INSIGHTS_READ, ("read", "update")),
         ),
         Role(
             "READ_ONLY",
             "Reads every CRM record the sharing rules show; changes nothing.",
-            grant((*RECORDS, *REFERENCE, "users", "teams"), READ),
+            grant((*RECORDS, *REFERENCE, *INSIGHTS_READ, "users", "teams"), READ),
         ),
         Role(
             "INTEGRATION",
             "For systems that sync (shops, accounting, helpdesks): every record, no access administration.",
             grant((*RECORDS, "products"), ("read", "create", "update", "delete"))
-            | grant(("pipelines", "sla_policies", "segments", "custom_fields", "users", "teams"), READ)
+            | grant(("pipelines", "sla_policies", "segments", "custom_fields", *INSIGHTS_READ, "users", "teams"), READ)
             | grant(("webhooks",), ("read", "create", "update", "delete")),
             view_all=True,
         ),

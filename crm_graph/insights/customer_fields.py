@@ -1,0 +1,89 @@
+"""``Customer.lifetimeValue``, added to the ``Customer`` type by ``crm_graph.insights.plugin``.
+
+The customer's row of the newest run is loaded for the whole page at once (one query for the
+run and one for the rows, whatever the page size); ``expectedPurchases(days)`` and
+``clv(horizonDays, discountRate)`` are then computed from the stored inputs and parameters, so
+any horizon costs no further query.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from crm_graph.core.errors import DomainError
+from crm_graph.graphql.errors import ClientError
+from crm_graph.graphql.money import Money
+from crm_graph.insights.models import CustomerValue, CustomerValueRun
+from crm_graph.insights.service import runs
+
+
+def _checked(check: Any, value: Any, name: str) -> None:
+    try:
+        check(value, name)
+    except DomainError as exc:
+        raise ClientError(exc.errors[0].message) from None
+
+
+@strawberry.type(
+    description="What the newest customer-value run (`customerValueModel`) predicts for the customer: from the BG/NBD "
+    "purchase model and the Gamma-Gamma spend model fitted on every customer's orders in the run's currency "
+    "(docs/insights.md). Purchases are counted per day."
+)
+class CustomerLifetimeValue:
+    value: strawberry.Private[CustomerValue]
+    run: strawberry.Private[CustomerValueRun]
+    as_of: date = strawberry.field(description="The run's last day of orders.")
+    frequency: int = strawberry.field(description="Repeat purchases: days with a counted order after the first one.")
+    recency_days: int = strawberry.field(description="Days from the first purchase to the last one.")
+    age_days: int = strawberry.field(description="Days from the first purchase to the run's asOf.")
+    average_spend: Money | None = strawberry.field(description="Mean value of the repeat purchases; null without any.")
+    expected_spend: Money = strawberry.field(
+        description="Expected value of one future purchase: the average spend pulled towards everyone's mean, "
+        "the more so the fewer purchases it rests on.")
+    probability_alive: float = strawberry.field(description="Probability that the customer still buys at all (0 to 1).")
+
+    @strawberry.field(description="Purchases expected in the next `days` days (default: CRM_CLV_HORIZON_DAYS).")
+    def expected_purchases(self, days: int | None = None) -> float:
+        if days is None:
+            return self.value.expected_purchases
+        _checked(runs.check_horizon, days, "days")
+        return runs.predict(self.value, self.run, days=days)[0]
+
+    @strawberry.field(
+        description="Customer lifetime value: the revenue expected over the next `horizonDays` (default "
+        "CRM_CLV_HORIZON_DAYS), discounted at the annual `discountRate` (default CRM_CLV_DISCOUNT_RATE; 0.1 = 10%), "
+        "in the run's currency."
+    )
+    def clv(self, horizon_days: int | None = None, discount_rate: float | None = None) -> Money:
+        currency = self.run.currency
+        if horizon_days is None and discount_rate is None:
+            return Money.of(self.value.clv, currency)
+        if horizon_days is not None:
+            _checked(runs.check_horizon, horizon_days, "horizonDays")
+        if discount_rate is not None:
+            _checked(runs.check_discount_rate, discount_rate, "discountRate")
+        return Money.of(runs.predict(self.value, self.run, days=horizon_days, discount_rate=discount_rate)[1], currency)
+
+    @classmethod
+    def of(cls, value: CustomerValue, run: CustomerValueRun) -> CustomerLifetimeValue:
+        currency = run.currency
+        return cls(
+            value=value, run=run, as_of=run.as_of, frequency=value.frequency, recency_days=value.recency_days,
+            age_days=value.age_days, average_spend=Money.maybe(value.average_spend, currency),
+            expected_spend=Money.of(value.expected_spend, currency), probability_alive=value.probability_alive,
+        )
+
+
+@strawberry.type
+class CustomerValueFields:
+    """Resolvers here read ``self.pk``, the customer's primary key."""
+
+    @strawberry.field(description="The customer's predicted value in the newest customer-value run; null when the run "
+                      "does not cover them (no counted order in its currency by its asOf) or there is no run.")
+    async def lifetime_value(self, info: Info) -> CustomerLifetimeValue | None:
+        found = await info.context.loader("customer.lifetimeValue", runs.values_for).load(self.pk)  # type: ignore[attr-defined]
+        return CustomerLifetimeValue.of(*found) if found is not None else None

@@ -1,0 +1,86 @@
+"""Stored customer-value model runs: the fitted BG/NBD and Gamma-Gamma parameters of one run,
+and every customer's figures in it (so lists and dynamic segments filter on them in SQL)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_graph.core.access import guard_child, guard_object
+from crm_graph.core.money import AmountType
+from crm_graph.customers.models import Customer
+from crm_graph.db.base import Base, IdMixin
+from crm_graph.db.types import IdType, UTCDateTime, enum_column
+
+
+class TimeUnit(enum.Enum):
+    """The unit the model counts time in. Inputs are whole days either way; a week is 7 days."""
+
+    DAY = "DAY"
+    WEEK = "WEEK"
+
+    @property
+    def days(self) -> int:
+        return 7 if self is TimeUnit.WEEK else 1
+
+
+class CustomerValueRun(IdMixin, Base):
+    """One fit of the purchase (BG/NBD) and spend (Gamma-Gamma) models, as of a day, over the
+    counted orders of one currency. ``r``/``alpha`` are in the run's time unit."""
+
+    __tablename__ = "customer_value_runs"
+
+    as_of: Mapped[date] = mapped_column(sa.Date)
+    time_unit: Mapped[TimeUnit] = mapped_column(enum_column(TimeUnit))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    customer_count: Mapped[int] = mapped_column(sa.Integer)
+    repeat_customers: Mapped[int] = mapped_column(sa.Integer)
+    r: Mapped[float] = mapped_column(sa.Double)
+    alpha: Mapped[float] = mapped_column(sa.Double)
+    a: Mapped[float] = mapped_column(sa.Double)
+    b: Mapped[float] = mapped_column(sa.Double)
+    log_likelihood: Mapped[float] = mapped_column(sa.Double)
+    p: Mapped[float] = mapped_column(sa.Double)
+    q: Mapped[float] = mapped_column(sa.Double)
+    gamma: Mapped[float] = mapped_column(sa.Double)
+    spend_log_likelihood: Mapped[float] = mapped_column(sa.Double)
+    # The horizon and annual discount rate of the stored expected purchases and CLV.
+    horizon_days: Mapped[int] = mapped_column(sa.Integer)
+    discount_rate: Mapped[float] = mapped_column(sa.Double)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerValue(Base):
+    """A customer's inputs and predictions in one run. Purchases are counted per UTC day: several
+    orders on one day are one purchase of their summed value."""
+
+    __tablename__ = "customer_values"
+
+    run_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("customer_value_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    frequency: Mapped[int] = mapped_column(sa.Integer)  # repeat purchase days (after the first)
+    recency_days: Mapped[int] = mapped_column(sa.Integer)  # first to last purchase day
+    age_days: Mapped[int] = mapped_column(sa.Integer)  # first purchase day to the run's as-of day
+    average_spend: Mapped[Decimal | None] = mapped_column(AmountType)  # mean of repeat days; null without
+    expected_spend: Mapped[Decimal] = mapped_column(AmountType)  # per future purchase (Gamma-Gamma)
+    probability_alive: Mapped[float] = mapped_column(sa.Double)
+    expected_purchases: Mapped[float] = mapped_column(sa.Double)  # over the run's horizon
+    clv: Mapped[Decimal] = mapped_column(AmountType)  # over the run's horizon, discounted
+
+    __table_args__ = (
+        sa.Index("ix_customer_values_run_alive", "run_id", "probability_alive"),
+        sa.Index("ix_customer_values_run_clv", "run_id", "clv"),
+    )
+
+
+guard_object(CustomerValueRun, "insights")
+# A customer's figures are the customer's: hidden customer, hidden figures.
+guard_child(CustomerValue, "insights", Customer, "customer_id")
