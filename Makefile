@@ -4,10 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_BIN ?= /usr/lib/postgresql/15/bin
+# graphql-http's server audits (pinned in tests/graphql/http_audit/package.json), installed here by npm.
+HTTP_AUDIT := var/node/http-audit
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
 
-.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries clean
+.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools clean
 
 $(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +28,7 @@ serve: $(STAMP)
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
 ## The two runs go side by side (one core each; together they take about the time of the
 ## longer one); each one's output is shown whole when both have finished.
-test: $(STAMP) postgres-binaries
+test: $(STAMP) postgres-binaries node-tools
 	@mkdir -p var
 	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
 	@$(BIN)/python -m pytest --db sqlite > var/test-sqlite.log 2>&1 & sqlite=$$!; \
@@ -35,10 +37,10 @@ test: $(STAMP) postgres-binaries
 	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
 	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) node-tools
 	$(BIN)/python -m pytest --db sqlite
 
-test-postgresql: $(STAMP) postgres-binaries
+test-postgresql: $(STAMP) postgres-binaries node-tools
 	$(BIN)/python -m pytest --db postgresql
 
 # PostgreSQL server binaries (initdb, pg_ctl) for the test run; installed from Debian if missing.
@@ -47,6 +49,19 @@ postgres-binaries:
 		echo "PostgreSQL server binaries missing: installing postgresql-15"; \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; fi; \
+	fi
+
+# Node.js and npm (from Debian if missing) and the graphql-http package, for the
+# GraphQL-over-HTTP audit in tests/graphql/test_http_contract.py.
+node-tools:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "Node.js missing: installing nodejs and npm"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi; \
+	fi
+	@if ! cmp -s tests/graphql/http_audit/package.json $(HTTP_AUDIT)/package.json || [ ! -d $(HTTP_AUDIT)/node_modules/graphql-http ]; then \
+		mkdir -p $(HTTP_AUDIT) && cp tests/graphql/http_audit/package.json $(HTTP_AUDIT)/ && \
+		npm install --silent --no-audit --no-fund --no-package-lock --prefix $(HTTP_AUDIT) >/dev/null; \
 	fi
 
 ## make schema: regenerate schema.graphql (the public contract) after changing the API

@@ -101,7 +101,7 @@ def create_app(
                     await database.dispose()
 
     core_routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql),  # every method: the view answers 405 (in JSON) for the others
         WebSocketRoute("/graphql", graphql),  # subscriptions (crm_graph/graphql/subscriptions.py)
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -1,15 +1,24 @@
-"""The ASGI GraphQL endpoint: builds each request's context."""
+"""The ASGI GraphQL endpoint: builds each request's context, and speaks GraphQL over HTTP as
+``crm_graph.graphql.http`` describes (JSON errors, content negotiation, status codes)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 from starlette.websockets import WebSocket
+from cross_web import HTTPException
+from graphql import GraphQLError
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types import ExecutionResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -21,13 +30,16 @@ from crm_graph.core.access import Scope
 from crm_graph.core.actor import ANONYMOUS, Actor
 from crm_graph.core.hooks import actor_from_request, scope_narrowing
 from crm_graph.db.session import Database
-from crm_graph.graphql import ide
+from crm_graph.graphql import http, ide
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.subscriptions import ConnectionContext, over_http
 from crm_graph.settings import Settings
 
 
 log = logging.getLogger("crm_graph.auth")
+
+# The media type the current HTTP request is answered with (set per request in ``__call__``).
+_answer_as: ContextVar[str | None] = ContextVar("crm_graph_answer_as", default=http.JSON)
 
 
 class GraphQLView(GraphQL):
@@ -87,11 +99,81 @@ class GraphQLView(GraphQL):
         return ctx
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Any, root_value: Any, request_data: Any) -> Any:  # noqa: PLR0917
-        """As Strawberry's, but a subscription sent over HTTP gets a clear error (not a 500)."""
+        """As Strawberry's, but a subscription sent over HTTP gets a clear error (not a 500), and an
+        operation that cannot be chosen (unknown ``operationName``, several operations and none
+        named) is a GraphQL request error, not a bare HTTP error."""
         refused = over_http(request_data.query, request_data.operation_name, self.settings.max_tokens)
         if refused is not None:
             return refused
-        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        if request_data.operation_name is None and http.several_operations(request_data.query, self.settings.max_tokens):
+            return _request_error("The document has several operations: say which one to run with `operationName`.")
+        try:
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        except HTTPException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, CannotGetOperationTypeError):
+                return _request_error("The document has no operation to run." if cause.operation_name is None
+                                      else f"The document has no operation named {cause.operation_name!r}.")
+            raise
+
+    # --- GraphQL over HTTP (crm_graph/graphql/http.py) ---------------------------------------------
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        """HTTP requests: every refusal is a JSON body with a 4xx status, and the rest of a refused
+        request's body is read so its keep-alive connection can carry the next request."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive=receive)
+        token = _answer_as.set(http.negotiate(request.headers.get("accept")))
+        try:
+            try:
+                response = await self.run(request)
+            except http.RequestError as exc:
+                response = self.error_response(exc.status, exc.message, exc.code, exc.headers)
+            except HTTPException as exc:  # Strawberry's own refusals (method, operation type)
+                response = self.error_response(exc.status_code, exc.reason, "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED")
+            except Exception:
+                logging.getLogger("crm_graph.graphql").exception("unexpected error answering %s %s", request.method, request.url.path)
+                response = self.error_response(500, "Internal server error.", "INTERNAL_SERVER_ERROR")
+        finally:
+            _answer_as.reset(token)
+        if not await _drain(request):
+            response.headers["connection"] = "close"
+        await response(scope, receive, send)
+
+    def error_response(self, status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> Response:
+        media = _answer_as.get() or http.JSON
+        return JSONResponse(http.error_body(message, code), status_code=status, headers=dict(headers or {}),
+                            media_type=f"{media}; charset=utf-8")
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData:  # type: ignore[override]
+        """Operations come as a POSTed JSON object (GET serves GraphiQL only: a link must not run
+        an operation, and caches must not replay one)."""
+        if request.method == "GET":
+            raise http.RequestError(405, "Send GraphQL operations as POST requests with Content-Type: application/json.",
+                                    "METHOD_NOT_ALLOWED", {"Allow": "POST"})
+        if _answer_as.get() is None:
+            raise http.RequestError(406, f"The answer is {http.GRAPHQL_RESPONSE} or {http.JSON}: accept one of them.", "NOT_ACCEPTABLE")
+        http.check_content_type(request.content_type)
+        return http.request_data(http.decode_body(await request.get_body()))
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+        """A request error (nothing executed) has no ``data`` entry, as the GraphQL spec says."""
+        body = process_result(result)
+        if http.is_request_error(result):
+            body.pop("data", None)
+        return body
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        """The negotiated media type, and the status it prescribes (unless a resolver or an
+        extension set one on the sub-response)."""
+        media = _answer_as.get() or http.JSON
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = f"{media}; charset=utf-8"
+        if not sub_response.status_code and isinstance(response_data, dict):
+            response.status_code = http.status_of(response_data, media)
+        return response
 
     async def on_ws_connect(self, context: ConnectionContext) -> UnsetType:  # type: ignore[override]
         """``connection_init``: sign the connection in, or close it with 4403."""
@@ -120,3 +202,22 @@ class GraphQLView(GraphQL):
     async def scope_for(self, request: HTTPConnection, actor: Actor) -> Scope:
         sharing = await self.sharing(request)
         return Scope(actor, narrow=self.narrow, **({"sharing": sharing} if sharing else {}))
+
+
+def _request_error(message: str) -> ExecutionResult:
+    """A GraphQL request error (nothing runs): no ``data``, 400 under graphql-response+json."""
+    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": "BAD_REQUEST"})])
+
+
+async def _drain(request: Request) -> bool:
+    """Read what is left of the request body (at most ``http.DRAIN_LIMIT`` bytes). False when
+    more was left: the connection must then be closed after the answer."""
+    read = 0
+    try:
+        async for chunk in request.stream():
+            read += len(chunk)
+            if read > http.DRAIN_LIMIT:
+                return False
+    except Exception:  # noqa: BLE001 - consumed already, or the client went away
+        return True
+    return True
