@@ -98,7 +98,9 @@ async def database_url(template: str, workdir: Path, postgres: TemporaryPostgres
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, secret_key=TEST_SECRET)
+    # Rate limits off: a test's outcome must not depend on how many requests it sends before
+    # (tests/graphql/test_rate_limits.py turns them on).
+    return Settings(database_url=database_url, secret_key=TEST_SECRET, rate_limit_capacity=0)
 
 
 @pytest.fixture

@@ -45,6 +45,8 @@ class Context:
         # Called as ``await on_denied(info, code, reason)`` when a field refuses the actor
         # (the audit log records it).
         self.on_denied: Callable[..., Awaitable[None]] | None = None
+        # The HTTP sub-response (headers and status set during the request), or None.
+        self.response: Any = None
 
     def loader(self, key: Hashable, batch: BatchFn, default: Callable[[], Any] = lambda: None) -> DataLoader[Any, Any]:
         """A DataLoader that calls ``batch(session, keys) -> {key: value}`` in a short read session.

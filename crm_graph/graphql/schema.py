@@ -8,15 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection, MaskErrors
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import Info
@@ -26,6 +18,8 @@ from strawberry.types.field import StrawberryField
 from crm_graph.audit.recording import audit_mutations
 from crm_graph.domains import SchemaPart, schema_parts
 from crm_graph.graphql.access import fail_closed, signed_in
+from crm_graph.graphql.cost import DocumentCache, DocumentLimits
+from crm_graph.graphql.ratelimit import RateLimiter
 from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
 from crm_graph.core.extensions import Registry
 from crm_graph.graphql.extend import Extensions
@@ -142,16 +136,11 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
     subscription = merge_types("Subscription", live) if live else None
     types = [t for p in parts for t in p.types] + [n.type for p in parts for n in p.nodes if n.type is not None]
     # Factories, not instances: each request gets fresh extension objects (they keep state).
-    # The parser and validation caches are module-level LRU caches inside Strawberry, so they
-    # are shared across requests all the same.
-    extensions: list[Any] = [
-        ErrorPolicy,
-        lambda: ParserCache(maxsize=1000),
-        lambda: ValidationCache(maxsize=1000),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-    ]
+    # The document cache and the rate limiter's buckets belong to the schema, so requests share
+    # them. DocumentLimits parses, validates, measures and charges (crm_graph/graphql/cost.py).
+    cache = DocumentCache(settings.document_cache_chars, settings.document_cache_chars // 100)
+    limiter = RateLimiter.from_settings(settings)
+    extensions: list[Any] = [ErrorPolicy, lambda: DocumentLimits(settings, cache, limiter)]
     if settings.is_production:
         extensions.append(DisableIntrospection)
     extended = Extensions(registry)

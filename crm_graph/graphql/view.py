@@ -96,6 +96,7 @@ class GraphQLView(GraphQL):
         )
         ctx.auth_failure = failure
         ctx.on_denied = record_denial  # refused requests go to the audit log (crm_graph/audit)
+        ctx.response = response  # rate-limit headers and 429 (crm_graph/graphql/cost.py)
         return ctx
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Any, root_value: Any, request_data: Any) -> Any:  # noqa: PLR0917
