@@ -3,6 +3,11 @@
 Only timeouts, connection errors and 5xx answers are retried; any other answer that is not 2xx
 (a 4xx, or a redirect, which is never followed) dead-letters the delivery at once, since
 sending the same request again would get the same answer.
+
+The host is resolved once per delivery (``urls.resolve``) and the request goes to an address that
+was checked: the URL's host is replaced by that address, while the ``Host`` header and the TLS
+server name (SNI, and so the certificate check) stay the URL's own host. Nothing resolves the
+host a second time between the check and the connection.
 """
 
 from __future__ import annotations
@@ -68,11 +73,15 @@ async def send(
     attempt: int,
     now: datetime,
     allow_private: bool,
+    resolver: urls.Resolver | None = None,
 ) -> Answer:
     try:
-        await urls.check(target.url, allow_private=allow_private)
+        addresses = await urls.resolve(target.url, allow_private=allow_private, resolver=resolver)
+        url = httpx.URL(target.url.strip())
     except urls.UrlRefused as exc:
         return Answer(delivered=False, retry=not exc.forbidden, error=f"URL refused: {exc}")
+    except httpx.InvalidURL as exc:
+        return Answer(delivered=False, retry=False, error=f"URL refused: {exc}")
     body = body_of(event)
     headers = {
         "Content-Type": "application/json",
@@ -81,13 +90,14 @@ async def send(
         signature.EVENT_TYPE_HEADER: event.type,
         signature.ATTEMPT_HEADER: str(attempt),
     }
+    headers["Host"] = url.netloc.decode("ascii")
     try:
-        response = await client.post(target.url, content=body, headers=headers)
+        response = await _post_pinned(client, url, addresses, body, headers)
     except httpx.TimeoutException:
         return Answer(delivered=False, retry=True, error="timed out")
     except httpx.TransportError as exc:
         return Answer(delivered=False, retry=True, error=f"connection failed: {type(exc).__name__}: {exc}"[:1000])
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return Answer(delivered=False, retry=False, error=f"request failed: {type(exc).__name__}: {exc}"[:1000])
     status = response.status_code
     if 200 <= status < 300:
@@ -95,3 +105,19 @@ async def send(
     if status >= 500:
         return Answer(delivered=False, retry=True, status_code=status, error=f"HTTP {status}")
     return Answer(delivered=False, retry=False, status_code=status, error=f"HTTP {status} (not retried)")
+
+
+async def _post_pinned(
+    client: httpx.AsyncClient, url: httpx.URL, addresses: list[str], body: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    """POST to the first of ``addresses`` that accepts the connection, as ``url``'s host."""
+    server_name = url.raw_host.decode("ascii")
+    for index, address in enumerate(addresses):
+        try:
+            return await client.post(
+                url.copy_with(host=address), content=body, headers=headers, extensions={"sni_hostname": server_name}
+            )
+        except httpx.ConnectError:
+            if index == len(addresses) - 1:
+                raise
+    raise httpx.ConnectError("no address to connect to")

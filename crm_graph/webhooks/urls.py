@@ -4,6 +4,10 @@ Only http(s). Unless ``CRM_WEBHOOK_ALLOW_PRIVATE`` is on, the host must not be, 
 a loopback, private, link-local, shared, multicast or reserved address: otherwise anyone who
 can create a subscription could make the server call into its own network. The check runs when
 a subscription is saved and again before every delivery, since DNS answers change.
+
+A delivery resolves the host once (``resolve``) and connects to the addresses it checked
+(crm_graph/webhooks/delivery.py): a DNS server that answers a public address to the check and a
+private one a moment later (DNS rebinding) never gets a delivery into the private network.
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+# host, port -> the addresses the host resolves to (``system_resolver``: the operating system's).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 MAX_URL_LENGTH = 2000
 RESOLVE_TIMEOUT = 5.0
@@ -63,11 +71,19 @@ def parse(url: str) -> tuple[str, int]:
 async def check(url: str, *, allow_private: bool) -> None:
     """Refuse a malformed URL and, unless ``allow_private``, one whose host is or resolves to a
     forbidden address. Raises ``UrlRefused``."""
-    host, port = parse(url)
     if allow_private:
+        parse(url)
         return
+    await resolve(url, allow_private=False)
+
+
+async def resolve(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> list[str]:
+    """The addresses to connect to for ``url``, each checked (unless ``allow_private``): the
+    host's own address when it is an IP literal, else what one lookup answered. Raises
+    ``UrlRefused`` for a malformed URL, a host that does not resolve or a forbidden address."""
+    host, port = parse(url)
     lowered = host.lower().rstrip(".")
-    if lowered == "localhost" or lowered.endswith(".localhost"):
+    if not allow_private and (lowered == "localhost" or lowered.endswith(".localhost")):
         raise UrlRefused("The URL points at this server (localhost).", forbidden=True)
     try:
         literal = ipaddress.ip_address(host)
@@ -76,15 +92,19 @@ async def check(url: str, *, allow_private: bool) -> None:
     if literal is not None:
         addresses = [str(literal)]
     else:
-        addresses = await _resolve(host, port)
-    for address in addresses:
-        if forbidden_address(address):
-            raise UrlRefused(
-                f"The URL's host resolves to {address}, a private or reserved address.", forbidden=True
-            )
+        addresses = await (resolver or system_resolver)(host, port)
+        if not addresses:
+            raise UrlRefused(f"The host {host!r} does not resolve.")
+    if not allow_private:
+        for address in addresses:
+            if forbidden_address(address):
+                raise UrlRefused(
+                    f"The URL's host resolves to {address}, a private or reserved address.", forbidden=True
+                )
+    return addresses
 
 
-async def _resolve(host: str, port: int) -> list[str]:
+async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
@@ -92,4 +112,4 @@ async def _resolve(host: str, port: int) -> list[str]:
         )
     except (OSError, TimeoutError, UnicodeError):
         raise UrlRefused(f"The host {host!r} does not resolve.") from None
-    return sorted({info[4][0] for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # in the system's order of preference
