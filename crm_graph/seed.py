@@ -225,7 +225,8 @@ async def seed_demo(settings: Settings, *, count: int = 300, only_demo_data: boo
             # Sales, support and segments on top of the customers; each skips what exists.
             customer_ids = list(ids.values())
             await seed_sales(session, now=now, customer_ids=customer_ids)
-            await seed_support(session, now=now, customer_ids=customer_ids)
+            # One ticket per demo customer (300 with the default demo): a small demo stays fast.
+            await seed_support(session, now=now, customer_ids=customer_ids, count=count)
             with frozen_clock(now):
                 await seed_segments(session, customer_ids=customer_ids)
         return created
