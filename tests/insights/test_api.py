@@ -4,7 +4,7 @@ a dynamic segment on them, statement counts, bad input, and who may see and do w
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 

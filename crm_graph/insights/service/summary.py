@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -32,36 +32,46 @@ from crm_graph.customers.models import Customer
 from crm_graph.sales.models import Order
 from crm_graph.sales.service.reports import counted_orders
 
-EPOCH = date(1970, 1, 1)
-
-
-def day_number(timestamp: Any, dialect: str) -> sa.ColumnElement[int]:
-    """Whole UTC days from 1970-01-01 to the day of ``timestamp``."""
+def day_key(timestamp: Any, dialect: str) -> sa.ColumnElement[Any]:
+    """The UTC day of ``timestamp``, as a value that groups, sorts and compares by day."""
     if dialect == "sqlite":
-        # Stored as naive UTC text; julianday of a date is N.5, the cast keeps N.
-        return sa.cast(sa.func.julianday(sa.func.date(timestamp)), sa.Integer) - 2440587
-    day = sa.cast(sa.func.timezone("UTC", timestamp), sa.Date)
-    return day - sa.literal(EPOCH, sa.Date)
+        # Stored as fixed-width naive UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``): its first ten
+        # characters are the day, with no date parsing per order.
+        return sa.func.substr(timestamp, 1, 10)
+    return sa.cast(sa.func.timezone("UTC", timestamp), sa.Date)
 
 
-def end_of(as_of: date) -> datetime:
-    return datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
+def day_literal(day: date, dialect: str) -> sa.ColumnElement[Any]:
+    return sa.literal(day.isoformat()) if dialect == "sqlite" else sa.literal(day, sa.Date)
+
+
+def days_between(earlier: Any, later: Any, dialect: str) -> sa.ColumnElement[int]:
+    """Whole days from ``earlier`` to ``later`` (two day keys)."""
+    if dialect == "sqlite":
+        return sa.cast(sa.func.julianday(later) - sa.func.julianday(earlier), sa.Integer)
+    return later - earlier
 
 
 def summary_select(as_of: date, currency: str | None, dialect: str) -> sa.Select[Any]:
     """customer_id, currency, orders, frequency, recency_days, age_days, repeat_spend of every live
     customer with a counted order on or before ``as_of``: in ``currency``, or per currency."""
-    day = day_number(Order.ordered_at, dialect)
-    where = [counted_orders(), Order.ordered_at < end_of(as_of)]
+    day = day_key(Order.ordered_at, dialect)
+    last = day_literal(as_of, dialect)
+    # On the day, not the timestamp: the cut-off then takes no index, and a scan of the table is
+    # what reading (nearly) every order needs (an index range over most rows is slower).
+    where = [counted_orders(), day <= last]
     if currency is not None:
         where.append(Order.currency == currency)
+    # SQLite would walk the (customer, ordered_at) index to group by customer, one table lookup
+    # per order; "+ 0" (its idiom for "not through an index") makes it scan the table instead.
+    customer = Order.customer_id + 0 if dialect == "sqlite" else Order.customer_id
     days = (
         sa.select(
-            Order.customer_id.label("customer_id"), Order.currency.label("currency"), day.label("day"),
+            customer.label("customer_id"), Order.currency.label("currency"), day.label("day"),
             sa.func.count().label("orders"), sa.func.sum(Order.total).label("spend"),
         )
         .where(*where)
-        .group_by(Order.customer_id, Order.currency, day)
+        .group_by(customer, Order.currency, day)
         .subquery("days")
     )
     first = sa.func.min(days.c.day).over(partition_by=(days.c.customer_id, days.c.currency))
@@ -73,8 +83,8 @@ def summary_select(as_of: date, currency: str | None, dialect: str) -> sa.Select
             marked.c.currency,
             sa.func.sum(marked.c.orders).label("orders"),
             (sa.func.count() - 1).label("frequency"),
-            (sa.func.max(marked.c.day) - sa.func.min(marked.c.day)).label("recency_days"),
-            ((as_of - EPOCH).days - sa.func.min(marked.c.day)).label("age_days"),
+            days_between(sa.func.min(marked.c.day), sa.func.max(marked.c.day), dialect).label("recency_days"),
+            days_between(sa.func.min(marked.c.day), last, dialect).label("age_days"),
             sa.type_coerce(repeat_spend, AmountType).label("repeat_spend"),
         )
         .group_by(marked.c.customer_id, marked.c.currency)
