@@ -13,7 +13,8 @@ same data:
   predict      probability alive, expected purchases and CLV of every customer (numpy);
   refresh      the whole refreshCustomerValueModel service call, stored rows included, with
                the number of SQL statements it ran;
-  filter       a customer page filtered on the newest run (alive < 0.3 and CLV > 100), page of 100;
+  filter       a customer page filtered on the newest run (alive < 0.3 and CLV > 100), page of
+               100, best of three;
 and prints seconds, the statement count and the fitted against the generating parameters.
 Nothing is asserted.
 """
@@ -145,11 +146,13 @@ async def main() -> None:
 
         from crm_graph.customers.service import customer_select
 
-        t0 = time.perf_counter()
-        async with db.reader() as session:
-            stmt = await customer_select(session, filter={"lifetimeValue": {"probabilityAlive": {"lt": "0.3"}, "clv": {"gt": "100"}}})
-            page = (await session.scalars(stmt.order_by(Customer.id).limit(100))).all()
-        t_filter = time.perf_counter() - t0
+        t_filter = float("inf")
+        for _ in range(3):  # best of three: the first also builds the filter registry
+            t0 = time.perf_counter()
+            async with db.reader() as session:
+                stmt = await customer_select(session, filter={"lifetimeValue": {"probabilityAlive": {"lt": "0.3"}, "clv": {"gt": "100"}}})
+                page = (await session.scalars(stmt.order_by(Customer.id).limit(100))).all()
+            t_filter = min(t_filter, time.perf_counter() - t0)
 
         print(f"  customers fitted {len(summary)}, repeat buyers {int((x > 0).sum())}, distinct (x, t_x, T) {distinct}")
         print(f"  summary (SQL)  {t_summary:8.3f} s")
