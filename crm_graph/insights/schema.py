@@ -11,9 +11,10 @@ from datetime import date, datetime
 import strawberry
 from strawberry.types import Info
 
+from crm_graph.core.errors import DomainError
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
-from crm_graph.graphql.errors import UserError
+from crm_graph.graphql.errors import UserError, user_errors
 from crm_graph.graphql.mutations import unit_of_work
 from crm_graph.insights.models import CustomerValueRun, TimeUnit
 from crm_graph.insights.service import runs
@@ -93,8 +94,14 @@ class InsightsMutation:
     ) -> CustomerValueModelPayload:
         data = input or RefreshCustomerValueModelInput()
         config = runs.config_from(info.context.settings)
-        run, errors = await unit_of_work(info, lambda s: runs.refresh_model(
-            s, as_of=data.as_of, time_unit=data.time_unit, currency=data.currency, config=config))
+        # Read and fit outside the write transaction (on SQLite, writers wait for it), then store.
+        try:
+            async with info.context.db.reader() as session:
+                computed = await runs.compute_model(
+                    session, as_of=data.as_of, time_unit=data.time_unit, currency=data.currency, config=config)
+        except DomainError as exc:
+            return CustomerValueModelPayload(model=None, errors=user_errors(exc))
+        run, errors = await unit_of_work(info, lambda s: runs.store_model(s, computed))
         return CustomerValueModelPayload(model=CustomerValueModel.of(run) if run is not None else None, errors=errors)
 
 

@@ -120,3 +120,19 @@ async def test_week_and_day_runs_are_the_same_model_in_two_units(db):
         assert in_days.probability_alive == pytest.approx(in_weeks.probability_alive, rel=1e-3, abs=1e-6)
         assert in_days.expected_purchases == pytest.approx(in_weeks.expected_purchases, rel=1e-3, abs=1e-6)
         assert abs(in_days.clv - in_weeks.clv) <= max(Decimal("0.01"), in_weeks.clv / 1000)
+
+
+async def test_a_run_costs_the_same_statements_whatever_the_number_of_customers(db, sql_counter):
+    counts = []
+    for extra in (0, 60):
+        if extra:
+            await _many(db, extra)
+        else:
+            await _many(db, 30)
+        sql_counter.count = 0
+        async with db.writer() as session, session.begin():
+            run = await refresh_model(session, as_of=AS_OF, time_unit=TimeUnit.DAY, config=ValueConfig(min_repeat_customers=10))
+        counts.append(sql_counter.count)
+        assert run.customer_count == 30 + extra
+    # the summary (which also chooses the currency), the run, one executemany of its rows
+    assert counts[0] == counts[1] <= 3

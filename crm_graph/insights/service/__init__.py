@@ -7,15 +7,18 @@ from crm_graph.insights.service.runs import (
     FIT_FAILED,
     NO_ORDERS,
     NOT_ENOUGH_DATA,
+    Computed,
     ValueConfig,
+    compute_model,
     config_from,
     latest_run,
     predict,
     refresh_model,
+    store_model,
     values_for,
 )
 
 __all__ = [
-    "FIT_FAILED", "NOT_ENOUGH_DATA", "NO_ORDERS", "ValueConfig", "config_from", "latest_run", "predict",
-    "refresh_model", "values_for",
+    "FIT_FAILED", "NOT_ENOUGH_DATA", "NO_ORDERS", "Computed", "ValueConfig", "compute_model", "config_from",
+    "latest_run", "predict", "refresh_model", "store_model", "values_for",
 ]

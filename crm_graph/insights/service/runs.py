@@ -9,6 +9,7 @@ scope shows and no others.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -56,12 +57,31 @@ def _fail(field: str | None, code: str, message: str) -> ValidationFailed:
     return ValidationFailed([FieldError(field, code, message)])
 
 
+@dataclass
+class Computed:
+    """A fitted run not stored yet: its parameters and every customer's row (without run id)."""
+
+    run: CustomerValueRun
+    rows: list[dict[str, Any]]
+
+
 async def refresh_model(
     session: AsyncSession, *, as_of: date | None = None, time_unit: TimeUnit = TimeUnit.WEEK,
     currency: str | None = None, config: ValueConfig = ValueConfig(),
 ) -> CustomerValueRun:
-    """Fit both models on the orders up to and including ``as_of`` (default today, UTC) and store
-    the run with every customer's figures. Raises ``ValidationFailed`` with the input field."""
+    """``compute_model`` and ``store_model`` in one session (scripts, tests)."""
+    computed = await compute_model(session, as_of=as_of, time_unit=time_unit, currency=currency, config=config)
+    return await store_model(session, computed)
+
+
+async def compute_model(
+    session: AsyncSession, *, as_of: date | None = None, time_unit: TimeUnit = TimeUnit.WEEK,
+    currency: str | None = None, config: ValueConfig = ValueConfig(),
+) -> Computed:
+    """Read the inputs from the orders up to and including ``as_of`` (default today, UTC) and fit
+    both models; writes nothing, so a read session will do. The fit and the predictions run in
+    a worker thread: they take seconds on a large customer base, which the event loop must not
+    wait for. Raises ``ValidationFailed`` with the input field."""
     today = utcnow().date()
     as_of = as_of or today
     errors = ErrorCollector()
@@ -80,40 +100,51 @@ async def refresh_model(
         if currency is not None:
             raise _fail("currency", NO_ORDERS, f"No counted order in {currency} on or before {as_of.isoformat()}.")
         raise _fail("asOf", NO_ORDERS, f"No counted order (paid or fulfilled) on or before {as_of.isoformat()}: nothing to learn from.")
-    currency = summary.currency
-    repeat = int(np.count_nonzero(summary.frequency > 0))
-    spenders = int(np.count_nonzero((summary.frequency > 0) & (summary.spend > 0)))
-    if min(repeat, spenders) < config.min_repeat_customers:
-        raise _fail("asOf", NOT_ENOUGH_DATA,
-                    f"{min(repeat, spenders)} customers bought again (on another day, for more than nothing) in {currency} "
-                    f"up to {as_of.isoformat()}; the models need at least {config.min_repeat_customers} "
-                    "(CRM_CLV_MIN_REPEAT_CUSTOMERS).")
+    run = CustomerValueRun(as_of=as_of, time_unit=time_unit, currency=summary.currency, customer_count=len(summary),
+                           horizon_days=config.horizon_days, discount_rate=config.discount_rate)
+    rows = await asyncio.to_thread(_fit_and_predict, run, summary, config)
+    return Computed(run, rows)
 
-    unit = time_unit.days
+
+async def store_model(session: AsyncSession, computed: Computed) -> CustomerValueRun:
+    """Store a computed run and its rows: one INSERT of the run, one ``executemany`` of the rows
+    (a Core INSERT: the ORM's bulk path would cut it into many statements). A short write
+    transaction, whatever the time the fit took."""
+    run = computed.run
+    run.created_at = utcnow()
+    session.add(run)
+    await session.flush()
+    for row in computed.rows:
+        row["run_id"] = run.id
+    connection = await session.connection()
+    await connection.execute(sa.insert(CustomerValue.__table__), computed.rows)
+    return run
+
+
+def _fit_and_predict(run: CustomerValueRun, summary: Summary, config: ValueConfig) -> list[dict[str, Any]]:
+    """Fit both models into ``run`` (its parameters) and return every customer's row."""
+    repeat = int(np.count_nonzero(summary.frequency > 0))
+    spending = (summary.frequency > 0) & (summary.spend > 0)
+    if min(repeat, int(np.count_nonzero(spending))) < config.min_repeat_customers:
+        raise _fail("asOf", NOT_ENOUGH_DATA,
+                    f"{min(repeat, int(np.count_nonzero(spending)))} customers bought again (on another day, for more than "
+                    f"nothing) in {run.currency} up to {run.as_of.isoformat()}; the models need at least "
+                    f"{config.min_repeat_customers} (CRM_CLV_MIN_REPEAT_CUSTOMERS).")
+    unit = run.time_unit.days
     x, t_x, T = summary.frequency, summary.recency_days / unit, summary.age_days / unit
     try:
         purchases = _fit_purchases(x, t_x, T)
-        spending = (summary.frequency > 0) & (summary.spend > 0)
         spend = fit.fit_gamma_gamma(x[spending], summary.spend[spending])
     except fit.FitFailed as exc:
         raise _fail("asOf", FIT_FAILED, f"The models could not be fitted: {exc}.") from None
     if spend.q <= 1:
         raise _fail("asOf", FIT_FAILED, "Spend varies too much between customers for a mean to exist (q <= 1); "
                     "CLV cannot be estimated from these orders.")
-
-    run = CustomerValueRun(
-        as_of=as_of, time_unit=time_unit, currency=currency, customer_count=len(summary), repeat_customers=repeat,
-        r=purchases.r, alpha=purchases.alpha, a=purchases.a, b=purchases.b, log_likelihood=purchases.log_likelihood,
-        p=spend.p, q=spend.q, gamma=spend.gamma, spend_log_likelihood=spend.log_likelihood,
-        horizon_days=config.horizon_days, discount_rate=config.discount_rate, created_at=utcnow(),
-    )
-    session.add(run)
-    await session.flush()
-    # One executemany of a Core INSERT (the ORM's bulk path would batch it into many statements);
-    # it writes every customer's row, as the run covers every customer (module docstring).
-    connection = await session.connection()
-    await connection.execute(sa.insert(CustomerValue.__table__), _rows(run, summary, purchases, spend))
-    return run
+    run.repeat_customers = repeat
+    run.r, run.alpha, run.a, run.b, run.log_likelihood = (
+        purchases.r, purchases.alpha, purchases.a, purchases.b, purchases.log_likelihood)
+    run.p, run.q, run.gamma, run.spend_log_likelihood = spend.p, spend.q, spend.gamma, spend.log_likelihood
+    return _rows(run, summary, purchases, spend)
 
 
 def _fit_purchases(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> fit.BgNbd:
@@ -133,7 +164,7 @@ def _rows(run: CustomerValueRun, summary: Summary, purchases: fit.BgNbd, spend: 
                        discount_rate=run.discount_rate, days_per_unit=unit)
     return [
         {
-            "run_id": run.id, "customer_id": int(cid), "frequency": int(fx), "recency_days": int(rd), "age_days": int(ad),
+            "customer_id": int(cid), "frequency": int(fx), "recency_days": int(rd), "age_days": int(ad),
             "average_spend": avg, "expected_spend": amount(v), "probability_alive": float(pa),
             "expected_purchases": float(ep), "clv": amount(c),
         }
