@@ -99,7 +99,7 @@ async def load(db: Database, count: int, owners: list[tuple[int, int]]) -> None:
 async def time_graphql(app, runs: int, key: str) -> list[float]:
     samples = []
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=headers) as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=headers) as http:
         for _ in range(runs):
             start = time.perf_counter()
             response = await http.post("/graphql", json={"query": QUERY})

@@ -76,7 +76,7 @@ async def run(settings: Settings, customers: int, runs: int) -> None:
     sa.event.listen(db.engine.sync_engine, "before_cursor_execute", count)
     app = create_app(settings, db=db)
     key, _ = await make_key(db, settings)  # an administrator: no record rules apply
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=bearer(key)) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=bearer(key)) as client:
         for name, query in QUERIES.items():
             timings = []
             for _ in range(runs):

@@ -102,7 +102,7 @@ async def measure(args: argparse.Namespace, url: str) -> None:
 
     app = create_app(settings, db=db)
     key, _ = await make_key(db, settings)  # an administrator: no record rules apply
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=bearer(key)) as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=bearer(key)) as http:
 
         async def run(query: str, variables: dict[str, Any]) -> dict[str, Any]:
             body = (await http.post("/graphql", json={"query": query, "variables": variables})).json()

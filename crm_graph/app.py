@@ -9,6 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -20,7 +23,7 @@ from crm_graph.core.hooks import notify
 from crm_graph.core.jobs import Scheduler, default_jobs
 from crm_graph.core.live import LiveHub
 from crm_graph.db.session import Database
-from crm_graph.graphql import ide
+from crm_graph.graphql import http, ide
 from crm_graph.graphql.schema import build_schema
 from crm_graph.graphql.view import GraphQLView
 from crm_graph.settings import Settings
@@ -28,6 +31,24 @@ from crm_graph.settings import Settings
 log = logging.getLogger("crm_graph")
 
 CORE_PATHS = ("/graphql", "/graphql/ide", "/healthz", "/readyz", "/")
+
+
+# Answer headers a page may read: the rate limit's (crm_graph/graphql/ratelimit.py).
+EXPOSED_HEADERS = ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    """Host check outermost (a request for another host name is refused before anything else
+    runs), then CORS. Credentials travel in the Authorization header, never in cookies, so no
+    origin is allowed credentials."""
+    hosts = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in settings.allowed_hosts]
+    origins = list(settings.cors_origins)
+    cors: dict[str, Any] = {"allow_origins": origins} if origins or settings.is_production else {"allow_origin_regex": http.DEV_ORIGINS}
+    return [
+        Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False),
+        Middleware(CORSMiddleware, allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type", "Accept"],
+                   expose_headers=EXPOSED_HEADERS, max_age=600, **cors),
+    ]
 
 
 def create_app(
@@ -109,7 +130,7 @@ def create_app(
     ]
     if not settings.is_production:
         core_routes.append(ide.asset_route(settings))
-    app = Starlette(debug=False, routes=[*core_routes, *extra_routes], lifespan=lifespan)
+    app = Starlette(debug=False, routes=[*core_routes, *extra_routes], lifespan=lifespan, middleware=middleware(settings))
     app.state.settings = settings
     app.state.db = database
     app.state.auth = auth

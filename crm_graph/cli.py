@@ -87,7 +87,11 @@ def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool)
         click.echo(dev_key)
         click.echo(f'try: curl -s http://{host}:{port}/graphql -H "Authorization: Bearer {dev_key}" '
                    "-H 'Content-Type: application/json' -d '{\"query\": \"{ customers(first: 5) { totalCount } }\"}'")
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=False)
+    from crm_graph.serving import uvicorn_options
+
+    # Timeouts and a connection cap against slow or idle clients (CRM_HTTP_*, crm_graph/serving.py).
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=False,
+                **uvicorn_options(settings))
 
 
 @cli.command()

@@ -75,6 +75,20 @@ class Settings:
     environment: Literal["dev", "production"] = "dev"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Host names (the Host header) the server answers to; any other gets 400. Set the public
+    # names in production; the default, loopback only, also keeps a page on another site from
+    # reaching a developer's server through DNS rebinding. "*.example.com" matches subdomains.
+    allowed_hosts: tuple[str, ...] = ("localhost", "*.localhost", "127.0.0.1", "::1")
+    # Origins ("https://app.example.com") whose pages may call the API from a browser (CORS) and
+    # open its WebSocket; "*" for any. Empty: pages served from loopback, any port, in dev; none
+    # in production.
+    cors_origins: tuple[str, ...] = ()
+    # `crm-graph serve` against slow or idle clients: seconds a client has to send a request's
+    # headers (from the connection's start or the previous answer), seconds an idle keep-alive
+    # connection is kept, and the most connections served at once (past it: 503).
+    http_header_timeout: float = 10.0
+    http_keep_alive_timeout: float = 5.0
+    http_max_connections: int = 1000
     log_level: str = "info"
     # Region used to read phone numbers written without a +country prefix (ISO 3166 alpha-2).
     default_phone_region: str = "US"
@@ -269,6 +283,14 @@ class Settings:
             raise ValueError("CRM_SECRET_KEY must be set to at least 32 random characters in production")
         if self.session_hours <= 0 or self.login_lockout_minutes <= 0 or self.login_max_failures < 1:
             raise ValueError("CRM_SESSION_HOURS, CRM_LOGIN_LOCKOUT_MINUTES and CRM_LOGIN_MAX_FAILURES must be positive")
+        for pattern in self.allowed_hosts:
+            if pattern != "*" and ("*" in pattern[1:] or (pattern.startswith("*") and not pattern.startswith("*."))):
+                raise ValueError(f"CRM_ALLOWED_HOSTS: {pattern!r} is not a host name, '*.domain' or '*'")
+        for origin in self.cors_origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"CRM_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com")
+        if not (self.http_header_timeout > 0 and self.http_keep_alive_timeout > 0 and self.http_max_connections >= 1):
+            raise ValueError("CRM_HTTP_HEADER_TIMEOUT and CRM_HTTP_KEEP_ALIVE_TIMEOUT must be positive, CRM_HTTP_MAX_CONNECTIONS at least 1")
         if self.dispatch_backoff_cap < self.dispatch_backoff_base:
             raise ValueError("CRM_DISPATCH_BACKOFF_CAP must not be below CRM_DISPATCH_BACKOFF_BASE")
         if self.dispatch_lease < 2 * max(self.plugin_hook_timeout, self.webhook_timeout):

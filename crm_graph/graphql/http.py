@@ -28,6 +28,10 @@ from strawberry.http import GraphQLRequestData
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
+# Pages served from loopback, any port: the browser origins allowed in development when
+# CRM_CORS_ORIGINS is empty (CORS, and the WebSocket's handshake).
+DEV_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
+
 # The status of a GraphQL request error by its code, under application/graphql-response+json;
 # codes not listed are the client's fault (400).
 REQUEST_ERROR_STATUS: dict[str, int] = {"INTERNAL_SERVER_ERROR": 500}

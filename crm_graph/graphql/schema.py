@@ -23,6 +23,7 @@ from crm_graph.graphql.ratelimit import RateLimiter
 from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
 from crm_graph.core.extensions import Registry
 from crm_graph.graphql.extend import Extensions
+from crm_graph.graphql.suggestions import NoSuggestions
 from crm_graph.graphql.relay import Node, NodeResolver, resolve_nodes
 from crm_graph.graphql.subscriptions import LiveSubscription
 from crm_graph.plugins import PluginError
@@ -143,6 +144,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
     extensions: list[Any] = [ErrorPolicy, lambda: DocumentLimits(settings, cache, limiter)]
     if settings.is_production:
         extensions.append(DisableIntrospection)
+        extensions.append(NoSuggestions)  # suggestions would give the schema away (graphql/suggestions.py)
     extended = Extensions(registry)
     try:
         schema = CrmSchema(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import timedelta
@@ -61,6 +62,8 @@ class GraphQLView(GraphQL):
             # `live_max_subscriptions`, with a clearer error, by the subscription fields.
             max_subscriptions_per_connection=2 * settings.live_max_subscriptions,
             connection_init_wait_timeout=self.connection_init_wait_timeout,
+            # Pages on other origins may open the socket only when CRM_CORS_ORIGINS lets them.
+            allowed_origins=settings.cors_origins,
         )
         self.settings = settings
         self.db = db
@@ -175,6 +178,13 @@ class GraphQLView(GraphQL):
         if not sub_response.status_code and isinstance(response_data, dict):
             response.status_code = http.status_of(response_data, media)
         return response
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        """CRM_CORS_ORIGINS, or in development with none set, pages served from loopback."""
+        if super().is_websocket_origin_allowed(request, origin):
+            return True
+        dev = not self.settings.cors_origins and not self.settings.is_production
+        return dev and re.fullmatch(http.DEV_ORIGINS, origin.strip().lower()) is not None
 
     async def on_ws_connect(self, context: ConnectionContext) -> UnsetType:  # type: ignore[override]
         """``connection_init``: sign the connection in, or close it with 4403."""

@@ -9,7 +9,7 @@ import httpx
 
 from crm_graph.testing.auth import bearer
 
-BASE_URL = "http://testserver"
+BASE_URL = "http://localhost"  # a loopback name: the default CRM_ALLOWED_HOSTS answers to it
 
 
 def asgi_client(app: Any, token: str | None = None, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:

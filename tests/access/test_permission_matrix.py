@@ -117,7 +117,7 @@ async def app(settings, db):
 async def call(app: Any, key: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     transport = httpx.ASGITransport(app=app)
     headers = bearer(key) if key else {}
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost", headers=headers) as http:
         response = await http.post("/graphql", json={"query": query, "variables": variables})
     assert response.status_code == 200, response.text
     return response.json()

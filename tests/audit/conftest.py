@@ -35,7 +35,7 @@ async def api(settings: Settings, db: Database) -> AsyncIterator[Callable[..., A
             headers = {"user-agent": USER_AGENT, **(bearer(token) if token else {})}
             transport = httpx.ASGITransport(app=app, client=(ADDRESS, 4711))
             http = await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers)
+                httpx.AsyncClient(transport=transport, base_url="http://localhost", headers=headers)
             )
             return GraphQLClient(http)
 

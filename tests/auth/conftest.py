@@ -57,7 +57,7 @@ async def connect(app: Starlette) -> AsyncIterator[Connect]:
 
     async def make(token: str | None = None, *, app: Starlette = app) -> GraphQLClient:
         http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=bearer(token) if token else {}
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=bearer(token) if token else {}
         )
         opened.append(http)
         return GraphQLClient(http)

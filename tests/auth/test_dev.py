@@ -24,7 +24,7 @@ async def test_dev_admin_key_is_made_once_kept_and_replaced_when_revoked(setting
     assert oct((tmp_path / "dev_admin_key").stat().st_mode & 0o777) == "0o600"
     assert await dev.dev_admin_key(settings) == key  # the next start prints the same key
     app = create_app(settings, db=db)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as http:
         signed_in = (await http.post("/graphql", json={"query": FIRST}, headers=bearer(key))).json()
         anonymous = (await http.post("/graphql", json={"query": FIRST})).json()
     assert signed_in["data"]["customers"]["totalCount"] == 0
@@ -39,7 +39,7 @@ async def test_dev_admin_key_is_made_once_kept_and_replaced_when_revoked(setting
 async def test_graphiql_opens_with_the_key_in_dev_only(settings, db):
     app = create_app(settings, db=db)
     app.state.graphql.ide_headers = {"Authorization": "Bearer crm_key_example"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as http:
         page = await http.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "Bearer crm_key_example" in page.text
 

@@ -126,7 +126,7 @@ async def server_factory(settings: Settings, db: Database) -> AsyncIterator[Call
             async with db.reader() as session:
                 key_id = await session.scalar(sa.select(sa.func.max(ApiKey.id)).where(ApiKey.user_id == user_id))
             http = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=bearer(token))
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=bearer(token))
             )
             return Server(app, GraphQLClient(http), actor=f"api_key:{key_id}")
 

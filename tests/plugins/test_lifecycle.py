@@ -49,7 +49,7 @@ async def test_hook_crm_startup_and_crm_shutdown_run_around_the_server(settings,
         await stack.enter_async_context(app.router.lifespan_context(app))
         assert plugin.calls == [("startup", backend)]
         http = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=bearer(token))
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=bearer(token))
         )
         # The plugin that failed to start is logged by name, and the server serves anyway.
         assert await GraphQLClient(http).execute("{ customers { totalCount } }") == {"customers": {"totalCount": 0}}
