@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -74,7 +75,8 @@ async def run(settings: Settings, customers: int, runs: int) -> None:
             statements += 1
 
     sa.event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    app = create_app(settings, db=db)
+    # Timings, not rate limits: the bench sends more than one client's budget.
+    app = create_app(dataclasses.replace(settings, rate_limit_capacity=0), db=db)
     key, _ = await make_key(db, settings)  # an administrator: no record rules apply
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=bearer(key)) as client:
         for name, query in QUERIES.items():

@@ -109,28 +109,7 @@ class Settings:
     max_request_bytes: int = 1_048_576
     request_timeout: float = 30.0
     max_request_sessions: int = 4
-    document_cache_chars: int = 2_000_000
-    # Rate limits by query cost (docs/api.md): token buckets of `rate_limit_capacity` points
-    # refilled by `rate_limit_refill` points per second, one per signed-in principal, and for
-    # requests without credentials one per client address (the anonymous_* pair). At most
-    # `rate_limit_max_buckets` buckets are kept per kind. CRM_RATE_LIMIT_CAPACITY=0 turns it off.
-    rate_limit_capacity: int = 20_000
-    rate_limit_refill: float = 200.0
-    anonymous_rate_limit_capacity: int = 5_000
-    anonymous_rate_limit_refill: float = 20.0
-    rate_limit_max_buckets: int = 100_000
-    # Request limits (docs/api.md, "Limits"): the static cost of one operation, directives per
-    # document (fragments expanded), characters of the document (comments and whitespace
-    # included), bytes of a request body, seconds a query may run before it is cancelled,
-    # database sessions one request may hold at once, and the characters of query text the
-    # parsed-document cache may hold (documents over 1/100 of it are not cached).
-    max_query_cost: int = 5000
-    max_directives: int = 50
-    max_query_length: int = 100_000
-    max_request_bytes: int = 1_048_576
-    request_timeout: float = 30.0
-    max_request_sessions: int = 4
-    document_cache_chars: int = 2_000_000
+    document_cache_chars: int = 500_000
     # Rate limits by query cost (docs/api.md): token buckets of `rate_limit_capacity` points
     # refilled by `rate_limit_refill` points per second, one per signed-in principal, and for
     # requests without credentials one per client address (the anonymous_* pair). At most
@@ -278,7 +257,6 @@ class Settings:
         if self.clv_min_repeat_customers < 2:
             raise ValueError("CRM_CLV_MIN_REPEAT_CUSTOMERS must be at least 2")
         self._validate_request_limits()
-        self._validate_request_limits()
         if self.is_production and len(self.secret_key) < 32:
             raise ValueError("CRM_SECRET_KEY must be set to at least 32 random characters in production")
         if self.session_hours <= 0 or self.login_lockout_minutes <= 0 or self.login_max_failures < 1:
@@ -316,26 +294,6 @@ class Settings:
                     raise ValueError(f"CRM_{capacity.upper()} must be at least CRM_MAX_QUERY_COST ({self.max_query_cost})")
                 if not getattr(self, refill) > 0:
                     raise ValueError(f"CRM_{refill.upper()} must be a positive number of points per second")
-
-    def _validate_request_limits(self) -> None:
-        for name in ("max_query_cost", "max_directives", "max_query_length", "max_request_bytes",
-                     "max_request_sessions", "document_cache_chars", "rate_limit_max_buckets",
-                     "max_query_depth", "max_aliases", "max_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"CRM_{name.upper()} must be at least 1")
-        if not self.request_timeout > 0:
-            raise ValueError("CRM_REQUEST_TIMEOUT must be a positive number of seconds")
-        if self.rate_limit_capacity < 0:
-            raise ValueError("CRM_RATE_LIMIT_CAPACITY must be 0 (off) or a number of points")
-        if self.rate_limit_capacity:
-            # A bucket must hold the dearest query the server accepts, or that query never runs.
-            for capacity, refill in (("rate_limit_capacity", "rate_limit_refill"),
-                                     ("anonymous_rate_limit_capacity", "anonymous_rate_limit_refill")):
-                if getattr(self, capacity) < self.max_query_cost:
-                    raise ValueError(f"CRM_{capacity.upper()} must be at least CRM_MAX_QUERY_COST ({self.max_query_cost})")
-                if not getattr(self, refill) > 0:
-                    raise ValueError(f"CRM_{refill.upper()} must be a positive number of points per second")
-
 
 
 def _coerce(name: str, annotation: object, raw: str) -> object:

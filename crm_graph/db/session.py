@@ -8,6 +8,10 @@ to upgrade a read lock. Reads use WAL snapshots and never block writers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -20,6 +24,8 @@ from crm_graph.core.access import SCOPE_KEY
 from crm_graph.settings import Settings
 
 _BEGIN_OPTION = "crm_sqlite_begin"
+# The scoped database whose session the current task (or the task that started it) holds.
+_holding: ContextVar[Any] = ContextVar("crm_graph_holding_session", default=None)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -79,6 +85,8 @@ class Database:
     engine: AsyncEngine
     reader: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
+    # Sessions one scoped view (one request) may hold at once (CRM_MAX_REQUEST_SESSIONS).
+    max_request_sessions: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -91,6 +99,7 @@ class Database:
             engine=engine,
             reader=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
             writer=async_sessionmaker(write_bind, expire_on_commit=False, autoflush=False),
+            max_request_sessions=settings.max_request_sessions,
         )
 
     @property
@@ -108,23 +117,52 @@ class Database:
         for maker in (self.reader, self.writer):
             maker.kw.setdefault("info", {})[REGISTRY_KEY] = registry
 
-    def scoped(self, scope: Any) -> ScopedDatabase:
+    def scoped(self, scope: Any, max_sessions: int | None = None) -> ScopedDatabase:
         """The same database, with every session carrying ``scope`` (``crm_graph.core.access``):
-        what those sessions read and write is limited to what the scope's actor may see."""
-        return ScopedDatabase(self, scope)
+        what those sessions read and write is limited to what the scope's actor may see. With
+        ``max_sessions``, at most that many of its sessions are open at once (the others wait)."""
+        return ScopedDatabase(self, scope, max_sessions if max_sessions is not None else self.max_request_sessions)
 
 
 class ScopedDatabase:
     """A request's view of the ``Database``: ``reader()`` and ``writer()`` open sessions bound to
-    one access scope. Everything else (engine, dialect) is the underlying database's."""
+    one access scope. Everything else (engine, dialect) is the underlying database's.
 
-    def __init__(self, base: Database, scope: Any) -> None:
+    ``max_sessions`` bounds the sessions open at once through this view (one request's), so the
+    many loaders of one query queue among themselves instead of taking the whole connection
+    pool from every other request. A session opened while another of the same task chain is
+    open (a loader called inside a session) does not wait: waiting there could deadlock."""
+
+    def __init__(self, base: Database, scope: Any, max_sessions: int | None = None) -> None:
         self.base = base
         self.scope = scope
         self.engine = base.engine
         info = {SCOPE_KEY: scope}
-        self.reader = partial(base.reader, info=info)
-        self.writer = partial(base.writer, info=info)
+        self.reader: Any = partial(base.reader, info=info)
+        self.writer: Any = partial(base.writer, info=info)
+        self.max_sessions = max_sessions
+        self.open_sessions = self.most_open = 0  # now, and the most at once (tests, benches)
+        if max_sessions is not None:
+            gate = asyncio.Semaphore(max_sessions)
+            self.reader = partial(self._limited, self.reader, gate)
+            self.writer = partial(self._limited, self.writer, gate)
+
+    @contextlib.asynccontextmanager
+    async def _limited(self, maker: Any, gate: asyncio.Semaphore) -> AsyncIterator[AsyncSession]:
+        nested = _holding.get() is self
+        if not nested:
+            await gate.acquire()
+        token = _holding.set(self)
+        self.open_sessions += 1
+        self.most_open = max(self.most_open, self.open_sessions)
+        try:
+            async with maker() as session:
+                yield session
+        finally:
+            self.open_sessions -= 1
+            _holding.reset(token)
+            if not nested:
+                gate.release()
 
     @property
     def dialect(self) -> str:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import strawberry
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, MaskErrors
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import Info
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.types.base import StrawberryObjectDefinition, has_object_definition
 from strawberry.types.field import StrawberryField
 
@@ -150,6 +153,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
         schema = CrmSchema(
             query=query, mutation=mutation, subscription=subscription, types=types, extensions=extensions,
             fields=extended, nodes={n.name: n.resolve for p in parts for n in p.nodes},
+            timeout=settings.request_timeout,
         )
     except Exception as exc:  # graphql-core wraps what get_fields raised: give the plugin's error back
         cause: BaseException | None = exc
@@ -165,7 +169,9 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
 class CrmSchema(strawberry.Schema):
     """The assembled schema: it knows its node types (``node(id)``) and its type extensions."""
 
-    def __init__(self, *args: Any, fields: Extensions, nodes: dict[str, NodeResolver], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fields: Extensions, nodes: dict[str, NodeResolver], timeout: float | None = None,
+                 **kwargs: Any) -> None:
+        self.crm_timeout = timeout  # seconds a query may run (CRM_REQUEST_TIMEOUT)
         self.crm_fields = fields
         self.crm_nodes = nodes
         self.crm_registry = fields.registry
@@ -173,6 +179,24 @@ class CrmSchema(strawberry.Schema):
 
     def get_fields(self, type_definition: StrawberryObjectDefinition) -> list[StrawberryField]:
         return self.crm_fields.fields(type_definition)
+
+    async def _execute_operation(self, execution_context: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the operation; a query still running after ``crm_timeout`` seconds is cancelled
+        (its resolvers, loaders and SQL) and answered ``REQUEST_TIMEOUT``. Mutations are not cut
+        short: cancelling one between its commit and its answer would leave the client unsure
+        whether it was applied."""
+        if self.crm_timeout is None or execution_context.operation_type is not StrawberryOperationType.QUERY:
+            return await super()._execute_operation(execution_context, *args, **kwargs)
+        try:
+            async with asyncio.timeout(self.crm_timeout):
+                return await super()._execute_operation(execution_context, *args, **kwargs)
+        except TimeoutError:
+            result = GraphQLExecutionResult(data=None, errors=[GraphQLError(
+                f"The query ran longer than {self.crm_timeout:g} s and was stopped; ask for less (docs/api.md, Limits).",
+                extensions={"code": "REQUEST_TIMEOUT"},
+            )])
+            execution_context.result = result
+            return result
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Client mistakes are not server errors: ``ErrorPolicy`` logs the unexpected ones only."""

@@ -32,6 +32,7 @@ from crm_graph.core.actor import ANONYMOUS, Actor
 from crm_graph.core.hooks import actor_from_request, scope_narrowing
 from crm_graph.db.session import Database
 from crm_graph.graphql import http, ide
+from crm_graph.graphql.limits import limited_body
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.subscriptions import ConnectionContext, over_http
 from crm_graph.settings import Settings
@@ -128,7 +129,7 @@ class GraphQLView(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive=receive)
+        request = Request(scope, receive=limited_body(scope, receive, self.settings.max_request_bytes))  # 413 (graphql/limits.py)
         token = _answer_as.set(http.negotiate(request.headers.get("accept")))
         try:
             try:
