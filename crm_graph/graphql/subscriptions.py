@@ -99,19 +99,20 @@ def over_http(query: Any, operation_name: str | None, max_tokens: int) -> Execut
     the request is no subscription. Only documents that mention ``subscription`` are parsed."""
     if not isinstance(query, str) or "subscription" not in query:
         return None
-    operation = _operation(query, operation_name, max_tokens)
-    if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+    if _operation_type(query, operation_name, max_tokens) is not OperationType.SUBSCRIPTION:
         return None
     message = "Subscriptions run over a WebSocket at /graphql (subprotocol graphql-transport-ws), not over HTTP."
     return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": "BAD_REQUEST"})])
 
 
 @functools.lru_cache(maxsize=256)
-def _operation(query: str, operation_name: str | None, max_tokens: int) -> Any:
+def _operation_type(query: str, operation_name: str | None, max_tokens: int) -> OperationType | None:
+    # The type only, not the node: a node keeps its whole document's tokens alive in the cache.
     try:
-        return get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
+        operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
     except GraphQLError:
         return None  # Strawberry reports the syntax error
+    return operation.operation if operation is not None else None
 
 
 def with_authorization(connection: HTTPConnection, authorization: str | None) -> HTTPConnection:

@@ -107,6 +107,9 @@ class GraphQLView(GraphQL):
         """As Strawberry's, but a subscription sent over HTTP gets a clear error (not a 500), and an
         operation that cannot be chosen (unknown ``operationName``, several operations and none
         named) is a GraphQL request error, not a bare HTTP error."""
+        if isinstance(request_data.query, str) and len(request_data.query) > self.settings.max_query_length:
+            # Too long to parse at all: the schema refuses it by its length (graphql/cost.py).
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
         refused = over_http(request_data.query, request_data.operation_name, self.settings.max_tokens)
         if refused is not None:
             return refused

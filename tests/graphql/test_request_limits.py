@@ -105,3 +105,23 @@ async def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(setti
         streamed = await http.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
         assert streamed.status_code == 413
         assert streamed.json()["errors"][0]["extensions"]["code"] == "REQUEST_TOO_LARGE"
+
+
+async def test_an_overlong_document_is_refused_without_being_parsed(settings, db, admin_key, monkeypatch):
+    from crm_graph.graphql import http as graphql_http
+    from crm_graph.graphql import subscriptions
+
+    parsed: list[int] = []
+    for module in (subscriptions, graphql_http):
+        original = module.parse
+        monkeypatch.setattr(module, "parse", lambda text, *a, _o=original, **k: parsed.append(len(text)) or _o(text, *a, **k))
+    app = app_with(settings, db, max_query_length=2_000)
+    async with asgi_client(app, admin_key) as http:
+        # Comment padding that names every operation keyword, which the endpoint's own checks look for.
+        padded = "# subscription query mutation " + "x" * 5_000 + "\nquery A { __typename } query B { __typename }"
+        response = await http.post("/graphql", json={"query": padded, "operationName": "A"})
+        assert "more than 2000 code points" in response.json()["errors"][0]["message"]
+        assert parsed == []
+        short = "subscription S { __typename } query A { __typename }"
+        await http.post("/graphql", json={"query": short})
+        assert parsed  # the checks do parse documents within the limit
