@@ -33,8 +33,9 @@ JSON = "application/json"
 DEV_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?"
 
 # The status of a GraphQL request error by its code, under application/graphql-response+json;
-# codes not listed are the client's fault (400).
-REQUEST_ERROR_STATUS: dict[str, int] = {"INTERNAL_SERVER_ERROR": 500}
+# codes not listed are the client's fault (400); a query cut off by CRM_REQUEST_TIMEOUT is the
+# server's (504: the same request may well succeed later).
+REQUEST_ERROR_STATUS: dict[str, int] = {"INTERNAL_SERVER_ERROR": 500, "REQUEST_TIMEOUT": 504}
 
 # At most this much of a refused request's body is read (and dropped) so the connection it came
 # on can carry the next request; past it the connection is closed after the answer.

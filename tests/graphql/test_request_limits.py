@@ -54,6 +54,10 @@ async def test_a_slow_query_is_cancelled_with_a_clear_error(settings, db, admin_
         (error,) = response.json()["errors"]
         assert error["extensions"]["code"] == "REQUEST_TIMEOUT"
         assert "longer than 1 s" in error["message"]
+        strict = await http.post(
+            "/graphql", json={"query": "{ nap(seconds: 30) }"}, headers={"accept": "application/graphql-response+json"}
+        )
+        assert strict.status_code == 504 and "data" not in strict.json()
         assert (await client.execute("{ customers { totalCount } }")) == {"customers": {"totalCount": 0}}
 
 
