@@ -195,8 +195,8 @@ def _graphql(http: httpx.Client, query: str, variables: dict[str, object] | None
     return body["data"]
 
 
-def _eventually(read: object, attempts: int = 150) -> dict[str, object]:
-    """The first non-empty page ``read()`` returns, polling for up to ~30 s (delivery is asynchronous; both database runs share the machine)."""
+def _eventually(read: object, attempts: int = 50) -> dict[str, object]:
+    """The first non-empty page ``read()`` returns, polling for up to ~10 s (delivery is asynchronous)."""
     for _ in range(attempts):
         page = read()  # type: ignore[operator]
         if page["totalCount"]:

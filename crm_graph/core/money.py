@@ -19,8 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
-from crm_graph.core.errors import INVALID_VALUE
-
 ROUNDING = ROUND_HALF_UP
 
 # Stored scale of amounts, quantities and percentages: four decimal places.
@@ -67,18 +65,6 @@ def currency_code(value: Any) -> str:
         shown = value if isinstance(value, str) else type(value).__name__
         raise InvalidCurrency(f"{str(shown)[:16]!r} is not an ISO 4217 currency code (e.g. EUR, USD, JPY).")
     return value.strip().upper()
-
-
-def optional_currency(value: str | None, errors: Any, field: str = "currency") -> str | None:
-    """An optional currency input: its code, or None when not given; a code that is not ISO 4217
-    is added to ``errors`` (an ``ErrorCollector``) as INVALID_VALUE on ``field``."""
-    if value is None:
-        return None
-    try:
-        return currency_code(value)
-    except InvalidCurrency as exc:
-        errors.add(field, INVALID_VALUE, str(exc))
-        return None
 
 
 def minor_units(currency: str) -> int:

@@ -20,7 +20,6 @@ import strawberry
 from strawberry.annotation import StrawberryAnnotation
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
-from strawberry.utils.str_converters import to_camel_case, to_snake_case
 
 from crm_graph.core.extensions import FILTER_INPUTS, FilterCondition, Registry
 from crm_graph.plugins import PluginError
@@ -67,15 +66,21 @@ class Extensions:
 
 
 def _name(item: StrawberryField) -> str:
+    from strawberry.utils.str_converters import to_camel_case
+
     return item.graphql_name or to_camel_case(item.python_name)
 
 
 def _input_field(condition: FilterCondition) -> StrawberryField:
     value_type = condition.input if condition.input is not None else strawberry.scalars.JSON
     item = strawberry.field(default=None, name=condition.name, description=condition.description)
-    item.python_name = to_snake_case(condition.name)
+    item.python_name = _snake(condition.name)
     item.type_annotation = StrawberryAnnotation(Optional[value_type])  # noqa: UP045 - built at run time
     return item
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 # --- filter inputs as plain data --------------------------------------------------------------------

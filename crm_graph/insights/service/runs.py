@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_graph.core import errors as codes
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, FieldError, ValidationFailed
-from crm_graph.core.money import optional_currency
+from crm_graph.core.money import InvalidCurrency, currency_code
 from crm_graph.insights.models import CustomerValue, CustomerValueRun, TimeUnit
 from crm_graph.insights.service import fit
 from crm_graph.insights.service.summary import Summary, read_summary
@@ -88,7 +88,11 @@ async def compute_model(
     if as_of > today:
         errors.add("asOf", codes.INVALID_VALUE, f"asOf is in the future ({as_of.isoformat()}); the model can only "
                    f"learn from orders that happened, up to today ({today.isoformat()}).")
-    currency = optional_currency(currency, errors)
+    if currency is not None:
+        try:
+            currency = currency_code(currency)
+        except InvalidCurrency as exc:
+            errors.add("currency", codes.INVALID_VALUE, str(exc))
     errors.raise_if_any()
 
     summary = await read_summary(session, as_of=as_of, currency=currency)

@@ -14,7 +14,6 @@ from crm_graph.core import errors as codes
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, ValidationFailed
-from crm_graph.core.money import optional_currency
 from crm_graph.segments import rfm
 from crm_graph.segments.models import RfmRun, Segment, SegmentKind, ValueTier
 from crm_graph.segments.service.membership import refresh_snapshot
@@ -39,7 +38,13 @@ async def _params(session: AsyncSession, as_of: date | None, window_days: int | 
     errors = ErrorCollector()
     if not 1 <= window_days <= 36600:
         errors.add("windowDays", codes.INVALID_VALUE, "windowDays is between 1 and 36600.")
-    currency = optional_currency(currency, errors)
+    if currency is not None:
+        from crm_graph.core.money import InvalidCurrency, currency_code
+
+        try:
+            currency = currency_code(currency)
+        except InvalidCurrency as exc:
+            errors.add("currency", codes.INVALID_VALUE, str(exc))
     errors.raise_if_any()
     return as_of, window_days, currency or await main_currency(session, as_of, window_days)
 
