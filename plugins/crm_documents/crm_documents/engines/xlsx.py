@@ -24,6 +24,8 @@ Conventions of a template (every worksheet is filled the same way):
   (``=B7*C7`` becomes ``=B9*C9`` on the third item). The same holds for references from other
   sheets, conditional formatting ranges, data validations, defined names, the print area and
   the auto filter.
+- Page headers and footers (Page Layout) take placeholders too, filled as text next to
+  Excel's codes (``{{ labels.page }} &P / &N``).
 - Not moved: pictures and charts (anchors and chart data ranges stay where they are; openpyxl
   drops pictures without Pillow anyway) and formulas of conditional formatting rules. An
   ``Image`` value in a cell leaves the cell empty.
@@ -107,6 +109,7 @@ class _SheetPlan:
     loops: list[_Loop] = field(default_factory=list)
     cells: dict[tuple[int, int], _CellTemplate] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)  # name -> where first read
+    page_texts: list[tuple[Any, jinja2.Template, str]] = field(default_factory=list)  # header/footer parts
 
     def loop_of(self, row: int) -> _Loop | None:
         for loop in self.loops:
@@ -207,7 +210,46 @@ def _plan_sheet(ws: Worksheet, env: jinja2.Environment) -> _SheetPlan:
             plan.cells[(row, cell.column)] = compiled
     if open_loop is not None:
         raise _syntax(f"{open_loop[1]} is never closed: add a row holding only {{% endfor %}} below the rows to repeat", open_loop[2])
+    _plan_page_texts(plan, env)
     return plan
+
+
+def _escape_codes(value: Any) -> Any:
+    """A value printed in a page header or footer, its "&" not taken for a code (&P, &N)."""
+    if isinstance(value, jinja2.Undefined) or value is None:
+        return ""
+    return _jinja.clean_string(str(value)).replace("&", "&&")
+
+
+def _plan_page_texts(plan: _SheetPlan, env: jinja2.Environment) -> None:
+    """Placeholders in the page headers and footers (Page Layout), filled as text."""
+    ws = plan.ws
+    page_env = env.overlay(finalize=_escape_codes)
+    for attribute, name in (
+        ("oddHeader", "header"),
+        ("oddFooter", "footer"),
+        ("evenHeader", "even page header"),
+        ("evenFooter", "even page footer"),
+        ("firstHeader", "first page header"),
+        ("firstFooter", "first page footer"),
+    ):
+        item = getattr(ws, attribute, None)
+        if item is None:
+            continue
+        for side in ("left", "center", "right"):
+            part = getattr(item, side)
+            text = part.text
+            if not text or not any(mark in text for mark in _JINJA):
+                continue
+            where = f"sheet {ws.title}, {name} ({side})"
+            try:
+                tree = page_env.parse(text)
+                template = page_env.from_string(text)
+            except jinja2.TemplateSyntaxError as exc:
+                raise _syntax(f"{text[:80]!r}: {exc.message}", where) from None
+            for variable in _names(tree):
+                plan.variables.setdefault(variable, where)
+            plan.page_texts.append((part, template, where))
 
 
 def _load(template: bytes) -> openpyxl.Workbook:
@@ -498,6 +540,11 @@ class _Filler:
                 cell._style = style
 
         self._move_ranges(ws)
+        for part, template, where in plan.page_texts:
+            try:
+                part.text = template.render(self.context)
+            except Exception as exc:
+                raise TemplateError(TemplateError.RENDER_FAILED, f"The text could not be filled: {_jinja.describe(exc)}", where) from None
 
     def _move_ranges(self, ws: Worksheet) -> None:
         title = ws.title
