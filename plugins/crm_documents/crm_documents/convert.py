@@ -1,25 +1,26 @@
 """PDF from DOCX, XLSX, ODT and ODS through a small pool of warm LibreOffice processes.
 
-Each slot of the pool is one unoserver server (its XML-RPC front, run by the Python that has
-LibreOffice's ``uno`` bridge, Debian's ``/usr/bin/python3`` with ``python3-uno``; see
-``SERVER_BOOTSTRAP`` for the one change it gets) and the
-``soffice`` it starts, in a process group of their own, with a private LibreOffice profile and
-private loopback ports. The venv only talks XML-RPC to it, in a worker thread.
+Each slot of the pool is a process group of its own (``start_new_session``) with a private
+LibreOffice profile and private loopback ports: a small reaper, the unoserver server it forks (the
+XML-RPC front, run by the Python that has LibreOffice's ``uno`` bridge: Debian's
+``/usr/bin/python3`` with ``python3-uno``), and the ``soffice`` that server starts. See
+``SERVER_BOOTSTRAP`` for why the reaper is there and for the one change the server gets (documents
+are loaded hidden). The venv only talks XML-RPC to it, in a worker thread.
 
 The venv's ``unoserver`` package is lent to that Python without a second environment: a directory
-in the work directory holds symlinks to the package and its ``.dist-info`` (unoserver reads its
+in the work directory holds symlinks to the package and to its ``.dist-info`` (unoserver reads its
 own version from the metadata) and is the child's only ``PYTHONPATH`` entry.
 
-Slots start on first use (a cold start takes about six seconds: unoserver waits five before it
-connects) and take one job at a time. A job that passes its timeout, or whose process dies under
-it, gets its slot's whole process group killed (``SIGKILL``, children before parents so each is
-reaped by its own parent and none is left a zombie for init); the slot starts again on its next
-job. ``timeout`` bounds the conversion itself, from the moment a warm process has the job: the
-wait for a free slot and a start-up (bounded by ``start_timeout``) come on top. Wrap the call in
-``asyncio.wait_for`` for an overall deadline: a cancelled job kills its slot too, since nobody can
-tell how long LibreOffice would still be busy with it.
+Slots start on first use, a second one only when jobs overlap; a cold start takes about six
+seconds (unoserver waits five before it connects). A slot takes one job at a time. A job that
+passes its timeout, or whose LibreOffice dies under it, gets its slot's whole process group killed
+(``SIGKILL``) and reaped; the slot starts again on its next job. ``timeout`` bounds the conversion
+itself, from the moment a warm process has the job: the wait for a free slot and a start-up
+(bounded by ``start_timeout``) come on top. Wrap the call in ``asyncio.wait_for`` for an overall
+deadline: a cancelled job kills its slot too, since nobody can tell how long LibreOffice would
+still be busy with it.
 
-Linux only (process groups, ``/proc``).
+Linux only (process groups, ``/proc``, ``PR_SET_CHILD_SUBREAPER``).
 """
 
 from __future__ import annotations
@@ -277,7 +278,8 @@ class _Transport(xmlrpc.client.Transport):
 
 
 class _Slot:
-    """One warm converter process: an unoserver server and its soffice, in their own session."""
+    """One warm converter process, in a session of its own: a reaper, the unoserver server it forks,
+    and the soffice that one starts."""
 
     def __init__(self, index: int, directory: Path, soffice: Path, python: Path, pythonpath: Path) -> None:
         self.index = index
@@ -427,7 +429,8 @@ class LibreOfficeConverter:
         self._python = Path(python) if python is not None else UNO_PYTHON
         self.start_timeout = start_timeout
         self._slots: list[_Slot] = []
-        self._free: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._idle: list[_Slot] = []  # slots no job holds, the most recently used last
+        self._vacant = asyncio.Semaphore(0)  # counts them; waiters are served in turn
         self._directory: Path | None = None
         self._prepared = asyncio.Lock()
         self._closed = False
@@ -470,8 +473,21 @@ class LibreOfficeConverter:
             self._directory = directory
             self._slots = [_Slot(i, directory / f"slot-{i}", soffice, self._python, pythonpath)
                            for i in range(self.processes)]
-            for slot in self._slots:
-                self._free.put_nowait(slot)
+            for slot in reversed(self._slots):
+                self._give(slot)
+
+    async def _take(self) -> _Slot:
+        """A slot for one job: a warm one when one is idle (so a second process only starts when
+        jobs overlap), else one to start."""
+        await self._vacant.acquire()
+        warm = [slot for slot in self._idle if slot.alive()]
+        slot = warm[-1] if warm else self._idle[-1]
+        self._idle.remove(slot)
+        return slot
+
+    def _give(self, slot: _Slot) -> None:
+        self._idle.append(slot)
+        self._vacant.release()
 
     def _hand_back_after(self, slot: _Slot, work: Any) -> asyncio.Task[None]:
         """Run ``work`` (a coroutine: a start or a kill) to its end even if the job is cancelled,
@@ -481,7 +497,7 @@ class LibreOfficeConverter:
             try:
                 await work
             finally:
-                self._free.put_nowait(slot)
+                self._give(slot)
 
         task = asyncio.ensure_future(run())
         self._background.add(task)
@@ -500,7 +516,7 @@ class LibreOfficeConverter:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         await self._prepare()
-        slot = await self._free.get()
+        slot = await self._take()
         held = True  # False once a task that will hand the slot back owns it
 
         async def finish_then_hand_back(work: Any) -> None:
@@ -543,7 +559,7 @@ class LibreOfficeConverter:
             raise failure
         finally:
             if held:
-                self._free.put_nowait(slot)
+                self._give(slot)
 
     @staticmethod
     def _failure(slot: _Slot, kind: str, detail: str) -> ConversionError:
