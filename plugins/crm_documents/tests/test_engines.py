@@ -459,6 +459,38 @@ def test_each_engine_refuses_the_other_kind() -> None:
     assert "[Content_Types].xml" in syntax_error(docx_engine, plain_zip.getvalue()).message
 
 
+def _replace_member(name: str, member: str, content: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(TEMPLATES / name) as original, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in original.infolist():
+            archive.writestr(info.filename, content if info.filename == member else original.read(info))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "member"), [("quote.docx", "word/document.xml"), ("report.xlsx", "xl/workbook.xml")])
+def test_damaged_files_give_a_typed_error(name: str, member: str) -> None:
+    engine = docx_engine if name.endswith(".docx") else xlsx_engine
+    data = _template(name)
+    for cut in (len(data) // 3, len(data) - 30):
+        error = syntax_error(engine, data[:cut])
+        assert error.code == TemplateError.NOT_THIS_FORMAT and "damaged ZIP" in error.message
+    error = syntax_error(engine, _replace_member(name, member, b"<w:document><w:body>"))
+    assert error.code == TemplateError.NOT_THIS_FORMAT and "cannot be read" in error.message
+    with pytest.raises(TemplateError) as caught:
+        engine.render(_replace_member(name, member, b"<w:document><w:body>"), {}, FILTERS)
+    assert caught.value.code == TemplateError.NOT_THIS_FORMAT
+
+
+def test_parts_declaring_entities_are_refused() -> None:
+    with zipfile.ZipFile(TEMPLATES / "quote.docx") as original:
+        document = original.read("word/document.xml")
+    declaration = b'<!DOCTYPE w:document [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    head, rest = document.split(b"?>", 1)
+    error = syntax_error(docx_engine, _replace_member("quote.docx", "word/document.xml", head + b"?>" + declaration + rest))
+    assert error.code == TemplateError.NOT_THIS_FORMAT
+    assert "word/document.xml declares a DTD" in error.message
+
+
 # --- both engines: zip bombs -----------------------------------------------------------------
 
 
@@ -718,7 +750,6 @@ def test_xlsx_values_keep_their_types_and_text_stays_text() -> None:
             "F1": "{{ money(pipeline.open_amount, 'EUR') }}",
         }
     )
-    ws = openpyxl.load_workbook(io.BytesIO(_with_format(template, "A1", "dd.mm.yyyy"))).active
     context = {**report_context(1), "customer": {"name": '=HYPERLINK("http://evil.example","click")'}}
     out = openpyxl.load_workbook(io.BytesIO(xlsx_engine.render(_with_format(template, "A1", "dd.mm.yyyy"), context, FILTERS)))
     ws = out.active

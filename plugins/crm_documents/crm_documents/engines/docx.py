@@ -402,12 +402,21 @@ class DocxEngine:
 
     def inspect(self, template: bytes) -> TemplateInfo:
         check_package(template, "DOCX", self.limits)
-        return _analyse(_load(template))
+        return self._read(template)[1]
+
+    @staticmethod
+    def _read(template: bytes) -> tuple[_Template, TemplateInfo]:
+        tpl = _load(template)
+        try:
+            return tpl, _analyse(tpl)
+        except TemplateError:
+            raise
+        except Exception as exc:  # a part python-docx loaded but that is not what Word writes
+            raise TemplateError(TemplateError.NOT_THIS_FORMAT, f"The file cannot be read as a Word document: {exc}") from None
 
     def render(self, template: bytes, context: Mapping[str, Any], filters: Mapping[str, Callable[..., Any]]) -> bytes:
         check_package(template, "DOCX", self.limits)
-        tpl = _load(template)
-        _analyse(tpl)
+        tpl, _ = self._read(template)
         env = _jinja.environment(filters, autoescape=True)
         prepared = _prepare(context, tpl, "")
         try:

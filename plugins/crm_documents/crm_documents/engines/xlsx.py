@@ -259,8 +259,13 @@ def _load(template: bytes) -> openpyxl.Workbook:
         raise TemplateError(TemplateError.NOT_THIS_FORMAT, f"The file cannot be read as an Excel workbook: {exc}") from None
 
 
-def _plan(wb: openpyxl.Workbook, env: jinja2.Environment) -> list[_SheetPlan]:
-    return [_plan_sheet(ws, env) for ws in wb.worksheets]
+def _read(wb: openpyxl.Workbook, env: jinja2.Environment) -> list[_SheetPlan]:
+    try:
+        return [_plan_sheet(ws, env) for ws in wb.worksheets]
+    except TemplateError:
+        raise
+    except Exception as exc:  # a workbook openpyxl loaded but that holds what Excel does not write
+        raise TemplateError(TemplateError.NOT_THIS_FORMAT, f"The file cannot be read as an Excel workbook: {exc}") from None
 
 
 class _LoopInfo:
@@ -583,7 +588,7 @@ class XlsxEngine:
 
     def inspect(self, template: bytes) -> TemplateInfo:
         check_package(template, "XLSX", self.limits)
-        plans = _plan(_load(template), _jinja.environment({}, autoescape=False))
+        plans = _read(_load(template), _jinja.environment({}, autoescape=False))
         where: dict[str, str] = {}
         for plan in plans:
             for name, place in plan.variables.items():
@@ -593,15 +598,17 @@ class XlsxEngine:
     def render(self, template: bytes, context: Mapping[str, Any], filters: Mapping[str, Callable[..., Any]]) -> bytes:
         check_package(template, "XLSX", self.limits)
         wb = _load(template)
-        plans = _plan(wb, _jinja.environment(filters, autoescape=False))
-        filler = _Filler(plans, context)
-        for plan in plans:
-            filler.fill(plan)
-        filler.move_workbook_names(wb)
-        wb.template = False
+        plans = _read(wb, _jinja.environment(filters, autoescape=False))
         out = io.BytesIO()
         try:
+            filler = _Filler(plans, context)
+            for plan in plans:
+                filler.fill(plan)
+            filler.move_workbook_names(wb)
+            wb.template = False
             wb.save(out)
+        except TemplateError:
+            raise
         except Exception as exc:
-            raise TemplateError(TemplateError.RENDER_FAILED, f"The filled workbook could not be written: {exc}") from None
+            raise TemplateError(TemplateError.RENDER_FAILED, f"The workbook could not be filled: {_jinja.describe(exc)}") from None
         return out.getvalue()
