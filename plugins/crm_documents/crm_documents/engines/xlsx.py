@@ -48,7 +48,6 @@ import openpyxl
 from jinja2 import meta, nodes
 from openpyxl.cell.cell import Cell, MergedCell
 from openpyxl.formatting.formatting import ConditionalFormattingList
-from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils.cell import get_column_letter
 from openpyxl.worksheet.cell_range import CellRange, MultiCellRange
 from openpyxl.worksheet.formula import ArrayFormula
@@ -57,6 +56,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from crm_graph.core.documents import Image, TemplateError, TemplateInfo
 
 from . import _jinja
+from ._rows import Loop, References, RowMap
 from .package import PackageLimits, check_package
 
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -66,11 +66,9 @@ _END_MARKER = re.compile(r"^\s*\{%[-+]?\s*endfor\s*[-+]?%\}\s*$")
 _FOR_PARTS = re.compile(r"^(?P<target>.+?)\s+in\s+(?P<iter>.+)$", re.DOTALL)
 _PLACEHOLDER = re.compile(r"^\s*\{\{[-+]?(?P<expr>.*?)[-+]?\}\}\s*$", re.DOTALL)
 _JINJA = ("{{", "{%", "{#")
-_ENDPOINT = r"\$?[A-Za-z]{1,3}\$?\d+|\$?[A-Za-z]{1,3}|\$?\d+"
-_REFERENCE = re.compile(rf"^(?P<sheet>(?:'(?:[^']|'')+'|[^'!:]+)!)?(?P<a>{_ENDPOINT})(?::(?P<b>{_ENDPOINT}))?$")
-_ENDPOINT_PARTS = re.compile(r"^(?P<col>\$?[A-Za-z]{1,3})?(?P<row>\$?\d+)?$")
-# Excel's limit on a cell's text.
+# Excel's limits: a cell's text, a sheet's rows.
 MAX_CELL_TEXT = 32_767
+MAX_ROWS = 1_048_576
 
 
 def _where(ws: Worksheet, row: int, column: int) -> str:
@@ -79,21 +77,6 @@ def _where(ws: Worksheet, row: int, column: int) -> str:
 
 def _syntax(message: str, where: str) -> TemplateError:
     return TemplateError(TemplateError.TEMPLATE_SYNTAX, message, where)
-
-
-@dataclass
-class _Loop:
-    start: int  # the row of {% for %}
-    end: int  # the row of {% endfor %}
-    targets: tuple[str, ...]
-    unpack: bool
-    iterable: Any  # compiled expression
-    tag: str
-    where: str
-
-    @property
-    def body(self) -> int:
-        return self.end - self.start - 1
 
 
 @dataclass
@@ -106,12 +89,12 @@ class _CellTemplate:
 @dataclass
 class _SheetPlan:
     ws: Worksheet
-    loops: list[_Loop] = field(default_factory=list)
+    loops: list[Loop] = field(default_factory=list)
     cells: dict[tuple[int, int], _CellTemplate] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)  # name -> where first read
     page_texts: list[tuple[Any, jinja2.Template, str]] = field(default_factory=list)  # header/footer parts
 
-    def loop_of(self, row: int) -> _Loop | None:
+    def loop_of(self, row: int) -> Loop | None:
         for loop in self.loops:
             if loop.start < row < loop.end:
                 return loop
@@ -179,7 +162,7 @@ def _plan_sheet(ws: Worksheet, env: jinja2.Environment) -> _SheetPlan:
                 start, start_tag, start_where, targets, unpack, compiled = open_loop
                 if row == start + 1:
                     raise _syntax(f"{start_tag} repeats no rows: put the rows to repeat between it and {tag}", start_where)
-                plan.loops.append(_Loop(start, row, targets, unpack, compiled, start_tag, start_where))
+                plan.loops.append(Loop(start, row, targets, unpack, compiled, start_tag, start_where))
                 open_loop = None
             continue
         for cell, value in texts:
@@ -277,105 +260,6 @@ class _LoopInfo:
         self.first, self.last = index0 == 0, index0 == length - 1
 
 
-class _RowMap:
-    """Where the rows of one template sheet go, once its loops are expanded."""
-
-    def __init__(self, loops: list[_Loop], counts: list[int]) -> None:
-        self.items: list[tuple[_Loop, int, int]] = []  # loop, copies of its rows, first output row
-        shift = 0
-        for loop, count in zip(loops, counts):
-            out_start = loop.start + shift
-            self.items.append((loop, count, out_start))
-            shift = out_start + count * loop.body - loop.end - 1
-
-    def row(self, row: int, side: str = "first", iteration: tuple[_Loop, int] | None = None) -> int:
-        """The output row of template row ``row``: for a row inside a loop, its copy in
-        ``iteration`` when given (and of that loop), else its first copy (``side="first"``) or
-        its last (``"last"``)."""
-        shift = 0
-        for loop, count, out_start in self.items:
-            if row < loop.start:
-                break
-            if row == loop.start:
-                return out_start if side != "last" else out_start - 1
-            if row < loop.end:
-                offset = row - loop.start - 1
-                if iteration is not None and iteration[0] is loop:
-                    return out_start + iteration[1] * loop.body + offset
-                return out_start + offset + ((count - 1) * loop.body if side == "last" else 0)
-            if row == loop.end:
-                return out_start + count * loop.body - (1 if side == "last" else 0)
-            shift = out_start + count * loop.body - loop.end - 1
-        return row + shift
-
-
-def _unquote(sheet: str) -> str:
-    sheet = sheet[:-1]  # the "!"
-    if sheet.startswith("'") and sheet.endswith("'"):
-        sheet = sheet[1:-1].replace("''", "'")
-    return sheet
-
-
-class _References:
-    """Moves the rows of cell references in formulas and ranges, sheet by sheet."""
-
-    def __init__(self, maps: dict[str, _RowMap]) -> None:
-        self.maps = maps
-
-    def _endpoint(self, text: str, rows: _RowMap, side: str, iteration: tuple[_Loop, int] | None) -> str:
-        parts = _ENDPOINT_PARTS.match(text)
-        if parts is None or parts.group("row") is None:
-            return text
-        raw = parts.group("row")
-        dollar = "$" if raw.startswith("$") else ""
-        return f"{parts.group('col') or ''}{dollar}{rows.row(int(raw.lstrip('$')), side, iteration)}"
-
-    def reference(self, text: str, sheet: str, iteration: tuple[_Loop, int] | None = None, *, area: bool = False) -> str:
-        """One reference moved. A single cell in a loop's rows means its first copy, unless
-        ``area`` (a range list: formatting, validation), where it means all copies."""
-        match = _REFERENCE.match(text)
-        if match is None:
-            return text  # a defined name, a structured reference, #REF!
-        target = _unquote(match.group("sheet")) if match.group("sheet") else sheet
-        rows = self.maps.get(target)
-        if rows is None:
-            return text
-        own = iteration if target == sheet else None
-        a, b = match.group("a"), match.group("b")
-        prefix = match.group("sheet") or ""
-        if b is None:
-            first = self._endpoint(a, rows, "first", own)
-            last = self._endpoint(a, rows, "last", own) if area else first
-            return prefix + (first if last == first else f"{first}:{last}")
-        return f"{prefix}{self._endpoint(a, rows, 'first', own)}:{self._endpoint(b, rows, 'last', own)}"
-
-    def formula(self, formula: str, sheet: str, iteration: tuple[_Loop, int] | None = None) -> str:
-        """``formula`` (with its "="), its references moved."""
-        try:
-            tokens = Tokenizer(formula).items
-        except TokenizerError:
-            return formula
-        out = []
-        for token in tokens:
-            if token.type == Token.OPERAND and token.subtype == Token.RANGE:
-                out.append(self.reference(token.value, sheet, iteration))
-            else:
-                out.append(token.value)
-        return "=" + "".join(out)
-
-    def ranges(self, text: str, sheet: str) -> str:
-        """A space- or comma-separated list of ranges (sqref, print area)."""
-        pieces = re.split(r"([ ,])", text)
-        return "".join(piece if piece in (" ", ",", "") else self.reference(piece, sheet, area=True) for piece in pieces)
-
-    def cell_range(self, rng: CellRange, rows: _RowMap, iteration: tuple[_Loop, int] | None = None) -> CellRange | None:
-        side_min, side_max = ("first", "last") if iteration is None else ("first", "first")
-        low, high = rows.row(rng.min_row, side_min, iteration), rows.row(rng.max_row, side_max, iteration)
-        if high < low:
-            return None
-        return CellRange(min_col=rng.min_col, min_row=low, max_col=rng.max_col, max_row=high)
-
-
 def _typed(value: Any) -> Any:
     """A placeholder's value as a cell value."""
     if value is None or isinstance(value, (jinja2.Undefined, Image)):
@@ -413,18 +297,25 @@ class _Filler:
         self.plans = plans
         self.context = dict(context)
         self.items: dict[int, list[list[Any]]] = {}  # id(loop) -> items
-        maps: dict[str, _RowMap] = {}
+        maps: dict[str, RowMap] = {}
         for plan in plans:
             counts = []
             for loop in plan.loops:
                 items = self._items(plan, loop)
                 self.items[id(loop)] = items
                 counts.append(max(len(items), 1))
-            maps[plan.ws.title] = _RowMap(plan.loops, counts)
+            maps[plan.ws.title] = RowMap(plan.loops, counts)
+            last = maps[plan.ws.title].row(plan.ws.max_row, "last")
+            if last > MAX_ROWS:
+                raise TemplateError(
+                    TemplateError.RENDER_FAILED,
+                    f"The filled sheet would have {last:,} rows; a spreadsheet holds at most {MAX_ROWS:,}",
+                    f"sheet {plan.ws.title}",
+                )
         self.maps = maps
-        self.references = _References(maps)
+        self.references = References(maps)
 
-    def _items(self, plan: _SheetPlan, loop: _Loop) -> list[Any]:
+    def _items(self, plan: _SheetPlan, loop: Loop) -> list[Any]:
         try:
             value = loop.iterable(self.context)
         except Exception as exc:
@@ -437,7 +328,7 @@ class _Filler:
             )
         return list(value)
 
-    def _scope(self, loop: _Loop, items: list[Any], index: int) -> dict[str, Any]:
+    def _scope(self, loop: Loop, items: list[Any], index: int) -> dict[str, Any]:
         scope = dict(self.context)
         if not items:
             return scope
@@ -471,7 +362,7 @@ class _Filler:
         ws.row_dimensions.clear()
         merged_styles: dict[tuple[int, int], Any] = {}
 
-        def place(row: int, column: int, source: Cell, scope: dict[str, Any] | None, iteration: tuple[_Loop, int] | None) -> None:
+        def place(row: int, column: int, source: Cell, scope: dict[str, Any] | None, iteration: tuple[Loop, int] | None) -> None:
             out = Cell(ws, row=rows.row(row, "first", iteration), column=column)
             ws._cells[(out.row, out.column)] = out
             out._style = copy(source._style)
