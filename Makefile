@@ -9,17 +9,25 @@ HTTP_AUDIT := var/node/http-audit
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
 
-.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools clean
+.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools office-tools clean
 
-$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml
+# What the documents plugin (plugins/crm_documents) converts PDFs with: LibreOffice headless, the
+# uno module of Debian's Python (its warm converter processes), fonts for Latin and CJK text, and
+# poppler's pdftotext for looking at PDFs by hand.
+OFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui python3-uno fonts-liberation2 fonts-noto-cjk poppler-utils
+
+$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet -e plugins/crm_audit
+	$(BIN)/pip install --quiet -e 'plugins/crm_documents[dev]'
 	touch $(STAMP)
 
 ## make serve: migrate, load demo data into an empty database, serve on http://$(HOST):$(PORT)/graphql
 serve: $(STAMP)
+	@# LibreOffice for PDF documents (best effort: without it, DOCX and XLSX documents still work).
+	-@$(MAKE) --no-print-directory office-tools
 	@# GraphiQL's files from the npm registry, so the page works without internet access
 	@# (best effort: without npm or a registry the page loads them from its CDN).
 	-@$(BIN)/python -m crm_graph.graphql.ide fetch
@@ -28,7 +36,7 @@ serve: $(STAMP)
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
 ## The two runs go side by side (one core each; together they take about the time of the
 ## longer one); each one's output is shown whole when both have finished.
-test: $(STAMP) postgres-binaries node-tools
+test: $(STAMP) postgres-binaries node-tools office-tools
 	@mkdir -p var
 	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
 	@$(BIN)/python -m pytest --db sqlite > var/test-sqlite.log 2>&1 & sqlite=$$!; \
@@ -37,10 +45,10 @@ test: $(STAMP) postgres-binaries node-tools
 	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
 	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
-test-sqlite: $(STAMP) node-tools
+test-sqlite: $(STAMP) node-tools office-tools
 	$(BIN)/python -m pytest --db sqlite
 
-test-postgresql: $(STAMP) postgres-binaries node-tools
+test-postgresql: $(STAMP) postgres-binaries node-tools office-tools
 	$(BIN)/python -m pytest --db postgresql
 
 # PostgreSQL server binaries (initdb, pg_ctl) for the test run; installed from Debian if missing.
@@ -62,6 +70,15 @@ node-tools:
 	@if ! cmp -s tests/graphql/http_audit/package.json $(HTTP_AUDIT)/package.json || [ ! -d $(HTTP_AUDIT)/node_modules/graphql-http ]; then \
 		mkdir -p $(HTTP_AUDIT) && cp tests/graphql/http_audit/package.json $(HTTP_AUDIT)/ && \
 		npm install --silent --no-audit --no-fund --no-package-lock --prefix $(HTTP_AUDIT) >/dev/null; \
+	fi
+
+# LibreOffice and the rest of OFFICE_PACKAGES, from Debian, when one of them is missing (~300 MB, ~30 s).
+office-tools:
+	@if ! dpkg-query -W -f='$${Status}\n' $(OFFICE_PACKAGES) 2>/dev/null | grep -qv '^install ok installed$$' && \
+		[ "$$(dpkg-query -W -f='$${Status}\n' $(OFFICE_PACKAGES) 2>/dev/null | wc -l)" -eq "$(words $(OFFICE_PACKAGES))" ]; then :; else \
+		echo "LibreOffice or its fonts missing: installing $(OFFICE_PACKAGES)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES) >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES) >/dev/null; fi; \
 	fi
 
 ## make schema: regenerate schema.graphql (the public contract) after changing the API

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from crm_graph.core.actor import Actor
+    from crm_graph.core.documents import Attachment, DocumentConverter, DocumentEngine
     from crm_graph.core.errors import FieldError
     from crm_graph.core.extensions import FilterCondition, TypeExtension
     from crm_graph.core.subscribers import Subscriber
@@ -254,7 +255,7 @@ def crm_register_filters() -> FilterCondition | Sequence[FilterCondition] | None
 
 
 @hookspec
-def crm_register_subscribers(settings: Settings) -> Subscriber | Sequence[Subscriber] | None:
+def crm_register_subscribers(settings: Settings, plugins: pluggy.PluginManager) -> Subscriber | Sequence[Subscriber] | None:
     """Return event subscribers for the dispatcher: objects following the
     ``crm_graph.core.subscribers.Subscriber`` protocol (a ``kind``, ``fan_out``, ``servable``,
     ``deliver`` and ``aclose``).
@@ -263,5 +264,46 @@ def crm_register_subscribers(settings: Settings) -> Subscriber | Sequence[Subscr
     (``<kind>:<target>``) and hands the due ones back to the subscriber to deliver, with retries,
     backoff and dead letters kept by the core. Plugins' ``crm_on_event`` and webhook
     subscriptions are subscribers of this kind (the latter registered by the webhooks plugin, so
-    blocking it stops webhook delivery). Synchronous.
+    blocking it stops webhook delivery). ``plugins`` is the plugin manager, for a subscriber
+    that asks other hooks (the documents plugin's asks for engines and converters). Synchronous.
+    """
+
+
+@hookspec
+def crm_document_engines() -> DocumentEngine | Sequence[DocumentEngine] | None:
+    """Return template engines: objects following ``crm_graph.core.documents.DocumentEngine``
+    (a ``format`` such as ``"DOCX"``, ``inspect(template)`` and ``render(template, context,
+    filters)``).
+
+    The documents plugin fills each template with the engine of the template's format; uploads
+    of that format are checked by its ``inspect``. The built-in DOCX (docxtpl) and XLSX
+    (openpyxl) engines are registered this way. Two engines for one format stop start-up with
+    an error naming both plugins. Synchronous.
+    """
+
+
+@hookspec
+def crm_document_converters(settings: Settings) -> DocumentConverter | Sequence[DocumentConverter] | None:
+    """Return document converters: objects following ``crm_graph.core.documents.DocumentConverter``
+    (``name``, ``sources``, ``target`` and ``async convert(document, source, timeout=...)``).
+
+    A document asked for in a format no engine writes (``PDF``) is made by the first converter
+    whose ``target`` is that format and whose ``sources`` hold the template's format. The
+    built-in LibreOffice converter is registered this way. The caller owns what it gets: it
+    calls ``aclose()`` when done. Synchronous (the converter may start processes lazily).
+    """
+
+
+@hookspec
+def crm_document_attachments(
+    entity_type: str, entity_id: int, purpose: str, db: Database, settings: Settings, plugins: pluggy.PluginManager
+) -> Sequence[Attachment] | Awaitable[Sequence[Attachment] | None] | None:
+    """Return files to attach to a message about a record: ``crm_graph.core.documents.Attachment``
+    (``file_name``, ``content_type``, ``content``).
+
+    Called by whoever sends the message (an email plugin sending a quote asks with
+    ``entity_type="Quote"`` and ``purpose="quote.sent"``); the documents plugin answers with the
+    record's PDF, made from the default template when there is none yet. ``db`` is the server's
+    ``Database``, ``settings`` and ``plugins`` the caller's. Every implementation is asked, each
+    on its own; the answers are joined. May be async.
     """

@@ -216,12 +216,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = env.get(f"CRM_{f.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _coerce(f.name, f.type, raw)
+        values = env_values(cls, "CRM_", env)
         if "data_dir" not in values and "data_dir" not in overrides:
             values["data_dir"] = default_data_dir(env)  # XDG_DATA_HOME and HOME of this environment
         # One constructor call, so defaults that follow another field (the database in
@@ -296,6 +291,19 @@ class Settings:
                     raise ValueError(f"CRM_{refill.upper()} must be a positive number of points per second")
 
 
+def env_values(cls: type, prefix: str, environ: Mapping[str, str]) -> dict[str, object]:
+    """The fields of the dataclass ``cls`` that ``environ`` sets, as ``prefix`` + the upper-cased
+    field name, coerced to the field's type (int, float, bool, tuple of str, Path, str). Plugins
+    read their own settings with it (``CRM_DOCUMENTS_*``)."""
+    values: dict[str, object] = {}
+    for f in fields(cls):
+        raw = environ.get(f"{prefix}{f.name.upper()}")
+        if raw is None or raw == "":
+            continue
+        values[f.name] = _coerce(f"{prefix}{f.name.upper()}", f.type, raw)
+    return values
+
+
 def _coerce(name: str, annotation: object, raw: str) -> object:
     kind = str(annotation)
     try:
@@ -315,5 +323,5 @@ def _coerce(name: str, annotation: object, raw: str) -> object:
         if kind == "Path":
             return Path(raw)
     except ValueError as exc:
-        raise ValueError(f"CRM_{name.upper()}: {raw!r} is not a valid {kind}") from exc
+        raise ValueError(f"{name}: {raw!r} is not a valid {kind}") from exc
     return raw

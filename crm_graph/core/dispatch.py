@@ -387,7 +387,7 @@ def subscribers_of(pm: Any, settings: Settings) -> list[Subscriber]:
 
     out: list[Subscriber] = []
     kinds = {PluginEvents.kind: "the core"}
-    for plugin, value in reversed(collect(pm, "crm_register_subscribers", settings=settings)):
+    for plugin, value in reversed(collect(pm, "crm_register_subscribers", settings=settings, plugins=pm)):
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if not isinstance(item, Subscriber) or not isinstance(getattr(item, "kind", None), str):
                 raise PluginError(plugin, f"crm_register_subscribers returned {type(item).__name__}, not a Subscriber")

@@ -6,30 +6,4 @@ starts itself.
     pytest plugins/crm_audit/tests --db sqlite        # or --db postgresql
 """
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-
-from crm_graph.testing.postgres import TemporaryPostgres
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    try:
-        parser.addoption("--db", choices=["sqlite", "postgresql"], default="sqlite", help="database to test on")
-    except ValueError:
-        pass  # crm-graph's own conftest defined it already (both suites in one run)
-
-
-@pytest.fixture(scope="session")
-def crm_database_server_url(request: pytest.FixtureRequest, crm_database_server_url: str | None) -> Iterator[str | None]:
-    """A server given with --crm-database-url wins; else --db postgresql starts one."""
-    if crm_database_server_url or request.config.getoption("--db") != "postgresql":
-        yield crm_database_server_url
-        return
-    server = TemporaryPostgres().start()
-    try:
-        yield server.url()
-    finally:
-        server.stop()
+from crm_graph.testing.backends import crm_database_server_url, pytest_addoption  # noqa: F401

@@ -170,7 +170,8 @@ def _lend_unoserver(into: Path) -> None:
     """Make the venv's unoserver importable by another Python: symlinks in ``into``."""
     spec = importlib.util.find_spec("unoserver")
     if spec is None or spec.origin is None:
-        raise ConversionError("the Python package unoserver is not installed (pip install 'unoserver>=3.0')", retry=False)
+        raise ConversionError("the Python package unoserver is not installed (pip install 'unoserver>=3.0')",
+                              retry=False)
     package = Path(spec.origin).parent
     metadata = sorted(package.parent.glob("unoserver-*.dist-info"))
     if not metadata:
@@ -242,7 +243,8 @@ def _stat(pid: int | str) -> tuple[str, str, int, int] | None:
         return None
     # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
     fields = stat[stat.rfind(b")") + 2:].split()
-    return stat[stat.find(b"(") + 1:stat.rfind(b")")].decode(errors="replace"), fields[0].decode(), int(fields[1]), int(fields[2])
+    name = stat[stat.find(b"(") + 1:stat.rfind(b")")].decode(errors="replace")
+    return name, fields[0].decode(), int(fields[1]), int(fields[2])
 
 
 def _running(pid: int) -> bool:
@@ -319,8 +321,8 @@ class _Slot:
             self.output.clear()
             self.server_pid = self.office_pid = None
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, cwd=self.directory, env=_child_env(self.pythonpath),
-                                            start_new_session=True)
+                                            stderr=subprocess.STDOUT, cwd=self.directory,
+                                            env=_child_env(self.pythonpath), start_new_session=True)
             threading.Thread(target=self._drain, args=(self.process,), daemon=True,
                              name=f"libreoffice-{self.index}-output").start()
             return self.process
@@ -343,7 +345,6 @@ class _Slot:
         problem = f"it did not answer within {start_timeout:g} s"
         while time.monotonic() < deadline:
             if self.closed:
-                problem = "the converter was closed"
                 break
             if process.poll() is not None:
                 problem = f"it exited with status {process.returncode}"
@@ -356,7 +357,8 @@ class _Slot:
                 time.sleep(0.1)
                 continue
             if str(info.get("api")) != UNOSERVER_API:
-                problem = f"its unoserver speaks API {info.get('api')}, this converter needs {UNOSERVER_API} (unoserver 3.x)"
+                problem = (f"its unoserver speaks API {info.get('api')}, this converter needs {UNOSERVER_API} "
+                           "(unoserver 3.x)")
                 break
             members = _group_members(process.pid)
             servers = [pid for pid, (_, state, parent) in members.items() if parent == process.pid and state != "Z"]
@@ -366,6 +368,8 @@ class _Slot:
             log.info("LibreOffice converter %d ready (pid %d, port %d)", self.index, process.pid, self.port)
             return
         self.kill()
+        if self.closed:
+            raise ConversionError("the LibreOffice converter was closed while its process started", retry=True)
         tail = "\n".join(list(self.output)[-8:])
         raise ConversionError(f"LibreOffice did not start: {problem}" + (f"; its output ends:\n{tail}" if tail else ""),
                               retry=True)
