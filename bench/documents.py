@@ -45,7 +45,8 @@ def quote_docx() -> bytes:
         cell.text = title
     for n in range(1, 11):
         row = table.add_row().cells
-        row[0].text, row[1].text, row[2].text, row[3].text = f"Artikel {n} – Straßenleuchte", str(n), "12,50 €", f"{12.5 * n:.2f} €"
+        for cell, text in zip(row, (f"Artikel {n} – Straßenleuchte", str(n), "12,50 €", f"{12.5 * n:.2f} €")):
+            cell.text = text
     document.add_paragraph("Zwischensumme: 687,50 € · MwSt. 19 %: 130,63 € · Gesamt: 818,13 €")
     out = io.BytesIO()
     document.save(out)
