@@ -34,6 +34,9 @@ class DocumentSettings:
     max_attempts: int = 3
     # Seconds a download URL stays valid.
     url_ttl: int = 900
+    # The server's address as clients reach it, for download URLs ("https://crm.example.com");
+    # empty: the address of the request that asked (right unless a proxy rewrites it).
+    public_url: str = ""
     # LibreOffice's soffice (empty: found on PATH) and a Python with LibreOffice's uno module.
     soffice: str = ""
     uno_python: str = "/usr/bin/python3"

@@ -96,8 +96,8 @@ class Document(Node):
         principal = ctx.actor.principal
         if self.model.status is not StatusModel.READY or principal is None:
             return None
-        base = str(ctx.request.base_url) if ctx.request is not None else "http://localhost/"
         config = delivery.runtime_of(ctx).config
+        base = config.public_url or (str(ctx.request.base_url) if ctx.request is not None else "http://localhost/")
         return delivery.download_url(ctx.settings, base, self.model, principal, config.url_ttl)
 
     @classmethod
@@ -128,7 +128,9 @@ class UploadDocumentTemplateInput:
     locale: str = strawberry.field(description="e.g. en, de-DE, zh-CN.")
     file_base64: str
     file_name: str | None = None
-    is_default: bool = strawberry.field(default=False, description="Make it the default of its kind and locale.")
+    is_default: bool | None = strawberry.field(default=None, description="Make it the default of its kind and locale "
+                                               "(true), or not (false); by default a new version is the default if the "
+                                               "version it replaces was.")
 
 
 @strawberry.input(description="Which document to make: from `templateId`, or from the default template of `kind` in the "
@@ -167,9 +169,11 @@ class DocumentsQuery:
         first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
     ) -> DocumentTemplateConnection:
         ctx: Context = info.context
-        runtime = delivery.runtime_of(ctx)
-        async with ctx.db.writer() as session, session.begin():
-            await service.ensure_builtin_templates(session, runtime)
+        async with ctx.db.reader() as session:
+            installed = await service.builtin_templates_installed(session)
+        if not installed:  # the first use: a write, once
+            async with ctx.db.writer() as session, session.begin():
+                await service.ensure_builtin_templates(session, delivery.runtime_of(ctx))
         values = {} if filter is None else {k: getattr(filter, k) for k in ("kind", "format", "locale", "name", "is_default", "all_versions")}
         if values.get("format"):
             values["format"] = values["format"].upper()

@@ -141,9 +141,13 @@ def converters_of(plugins: Any, settings: Settings) -> list[DocumentConverter]:
 # --- templates ----------------------------------------------------------------------------------
 
 
+async def builtin_templates_installed(session: AsyncSession) -> bool:
+    return await session.scalar(sa.select(DocumentTemplate.id).where(DocumentTemplate.builtin.is_(True)).limit(1)) is not None
+
+
 async def ensure_builtin_templates(session: AsyncSession, runtime: Runtime) -> None:
     """Install the shipped templates once (the first time templates are used)."""
-    if await session.scalar(sa.select(DocumentTemplate.id).where(DocumentTemplate.builtin.is_(True)).limit(1)) is not None:
+    if await builtin_templates_installed(session):
         return
     now = utcnow()
     for kind, (name, file_name) in BUILTIN.items():
@@ -263,7 +267,10 @@ async def upload_template(session: AsyncSession, *, actor: Actor, runtime: Runti
     family = [DocumentTemplate.name == name, DocumentTemplate.kind == kind, DocumentTemplate.format == fmt,
               DocumentTemplate.locale == locale_name]
     last = await session.scalar(sa.select(sa.func.max(DocumentTemplate.version)).where(*family))
-    is_default = bool(data.get("is_default"))
+    is_default = data.get("is_default")
+    if is_default is None:  # a new version stays the default if the one it replaces was
+        is_default = bool(await session.scalar(sa.select(DocumentTemplate.is_default).where(
+            *family, DocumentTemplate.is_current.is_(True))))
     if is_default:  # one default per kind and language
         await session.execute(sa.update(DocumentTemplate).where(
             DocumentTemplate.kind == kind, DocumentTemplate.locale == locale_name).values(is_default=False))

@@ -206,8 +206,8 @@ async def test_uploads_are_checked_and_versions_kept(crm_client):
     old = await generate(crm_client, entityId=made["id"], kind="QUOTE")
     assert old["document"]["template"] == {**old["document"]["template"], "name": "Our quote", "version": 1}
 
-    second = (await upload(_docx_with("Neu {{ quote.number }}"), isDefault=True))["uploadDocumentTemplate"]["documentTemplate"]
-    assert second["version"] == 2 and second["isCurrent"]
+    second = (await upload(_docx_with("Neu {{ quote.number }}")))["uploadDocumentTemplate"]["documentTemplate"]
+    assert second["version"] == 2 and second["isCurrent"] and second["isDefault"]  # it replaces the default
     listed = await crm_client.execute('{ documentTemplates(filter: {name: "Our quote", allVersions: true}) { edges { node { version isCurrent } } } }')
     assert [e["node"] for e in listed["documentTemplates"]["edges"]] == [{"version": 2, "isCurrent": True}, {"version": 1, "isCurrent": False}]
     # The document made from version 1 still names it and still downloads.
@@ -233,3 +233,61 @@ async def test_bad_requests_get_user_errors(crm_client):
     from crm_graph.core.ids import encode
 
     assert codes(await generate(crm_client, entityId=encode("Quote", 999_999), kind="QUOTE")) == {("entityId", "NOT_FOUND")}
+
+
+async def test_ten_pdfs_asked_for_at_once_are_all_made_once(crm_client, crm_events):
+    import asyncio
+
+    cid = await customer(crm_client, **CHINESE)
+    quotes = [await quote(crm_client, cid, "CNY", LINES[:1]) for _ in range(5)]
+    # Ten requests, two for each quote: each quote gets one PDF, made once, whoever asked first.
+    asked = await asyncio.gather(*(generate(crm_client, entityId=q["id"], kind="QUOTE", format="PDF") for q in quotes * 2))
+    assert all(a["errors"] == [] and a["document"]["status"] == "READY" for a in asked), asked
+    by_quote = {}
+    for q, a in zip(quotes * 2, asked, strict=True):
+        by_quote.setdefault(q["id"], set()).add(a["document"]["id"])
+    assert all(len(docs) == 1 for docs in by_quote.values()) and len(by_quote) == 5
+    assert sorted(a["created"] for a in asked) == [False] * 5 + [True] * 5
+    assert (await crm_events.types("document.*")).count("document.generated") == 5
+    for a in asked[:5]:
+        text, pages = pdf_text((await download(crm_client, a["document"]["downloadUrl"])).content)
+        assert CHINESE["name"] in text and pages == 1
+
+
+@pytest.fixture
+def files_directory(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("CRM_DOCUMENTS_STORAGE", str(tmp_path / "files"))
+    return tmp_path / "files"
+
+
+async def test_file_bodies_can_live_in_a_directory(files_directory, crm_client, crm_db):
+    import hashlib
+
+    import sqlalchemy as sa
+
+    from crm_documents.models import StoredFile
+
+    cid = await customer(crm_client, **GERMAN)
+    made = await quote(crm_client, cid, "EUR", LINES[:1])
+    document = (await generate(crm_client, entityId=made["id"], kind="QUOTE", format="DOCX"))["document"]
+    sha = document["sha256"]
+    on_disk = files_directory / sha[:2] / sha
+    assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == sha
+    async with crm_db.reader() as session:
+        assert await session.scalar(sa.select(StoredFile.content).where(StoredFile.sha256 == sha)) is None
+    assert (await download(crm_client, document["downloadUrl"])).content == on_disk.read_bytes()
+
+    on_disk.unlink()  # lost by the disk: a clear answer, not a 500
+    gone = await download(crm_client, document["downloadUrl"])
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "GONE"
+
+
+def test_template_uploads_have_a_size_limit():
+    from crm_documents.service import _decode_file
+    from crm_graph.core.errors import ErrorCollector
+
+    errors = ErrorCollector()
+    assert _decode_file(base64.b64encode(b"x" * 11).decode(), 10, errors) is None
+    assert [(e.field, e.code) for e in errors.errors] == [("fileBase64", "TOO_LARGE")]
+    fine = ErrorCollector()
+    assert _decode_file(base64.b64encode(b"x" * 10).decode(), 10, fine) == b"x" * 10 and fine.errors == []
