@@ -157,8 +157,12 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
         )
     except Exception as exc:  # graphql-core wraps what get_fields raised: give the plugin's error back
         cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, PluginError):
+        seen: set[int] = set()  # an exception's chain can loop back on itself
+        while cause is not None and not isinstance(cause, PluginError) and id(cause) not in seen:
+            seen.add(id(cause))
             cause = cause.__cause__ or cause.__context__
+        if cause is not None and not isinstance(cause, PluginError):
+            cause = None
         if cause is not None:
             raise cause from None
         raise

@@ -191,7 +191,8 @@ def quote_context(
             "name": customer_name,
             "email": "einkauf@example.com",
             "phone": "",
-            "address_lines": ["Leopoldstraße 5", "80802 München"] if language == "de" else ["上海市浦东新区", "世纪大道100号"],
+            # As the real context has them: the country's name is one of the lines (first in China).
+            "address_lines": ["Leopoldstraße 5", "80802 München", country] if language == "de" else [country, "上海市浦东新区", "世纪大道100号"],
             "country": country,
             "vat_id": "DE987654321" if language == "de" else "",
         },

@@ -274,8 +274,7 @@ def _customer_block(cell: _Cell, caption: str | None = None) -> None:
         _para(cell, "{{ customer.name }}", bold=True, size=10.5, first=True)
     _tag(cell, "{%p for address_line in customer.address_lines %}")
     _para(cell, "{{ address_line }}")
-    _tag(cell, "{%p endfor %}")
-    _para(cell, "{{ customer.country }}")
+    _tag(cell, "{%p endfor %}")  # the lines end (or, in China, begin) with the country
     _tag(cell, "{%p if customer.vat_id %}")
     _para(cell, "{{ customer.vat_id }}", size=8.5, color=MUTED, before=3)
     _tag(cell, "{%p endif %}")
@@ -510,9 +509,7 @@ def _party(cell: _Cell, caption: str, who: str) -> None:
     _para(cell, f"{{{{ {who}.name }}}}", bold=True, size=10.5)
     _tag(cell, f"{{%p for address_line in {who}.address_lines %}}")
     _para(cell, "{{ address_line }}")
-    _tag(cell, "{%p endfor %}")
-    if who == "customer":
-        _para(cell, "{{ customer.country }}")
+    _tag(cell, "{%p endfor %}")  # the lines end (or, in China, begin) with the country
     _tag(cell, f"{{%p if {who}.vat_id %}}")
     _para(cell, f"{{{{ {who}.vat_id }}}}", size=8.5, color=MUTED, before=3)
     _tag(cell, "{%p endif %}")
