@@ -80,6 +80,33 @@ def test_a_field_clashing_with_the_core_stops_start_up_naming_the_plugin(setting
     assert "plugin 'clasher': query field 'customers' clashes with the core" in str(raised.value)
 
 
+@strawberry.type(name="Customer")
+class OtherCustomer:
+    size: int
+
+
+@strawberry.type
+class Shadow:
+    @strawberry.field
+    def shadow(self) -> OtherCustomer:
+        return OtherCustomer(size=0)
+
+
+def test_a_type_named_like_a_core_type_stops_start_up_with_an_error(settings):
+    # Strawberry refuses the second "Customer" while the schema is built; the error reaches the
+    # caller (an exception chain that loops back on itself once made start-up spin forever).
+    class Shadower:
+        name = "shadower"
+
+        @hookimpl
+        def crm_register_schema(self) -> SchemaPart:
+            return SchemaPart(query=Shadow)
+
+    pm = make_plugin_manager(settings, plugins=[Shadower()], entry_points=False)
+    with pytest.raises(Exception, match="Customer"):
+        create_app(settings, plugins=pm)
+
+
 def test_two_plugins_claiming_one_field_stop_start_up_naming_both(settings):
     class Second:
         name = "second_greeter"
