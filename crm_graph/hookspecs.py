@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.routing import BaseRoute
 
+    from crm_graph.core.accounting import AccountingBackend
     from crm_graph.core.actor import Actor
     from crm_graph.core.documents import Attachment, DocumentConverter, DocumentEngine
     from crm_graph.core.errors import FieldError
@@ -306,4 +307,16 @@ def crm_document_attachments(
     record's PDF, made from the default template when there is none yet. ``db`` is the server's
     ``Database``, ``settings`` and ``plugins`` the caller's. Every implementation is asked, each
     on its own; the answers are joined. May be async.
+    """
+
+
+@hookspec
+def crm_accounting_backends() -> AccountingBackend | Sequence[AccountingBackend] | None:
+    """Return accounting backends: objects following ``crm_graph.core.accounting.AccountingBackend``
+    (a ``name`` such as ``"tryton"``, ``check_config(config)`` and ``connect(config, secrets)``).
+
+    The finance plugin pushes orders to the books and reads payments back through the connection
+    a backend makes; finance connections name their backend. The built-in Tryton, fava and
+    hledger backends are registered this way. Two backends of one name stop start-up with an
+    error naming both plugins. Synchronous.
     """

@@ -1,0 +1,1 @@
+"""Finance sync for crm-graph: orders to accounting, payments back, reconciled. Loaded through the entry point ``crm_finance``."""

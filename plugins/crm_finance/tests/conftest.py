@@ -1,0 +1,9 @@
+"""The fixtures come from crm-graph's pytest plugin (``crm_client``, ``crm_events``, ``crm_db``,
+...; see docs/writing_plugins.md). What is left here is this repository's convention: the suite
+runs once per database, and ``--db postgresql`` means a throwaway PostgreSQL server the run
+starts itself.
+
+    pytest plugins/crm_finance/tests --db sqlite        # or --db postgresql
+"""
+
+from crm_graph.testing.backends import crm_database_server_url, pytest_addoption  # noqa: F401
