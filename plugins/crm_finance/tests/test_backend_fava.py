@@ -194,6 +194,37 @@ async def test_a_lost_answer_is_found_on_retry_not_booked_twice(fava_server: Fav
     fava_server.check()
 
 
+async def test_an_invoice_fava_has_not_reloaded_yet_is_not_booked_again(
+    fava_server: FavaServer, books: FavaConnection, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """The invoice is in fava's file but fava still serves the ledger from before (a reload in
+    progress for another request). That moment cannot be timed from outside, so the journal reads
+    of this connection are made to miss the link the first times; the file on disk is real."""
+    ref = reference()
+    await books.post_invoice(order(ref))
+    real_journal = books._journal
+    stale_reads = {"left": 100}
+
+    async def stale_journal(*args: Any, **kwargs: Any) -> Any:
+        entries, linked, facts = await real_journal(*args, **kwargs)
+        if stale_reads["left"] > 0:
+            stale_reads["left"] -= 1
+            return [], 0, facts
+        return entries, linked, facts
+
+    monkeypatch.setattr(books, "_journal", stale_journal)
+    with pytest.raises(AccountingError) as stale:
+        await books.post_invoice(order(ref))
+    assert stale.value.retry is True and "not loaded the latest changes" in stale.value.message
+    with pytest.raises(AccountingError):
+        await books.cancel_invoice(ref, "stale view")
+    assert len(await fava_server.invoices_for(ref)) == 1 and await fava_server.reversals_for(ref) == []
+
+    stale_reads["left"] = 2  # fava catches up while the backend waits
+    again = await books.post_invoice(order(ref))
+    assert again.reference == ref and len(await fava_server.invoices_for(ref)) == 1
+
+
 async def test_cancel_twice_books_one_reversal(fava_server: FavaServer, books: FavaConnection) -> None:  # noqa: F811
     ref = reference()
     posted = await books.post_invoice(order(ref))

@@ -24,7 +24,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -129,6 +129,36 @@ def _parse_entry(data: Mapping[str, Any]) -> _Entry | None:
         postings=tuple(_parse_posting(p) for p in data.get("postings") or ()),
         lineno=meta.get("lineno", 0) if isinstance(meta.get("lineno"), int) else 0,
     )
+
+
+@dataclass
+class _Facts:
+    """What the books declare about some accounts and a currency."""
+
+    opened: dict[str, tuple[date, list[str]]]  # account: (open date, currencies it takes; [] = any)
+    closed: dict[str, date]
+    balances: list[tuple[date, str]]
+    commodities: set[str]
+
+    @classmethod
+    def read(cls, raw: Sequence[Mapping[str, Any]]) -> _Facts:
+        facts = cls({}, {}, [], set())
+        for entry in raw:
+            kind, account = entry.get("t"), str(entry.get("account", ""))
+            try:
+                day = date.fromisoformat(str(entry.get("date")))
+            except ValueError:
+                continue
+            if kind == "Open":
+                currencies = entry.get("currencies") or []
+                facts.opened[account] = (day, [str(c) for c in currencies] if isinstance(currencies, list) else [])
+            elif kind == "Close":
+                facts.closed[account] = day
+            elif kind == "Balance":
+                facts.balances.append((day, account))
+            elif kind == "Commodity":
+                facts.commodities.add(str(entry.get("currency", "")))
+        return facts
 
 
 def _problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -271,28 +301,32 @@ class FavaConnection:
             return _text(payload["error"], 500)
         return _text(response.text, 200) or response.reason_phrase
 
-    async def _linked(self, reference: str) -> tuple[list[_Entry], int]:
-        """The transactions with the link ``^reference`` and how many entries of any kind have it;
-        fava reloads changed files first."""
-        data = await self._call("GET", "/journal", params={"filter": f"^{reference}"})
-        return self._entries(data), len(data)
+    async def _journal(self, reference: str | None, accounts: Sequence[str] = (), currency: str | None = None
+                       ) -> tuple[list[_Entry], int, _Facts]:
+        """One journal read (fava reloads changed files first): the transactions with the link
+        ``^reference``, how many entries of any kind have it, and what the books say of
+        ``accounts`` and ``currency`` (open, close and balance directives on them or their
+        parents, the commodity directive)."""
+        parts = [f"^{reference}"] if reference else []
+        if accounts:
+            names = sorted({":".join(a.split(":")[:n]) for a in accounts for n in range(1, a.count(":") + 2)})
+            parts.append('account:"^(' + "|".join(re.escape(n) for n in names) + ')$"')
+        if currency:
+            parts.append(f'(currency:"^{re.escape(currency)}$" -amount:"")')
+        data = await self._call("GET", "/journal", params={"filter": " , ".join(parts)})
+        if not isinstance(data, list):
+            raise AccountingError("fava answered the journal with something other than a list of entries", retry=True)
+        raw = [d for d in data if isinstance(d, Mapping)]
+        linked = sum(1 for d in raw if reference and reference in (d.get("links") or ()))
+        entries = [e for e in (_parse_entry(d) for d in raw) if e is not None and reference in e.links]
+        return entries, linked, _Facts.read(raw)
 
     async def _touching(self, account: str) -> list[_Entry]:
         data = await self._call("GET", "/journal", params={"account": account})
-        return [e for e in self._entries(data) if any(_under(p.account, account) for p in e.postings)]
-
-    @staticmethod
-    def _entries(data: Any) -> list[_Entry]:
         if not isinstance(data, list):
             raise AccountingError("fava answered the journal with something other than a list of entries", retry=True)
         entries = [e for e in (_parse_entry(d) for d in data if isinstance(d, Mapping)) if e is not None]
-        return entries
-
-    async def _query(self, bql: str) -> list[list[Any]]:
-        data = await self._call("GET", "/query", params={"query_string": bql})
-        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-            raise AccountingError("fava answered a query with something other than a table", retry=True)
-        return data["rows"]
+        return [e for e in entries if any(_under(p.account, account) for p in e.postings)]
 
     # -- reading the books ----------------------------------------------------------------
 
@@ -351,9 +385,13 @@ class FavaConnection:
             return None
         return invoices[0], self._remote(invoices[0], reference, linked)
 
+    def _cancelled(self, reference: str, entries: Sequence[_Entry]) -> bool:
+        located = self._locate(reference, entries)
+        return located is not None and located[1].state == "cancelled"
+
     async def find_invoice(self, reference: str) -> RemoteInvoice | None:
         self._check_reference(reference)
-        entries, _ = await self._linked(reference)
+        entries, _, _ = await self._journal(reference)
         found = self._locate(reference, entries)
         return None if found is None else found[1]
 
@@ -372,15 +410,18 @@ class FavaConnection:
             count += len(pattern.findall(line.split(";", 1)[0] if '"' not in line else line))
         return count
 
-    async def _linked_current(self, reference: str) -> list[_Entry]:
-        """The linked entries, once fava's memory holds at least what its file holds: a fava still
-        reloading after another request's write must not make a missing invoice look missing."""
+    async def _current(self, reference: str, accounts: Sequence[str] = (), currency: str | None = None,
+                       *, done: Callable[[list[_Entry]], bool]) -> tuple[list[_Entry], _Facts]:
+        """``_journal``; unless ``done`` says there is nothing left to write, only once fava's
+        memory holds at least what its file holds: a fava still reloading after another request's
+        write must not make a booked invoice (or reversal) look missing."""
+        entries, linked, facts = await self._journal(reference, accounts, currency)
         for attempt in range(6):
-            entries, count = await self._linked(reference)
-            if count >= await self._source_mentions(reference):
-                return entries
+            if done(entries) or linked >= await self._source_mentions(reference):
+                return entries, facts
             await asyncio.sleep(0.1 * (attempt + 1))
             await self._call("GET", "/changed")
+            entries, linked, facts = await self._journal(reference, accounts, currency)
         raise AccountingError(
             f"fava has not loaded the latest changes to its ledger (the link ^{reference} is in the file but "
             "not in what fava serves); try again", retry=True,
@@ -396,29 +437,17 @@ class FavaConnection:
                 retry=False,
             )
 
-    async def _check_books(self, accounts: Sequence[str], currency: str, day: date) -> None:
+    async def _check_books(self, facts: _Facts, accounts: Sequence[str], currency: str, day: date) -> None:
         """Refuse, before anything is written, what bean-check would reject: an account the books
         do not have, not yet open or closed on ``day``, a currency an account or the books do not
         take, or an entry before a balance assertion on one of the accounts (a closed period)."""
-        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
-            raise AccountingError(f"{currency!r} is not a currency the books can have", retry=False)
-        rows = await self._query("SELECT account, open.date, close.date, open.currencies FROM #accounts")
-        known: dict[str, tuple[date | None, date | None, list[str]]] = {}
-        for row in rows:
-            if not isinstance(row, list) or len(row) < 4:
-                continue
-            allowed = re.findall(r"['\"]([^'\"]+)['\"]", str(row[3])) if row[3] is not None else []
-            known[str(row[0])] = (
-                date.fromisoformat(str(row[1])) if row[1] else None,
-                date.fromisoformat(str(row[2])) if row[2] else None,
-                allowed,
-            )
         for account in sorted(set(accounts)):
-            if account not in known:
+            if account not in facts.opened:
                 raise AccountingError(f"the books have no account {account} (no open directive)", retry=False,
                                       field=self._field(account))
-            opened, closed, allowed = known[account]
-            if opened is not None and day < opened:
+            opened, allowed = facts.opened[account]
+            closed = facts.closed.get(account)
+            if day < opened:
                 raise AccountingError(f"the account {account} opens on {opened}, after the entry's date {day}",
                                       retry=False, field=self._field(account))
             if closed is not None and day >= closed:
@@ -427,25 +456,27 @@ class FavaConnection:
             if allowed and currency not in allowed:
                 raise AccountingError(f"the account {account} takes {', '.join(allowed)}, not {currency}",
                                       retry=False, field=self._field(account))
-        # The books have a currency they declare, operate in, or let an account hold.
-        if not any(currency in allowed for _, _, allowed in known.values()):
-            declared = {str(row[0]) for row in await self._query("SELECT name FROM #commodities") if row}
-            if currency not in declared:
-                options = await self._call("GET", "/options")
-                beancount = options.get("beancount_options") if isinstance(options, dict) else None
-                operating = str(beancount.get("operating_currency", "")) if isinstance(beancount, dict) else ""
-                if currency not in re.findall(r"['\"]([^'\"]+)['\"]", operating):
-                    raise AccountingError(
-                        f"the books do not have the currency {currency} (no commodity directive, operating "
-                        "currency or account that takes it)", retry=False,
-                    )
-        for row in await self._query(f"SELECT date, account FROM #balances WHERE date > {day.isoformat()}"):
-            asserted = str(row[1])
-            if any(_under(account, asserted) for account in accounts):
+        # The books have a currency they declare, let one of these accounts hold, or operate in.
+        if currency not in facts.commodities and not any(currency in facts.opened[a][1] for a in accounts):
+            options = await self._call("GET", "/options")
+            beancount = options.get("beancount_options") if isinstance(options, dict) else None
+            operating = str(beancount.get("operating_currency", "")) if isinstance(beancount, dict) else ""
+            if currency not in re.findall(r"['\"]([^'\"]+)['\"]", operating):
                 raise AccountingError(
-                    f"the books are closed for {day}: a balance assertion on {asserted} dated {row[0]} follows it",
+                    f"the books do not have the currency {currency} (no commodity directive, operating "
+                    "currency or account that takes it)", retry=False,
+                )
+        for when, asserted in facts.balances:
+            if when > day and any(_under(account, asserted) for account in accounts):
+                raise AccountingError(
+                    f"the books are closed for {day}: a balance assertion on {asserted} dated {when} follows it",
                     retry=False,
                 )
+
+    @staticmethod
+    def _check_currency(currency: str) -> None:
+        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+            raise AccountingError(f"{currency!r} is not a currency the books can have", retry=False)
 
     def _field(self, account: str) -> str | None:
         for role in ACCOUNT_ROLES:
@@ -475,13 +506,15 @@ class FavaConnection:
 
     async def post_invoice(self, invoice: InvoiceRequest) -> RemoteInvoice:
         self._check_reference(invoice.reference)
-        entries = await self._linked_current(invoice.reference)
+        self._check_currency(invoice.currency)
+        accounts = [self.receivable, self.revenue] + ([self.tax] if invoice.tax else [])
+        entries, facts = await self._current(invoice.reference, accounts, invoice.currency,
+                                             done=lambda found: self._locate(invoice.reference, found) is not None)
         existing = self._locate(invoice.reference, entries)
         if existing is not None:
             return existing[1]
         self._check_request(invoice)
-        accounts = [self.receivable, self.revenue] + ([self.tax] if invoice.tax else [])
-        await self._check_books(accounts, invoice.currency, invoice.issued)
+        await self._check_books(facts, accounts, invoice.currency, invoice.issued)
         cur = invoice.currency
         postings: list[dict[str, Any]] = [{"account": self.receivable, "amount": f"{_number(invoice.total)} {cur}"}]
         for line in invoice.lines:
@@ -517,7 +550,7 @@ class FavaConnection:
 
     async def cancel_invoice(self, reference: str, reason: str) -> RemoteInvoice | None:
         self._check_reference(reference)
-        entries = await self._linked_current(reference)
+        entries, _ = await self._current(reference, done=lambda found: self._cancelled(reference, found))
         located = self._locate(reference, entries)
         if located is None:
             return None
@@ -531,7 +564,10 @@ class FavaConnection:
         day = max(datetime.now(UTC).date(), invoice.date)
         currencies = {p.currency for p in invoice.postings}
         for currency in sorted(currencies):
-            await self._check_books([p.account for p in invoice.postings if p.currency == currency], currency, day)
+            self._check_currency(currency)
+            accounts = [p.account for p in invoice.postings if p.currency == currency]
+            _, _, facts = await self._journal(None, accounts, currency)
+            await self._check_books(facts, accounts, currency, day)
         entry = {
             "t": "Transaction",
             "date": day.isoformat(),
