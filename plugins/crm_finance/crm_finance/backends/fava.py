@@ -10,12 +10,17 @@ What the books hold, per CRM order (its number is the ``reference``, a beancount
 - payments: what the accountant enters, a transaction with the same link that credits the
   receivable account and debits the bank account (or one below it).
 
-fava has no login (secret_keys is empty), no entry ids and no server-side idempotency: this
-adapter reads the entries of a link (``GET api/journal?filter=^<reference>``) before it adds
-(``PUT api/add_entries``), checks accounts, currencies and balance assertions with BQL
-(``GET api/query``) before writing (the books must never hold an entry that fails bean-check, and
-nothing is deleted), and checks the ledger file on disk (``GET api/source``) so that a fava still
-reloading after another request's write cannot make it add an invoice twice.
+fava has no login (secret_keys is empty), no entry ids and no server-side idempotency. Before it
+adds (``PUT api/add_entries``) this adapter reads, in one ``GET api/journal`` with a filter, the
+entries of the link and the open, close, balance and commodity directives of the accounts and
+currency it will use: an invoice already there is returned, and what bean-check would reject (an
+unknown or closed account, a currency the books lack, a date before a balance assertion) is
+refused, since nothing is deleted. It then counts the link in the ledger file on disk
+(``GET api/source``), so that a fava still reloading after another request's write cannot make it
+add an invoice twice. Amounts go as strings ("3516.09 EUR") and come back as strings: exact.
+
+Payment ids are a hash of the entry's date, links and postings (fava's entry hash moves with the
+line number), numbered when equal entries repeat; an edited payment reads as a new one.
 """
 
 from __future__ import annotations
@@ -173,14 +178,16 @@ def _problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         except ValueError:
             parts, port_ok = None, False
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-            problems.append(("url", "must be an http:// or https:// address with a host, e.g. http://127.0.0.1:5000"))
+            problems.append(("url", "must be an http:// or https:// address with a host, e.g. "
+                                    "http://127.0.0.1:5000"))
         elif parts.username is not None or parts.password is not None:
             problems.append(("url", "must not hold a user or password: fava has no login"))
         elif parts.query or parts.fragment:
             problems.append(("url", "must not have a query string or fragment"))
     ledger = config.get("ledger")
     if not isinstance(ledger, str) or not ledger.strip():
-        problems.append(("ledger", "the ledger's slug in fava's URLs is required (from its option \"title\", e.g. crm-books)"))
+        problems.append(("ledger", "the ledger's slug in fava's URLs is required "
+                                   "(from its option \"title\", e.g. crm-books)"))
     elif "/" in ledger or any(c.isspace() for c in ledger):
         problems.append(("ledger", "a slug has no slash or space (e.g. crm-books)"))
     accounts = config.get("accounts")
@@ -192,14 +199,17 @@ def _problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             if name is None or name == "":
                 problems.append((f"accounts.{role}", f"the {role} account is required (a beancount account name)"))
             elif not isinstance(name, str) or not _valid_account(name):
-                problems.append((f"accounts.{role}", f"{name!r} is not a beancount account name (e.g. Assets:Receivables)"))
+                problems.append((f"accounts.{role}",
+                                 f"{name!r} is not a beancount account name (e.g. Assets:Receivables)"))
     timeout = config.get("timeout")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600
     ):
         problems.append(("timeout", "seconds, a number above 0 and at most 600"))
     lookback = config.get("paymentLookbackDays")
-    if lookback is not None and (isinstance(lookback, bool) or not isinstance(lookback, int) or not 0 <= lookback <= 3660):
+    if lookback is not None and (
+        isinstance(lookback, bool) or not isinstance(lookback, int) or not 0 <= lookback <= 3660
+    ):
         problems.append(("paymentLookbackDays", "whole days from 0 to 3660"))
     return problems
 
@@ -293,13 +303,16 @@ class FavaConnection:
 
     @staticmethod
     def _remote_message(response: httpx.Response) -> str:
+        """fava's own words (``{"error": ...}``); for an HTML page, only its status's reason."""
         try:
             payload = response.json()
         except ValueError:
             payload = None
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
             return _text(payload["error"], 500)
-        return _text(response.text, 200) or response.reason_phrase
+        if response.status_code == 401:
+            return "Unauthorized (is fava running with --read-only?)"
+        return response.reason_phrase or str(response.status_code)
 
     async def _journal(self, reference: str | None, accounts: Sequence[str] = (), currency: str | None = None
                        ) -> tuple[list[_Entry], int, _Facts]:
@@ -577,7 +590,7 @@ class FavaConnection:
             "tags": ["crm"],
             "links": sorted(invoice.links | {reference}),
             "meta": {"crm-reversal-of": reference, "crm-reason": _text(reason or "", 300)},
-            "postings": [{"account": p.account, "amount": f"{_number(-p.number)} {p.currency}"}  # type: ignore[operator]
+            "postings": [{"account": p.account, "amount": f"{_number(-(p.number or 0))} {p.currency}"}
                          for p in invoice.postings],
         }
         await self._add(entry)
