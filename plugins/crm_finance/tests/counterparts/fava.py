@@ -214,10 +214,13 @@ class FavaServer:
 @pytest.fixture(scope="session")
 def fava_server() -> Iterator[FavaServer]:
     with tempfile.TemporaryDirectory(prefix="crm-fava-") as directory:
+        missing: str | None = None
         try:
             server = FavaServer(Path(directory))
         except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            missing = str(exc)
+        if missing is not None:
+            pytest.fail(missing, pytrace=False)
         try:
             server.start()
             yield server
