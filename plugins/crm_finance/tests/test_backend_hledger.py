@@ -239,9 +239,18 @@ async def test_payments_come_back_once_with_stable_ids(books: HledgerConnection,
 
 2026-03-26 * Bank transfer | unknown order  ; invoice:SO-1999-0001
     assets:bank:checking          10.00 EUR
-    assets:receivable            -10.00 EUR""")
+    assets:receivable            -10.00 EUR
+
+2026-03-27 * Bank transfer less 2 % cash discount  ; invoice:{other}
+    assets:bank:checking          18.62 EUR
+    revenue:sales                  0.32 EUR
+    liabilities:tax:vat            0.06 EUR
+    assets:receivable            -19.00 EUR""")
     new = await books.payments_since(page.checkpoint)
-    assert [(p.reference, p.amount) for p in new.payments] == [(ref, Decimal("50.00")), (other, Decimal("100.00"))]
+    assert [(p.reference, p.amount) for p in new.payments] == [
+        (ref, Decimal("50.00")), (other, Decimal("100.00")), (other, Decimal("19.00"))]
+    settled = await books.find_invoice(other)
+    assert settled is not None and settled.state == "paid"  # 119.00: 100.00 and 19.00 with the discount
     assert (await books.payments_since(new.checkpoint)).payments == []
 
     # The accountant reconciles (pending marks) and comments the entries, and inserts a late
@@ -424,6 +433,24 @@ async def test_faults_are_worth_a_retry(hledger_server: HledgerServer) -> None: 
     finally:
         await conn.aclose()
     assert len(await hledger_server.invoices_for(ref)) == 1
+
+
+async def test_a_hledger_web_without_add_is_refused(tmp_path: Any) -> None:
+    """hledger-web has no login; what refuses a client is a missing capability (403)."""
+    viewer = HledgerServer(tmp_path, capabilities="view")
+    viewer.start()
+    try:
+        conn = connect(viewer)
+        try:
+            with pytest.raises(AccountingError) as refused:
+                await conn.post_invoice(order(reference()))
+        finally:
+            await conn.aclose()
+    finally:
+        viewer.stop()
+    assert refused.value.retry is False and "403" in refused.value.message
+    assert "--capabilities=view,add" in refused.value.message
+    assert [e for e in await viewer.entries() if "invoice" in e["tags"]] == []
 
 
 def test_the_books_pass_hledgers_own_check_at_the_end(hledger_server: HledgerServer) -> None:  # noqa: F811

@@ -17,7 +17,8 @@ credit notes and no login, so the books carry everything in the entries themselv
 - a cancellation is the same postings negated, tagged ``reverses:SO-2026-0001`` as well;
 - a payment is what the accountant enters: a transaction with a posting to the bank account and
   one to the receivable account less, tagged with the order number (on the transaction, or on
-  the receivable posting when one transfer pays several invoices).
+  the receivable posting when one transfer pays several invoices); its amount is what it takes
+  off the receivable.
 
 Because ``PUT /add`` does not dedupe, every write looks the reference up first, under one lock per
 connection. hledger-web re-reads the journal when the file's modification time is after its last
@@ -291,16 +292,16 @@ class _Books:
         by_reference: dict[str, _Txn] = {}
         found: list[tuple[str, date, Decimal, str]] = []  # (reference, date, amount, currency)
         for t in self.txns:
-            touches = {role: any(_under(p.account, getattr(s, role)) for p in t.postings) for role in ACCOUNT_ROLES}
             receivable = [p for p in t.postings if _under(p.account, s.receivable)]
             reference = t.tag(s.tag)
             reverses = t.tag(REVERSAL_TAG)
             if reverses is not None:
                 self.reversals.setdefault(reverses or reference or "", t)
                 continue
-            if touches["bank"] and not (touches["revenue"] or touches["tax"]):
-                # A payment: money in at the bank, the receivable less, per reference (one transfer
-                # may pay several invoices, each receivable posting tagged with its own).
+            if any(_under(p.account, s.bank) for p in t.postings):
+                # A payment: money in at the bank, the receivable less by what it settles (a cash
+                # discount or a fee may go elsewhere), per reference: one transfer may pay several
+                # invoices, each receivable posting tagged with its own.
                 paid: dict[tuple[str, str], tuple[date, Decimal]] = {}
                 for p in receivable:
                     ref = p.tag(s.tag) or reference
@@ -310,7 +311,7 @@ class _Books:
                             paid[(ref, commodity)] = (day, sofar - quantity)
                 found.extend((ref, day, amount, c) for (ref, c), (day, amount) in paid.items())
                 continue
-            if touches["bank"] or not receivable:
+            if not receivable:
                 continue
             commodity = _first_commodity(receivable)
             owed = sum((p.total(commodity) for p in receivable), Decimal(0)) if commodity else Decimal(0)
@@ -349,8 +350,10 @@ class _Books:
             paid = sum((p.amount for p in self.payments if p.reference == reference and p.currency == commodity),
                        Decimal(0))
             state = "paid" if paid >= total else "posted"
-        remote_id = reference or "~" + hashlib.sha256(repr((t.date, t.code, t.description, t.postings)).encode())\
-            .hexdigest()[:16]
+        # No reference: an id from what the entry says (hledger has none of its own).
+        remote_id = reference or "~" + hashlib.sha256(repr(
+            (t.date.isoformat(), t.code, t.description, [(p.account, p.amounts) for p in t.postings])
+        ).encode()).hexdigest()[:16]
         return RemoteInvoice(remote_id=remote_id, reference=reference, currency=commodity, total=total,
                              number=None, state=state, issued=t.date)
 

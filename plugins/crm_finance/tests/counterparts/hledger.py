@@ -78,7 +78,7 @@ def _quantity(raw: dict[str, Any]) -> Decimal:
 
 
 class HledgerServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, capabilities: str = "view,add") -> None:
         self.hledger = BIN / "hledger"
         self.hledger_web = BIN / "hledger-web"
         for program in (self.hledger, self.hledger_web):
@@ -86,6 +86,7 @@ class HledgerServer:
                 pytest.fail(f"{program} is missing: `make test` installs hledger and hledger-web (Debian packages) "
                             f"and links them into {BIN}", pytrace=False)
         self.directory = directory
+        self.capabilities = capabilities
         self.journal = directory / "books.journal"
         self.journal.write_text(JOURNAL, encoding="utf-8")
         self.port = _free_port()
@@ -104,7 +105,7 @@ class HledgerServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [str(self.hledger_web), "-f", str(self.journal), "--serve-api", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--capabilities=view,add"],
+                 "--port", str(self.port), f"--capabilities={self.capabilities}"],
                 cwd=self.directory, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -174,8 +175,11 @@ class HledgerServer:
                  "tstatus": "Cleared", "tcode": "", "tdescription": f"Bank transfer | {reference}",
                  "tcomment": f"{TAG}:{reference}", "ttags": [], "tprecedingcomment": "",
                  "tpostings": [posting(ACCOUNTS["bank"], amount), posting(ACCOUNTS["receivable"], -amount)]}
-        await asyncio.sleep(0.02)
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+            # A read first, then a pause: hledger-web re-reads a changed journal before adding, and
+            # an entry written within the clock tick of that read would stay unseen.
+            (await client.get("/transactions")).raise_for_status()
+            await asyncio.sleep(0.02)
             response = await client.put("/add", json=entry)
             response.raise_for_status()
 
