@@ -9,19 +9,27 @@ HTTP_AUDIT := var/node/http-audit
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
 
-.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools office-tools clean
+.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools office-tools finance-tools clean
+
+# The accounting programs the finance plugin (plugins/crm_finance) is tested against, each in a
+# place of its own under var/counterparts/: Tryton and fava (beancount) in their own venvs from
+# PyPI, hledger-web from Debian (linked there).
+COUNTERPARTS := var/counterparts
+TRYTON_PACKAGES := 'trytond>=8.2,<8.3' 'trytond-account-invoice>=8.2,<8.3' 'trytond-sale>=8.2,<8.3' 'trytond-account-payment>=8.2,<8.3' 'proteus>=8.2,<8.3'
+FAVA_PACKAGES := 'beancount>=3' 'fava>=1.30'
 
 # What the documents plugin (plugins/crm_documents) converts PDFs with: LibreOffice headless, the
 # uno module of Debian's Python (its warm converter processes), fonts for Latin and CJK text, and
 # poppler's pdftotext for looking at PDFs by hand.
 OFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui python3-uno fonts-liberation2 fonts-noto-cjk poppler-utils
 
-$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/pyproject.toml
+$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/pyproject.toml plugins/crm_finance/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet -e plugins/crm_audit
 	$(BIN)/pip install --quiet -e 'plugins/crm_documents[dev]'
+	$(BIN)/pip install --quiet -e 'plugins/crm_finance[dev]'
 	touch $(STAMP)
 
 ## make serve: migrate, load demo data into an empty database, serve on http://$(HOST):$(PORT)/graphql
@@ -36,7 +44,7 @@ serve: $(STAMP)
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
 ## The two runs go side by side (one core each; together they take about the time of the
 ## longer one); each one's output is shown whole when both have finished.
-test: $(STAMP) postgres-binaries node-tools office-tools
+test: $(STAMP) postgres-binaries node-tools office-tools finance-tools
 	@mkdir -p var
 	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
 	@$(BIN)/python -m pytest --db sqlite > var/test-sqlite.log 2>&1 & sqlite=$$!; \
@@ -45,10 +53,10 @@ test: $(STAMP) postgres-binaries node-tools office-tools
 	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
 	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
-test-sqlite: $(STAMP) node-tools office-tools
+test-sqlite: $(STAMP) node-tools office-tools finance-tools
 	$(BIN)/python -m pytest --db sqlite
 
-test-postgresql: $(STAMP) postgres-binaries node-tools office-tools
+test-postgresql: $(STAMP) postgres-binaries node-tools office-tools finance-tools
 	$(BIN)/python -m pytest --db postgresql
 
 # PostgreSQL server binaries (initdb, pg_ctl) for the test run; installed from Debian if missing.
@@ -80,6 +88,23 @@ office-tools:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES) >/dev/null; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OFFICE_PACKAGES) >/dev/null; fi; \
 	fi
+
+finance-tools:
+	@if [ ! -x $(COUNTERPARTS)/tryton/bin/trytond ]; then \
+		echo "Tryton missing: installing it into $(COUNTERPARTS)/tryton"; \
+		$(PYTHON) -m venv $(COUNTERPARTS)/tryton && $(COUNTERPARTS)/tryton/bin/pip install --quiet $(TRYTON_PACKAGES); \
+	fi
+	@if [ ! -x $(COUNTERPARTS)/fava/bin/fava ] || [ ! -x $(COUNTERPARTS)/fava/bin/bean-check ]; then \
+		echo "fava missing: installing it into $(COUNTERPARTS)/fava"; \
+		$(PYTHON) -m venv $(COUNTERPARTS)/fava && $(COUNTERPARTS)/fava/bin/pip install --quiet $(FAVA_PACKAGES); \
+	fi
+	@if ! command -v hledger-web >/dev/null || ! command -v hledger >/dev/null; then \
+		echo "hledger missing: installing hledger and hledger-web"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hledger-web hledger >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hledger-web hledger >/dev/null; fi; \
+	fi
+	@mkdir -p $(COUNTERPARTS)/hledger/bin && ln -sf "$$(command -v hledger)" $(COUNTERPARTS)/hledger/bin/hledger && \
+		ln -sf "$$(command -v hledger-web)" $(COUNTERPARTS)/hledger/bin/hledger-web
 
 ## make schema: regenerate schema.graphql (the public contract) after changing the API
 schema: $(STAMP)
