@@ -115,3 +115,41 @@ async def test_a_currency_the_books_do_not_have_fails_clearly_and_is_not_retried
     async with crm_db.reader() as session:
         statuses = list(await session.scalars(sa.select(EventDelivery.status).where(EventDelivery.subscriber.startswith("finance:"))))
     assert DeliveryStatus.DEAD in statuses  # not worth retrying: dead-lettered at once, retryFinanceSync after a fix
+
+
+async def test_the_finance_commands_sync_pull_and_reconcile(hledger_server, crm_client, crm_db, crm_settings):
+    import asyncio
+    import sys
+    from pathlib import Path
+
+    from crm_graph.testing.auth import TEST_SECRET
+
+    await _unique_numbers(crm_db)
+    await crm_client.mutate(CONNECT, {"input": {"name": "books", "backend": "hledger", "config": hledger_server.config}})
+    customer = (await crm_client.mutate("mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } errors { code } } }",
+                                        {"i": {"kind": "PERSON", "lastName": "Okafor"}}))["customer"]["id"]
+    order = (await crm_client.mutate(ORDER, {"input": {"customerId": customer, "currency": "EUR", "status": "CONFIRMED", "lineItems": [
+        {"description": "Audit", "quantity": "1", "unitPrice": {"amount": "700.00", "currency": "EUR"}}]}}))["order"]
+    cli = str(Path(sys.executable).with_name("crm-graph"))
+    env = {"PATH": "/usr/bin:/bin", "CRM_DATABASE_URL": crm_settings.database_url, "CRM_SECRET_KEY": TEST_SECRET,
+           "CRM_DATA_DIR": str(crm_settings.data_dir), "HOME": str(crm_settings.data_dir)}
+
+    async def run(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(cli, "finance", *args, env=env, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.STDOUT)
+        out, _ = await process.communicate()
+        return process.returncode, out.decode()
+
+    today = date.today().isoformat()
+    code, out = await run("reconcile", "--connection", "books", "--from", today, "--to", today)
+    assert code == 1 and order["number"] in out and "Orders without an invoice (1)" in out, out
+    code, out = await run("sync")  # no dispatcher ran: the command catches up
+    assert code == 0 and "books: 1 of 1 orders synced" in out, out
+    assert len(await hledger_server.invoices_for(order["number"])) == 1
+    await hledger_server.pay(order["number"], Decimal("700.00"), "EUR", date.today())
+    code, out = await run("pull")
+    assert code == 0 and "1 recorded" in out, out
+    state = (await crm_client.execute(STATE, {"id": order["id"]}))["node"]
+    assert state["paymentStatus"] == "PAID"
+    code, out = await run("reconcile", "--connection", "books", "--from", today, "--to", today)
+    assert "Orders without an invoice (0)" in out and "Disagreements (0)" in out, out
