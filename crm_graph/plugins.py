@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,28 @@ def migrations(pm: pluggy.PluginManager) -> list[tuple[str, PluginMigrations]]:
         if not isinstance(found.versions, (str, Path)) or not Path(found.versions).is_dir():
             raise PluginError(name, f"crm_register_migrations: {found.versions!r} is not a directory")
         out.append((name, found))
+    return out
+
+
+def collect_by_key(pm: pluggy.PluginManager, hook_name: str, *, protocol: type, key: Callable[[Any], str],
+                   what: Callable[[str], str], **kwargs: Any) -> dict[str, Any]:
+    """The providers an adapter hook returns (one, or a list per plugin), checked against
+    ``protocol`` and keyed by ``key(provider)``, in registration order. A provider that does not
+    follow the protocol, or a key two plugins claim, stops start-up naming the plugins;
+    ``what(key)`` names the provider in that message ("accounting backend 'fava'")."""
+    out: dict[str, Any] = {}
+    owners: dict[str, str] = {}
+    for plugin, value in reversed(collect(pm, hook_name, **kwargs)):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            try:
+                name = key(item) if isinstance(item, protocol) else None
+            except Exception:  # noqa: BLE001 - a provider without its key is refused below
+                name = None
+            if not isinstance(name, str) or not name:
+                raise PluginError(plugin, f"{hook_name} returned {type(item).__name__}, not a {protocol.__name__}")
+            if name in out:
+                raise PluginError(plugin, f"{what(name)} clashes with plugin {owners[name]!r}")
+            out[name], owners[name] = item, plugin
     return out
 
 

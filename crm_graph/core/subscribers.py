@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import sqlalchemy as sa
 
@@ -29,6 +29,7 @@ from crm_graph.core.events import Event, EventDelivery
 from crm_graph.core.hooks import HookGarbage, HookTimeout, call_implementation, describe, implementations
 
 log = logging.getLogger("crm_graph.dispatch")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -161,3 +162,30 @@ class PluginEvents:
 
     async def aclose(self) -> None:
         return None
+
+
+async def deliver_each(claims: Sequence[Claim], deadline: float, handle: Any) -> list[Result]:
+    """Deliver ``claims`` one at a time with ``await handle(claim) -> Result``, postponing the rest
+    once the loop's clock passes ``deadline``; a ``handle`` that raises fails that claim alone
+    (retried), logged with its traceback. For subscribers whose deliveries are independent."""
+    loop = asyncio.get_running_loop()
+    results = []
+    for claim in claims:
+        if loop.time() > deadline:
+            results.append(Result(claim, "postponed"))
+            continue
+        try:
+            results.append(await handle(claim))
+        except Exception as exc:  # noqa: BLE001 - one delivery's failure is that delivery's
+            log.exception("%s: delivery of event %s (%s) failed", claim.subscriber, claim.event.id, claim.event.type)
+            results.append(Result(claim, "failed", error=f"{type(exc).__name__}: {exc}"[:1000]))
+    return results
+
+
+def find_subscriber(dispatcher: Any, cls: type[T]) -> T:
+    """The subscriber of class ``cls`` a dispatcher runs (so a request can use what a plugin's
+    subscriber holds: warm converters, its backends). Raises LookupError when there is none."""
+    for subscriber in getattr(dispatcher, "subscribers", ()):
+        if isinstance(subscriber, cls):
+            return subscriber
+    raise LookupError(f"no {cls.__name__} subscriber is loaded")

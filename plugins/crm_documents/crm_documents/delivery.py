@@ -28,7 +28,7 @@ from crm_documents import service
 from crm_documents.models import Document, DocumentStatus
 from crm_documents.storage import MissingFile
 from crm_graph.core import access, ids
-from crm_graph.core.subscribers import Claim, EventRow, Result, Target
+from crm_graph.core.subscribers import Claim, EventRow, Result, Target, deliver_each, find_subscriber
 from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_documents")
@@ -54,40 +54,24 @@ class DocumentConversions:
         return None
 
     async def deliver(self, db: Any, claims: Sequence[Claim], deadline: float) -> list[Result]:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        results = []
-        for claim in claims:
-            if loop.time() > deadline:
-                results.append(Result(claim, "postponed"))
-                continue
-            try:
-                outcome = await service.produce(db, self.runtime, ids.decode_as(claim.event.entity_id, "Document"))
-            except Exception as exc:  # noqa: BLE001 - one document's failure is that delivery's
-                log.exception("document %s: conversion failed", claim.event.entity_id)
-                results.append(Result(claim, "failed", error=f"{type(exc).__name__}: {exc}"[:1000]))
-                continue
+        async def convert(claim: Claim) -> Result:
+            outcome = await service.produce(db, self.runtime, ids.decode_as(claim.event.entity_id, "Document"))
             if outcome == service.Outcome.RETRY:
-                results.append(Result(claim, "failed", error="conversion failed; retried"))
-            elif outcome == service.Outcome.BUSY:
-                results.append(Result(claim, "postponed"))
-            else:  # READY or FAILED: the document says which, and document.failed was recorded
-                results.append(Result(claim, "delivered"))
-        return results
+                return Result(claim, "failed", error="conversion failed; retried")
+            if outcome == service.Outcome.BUSY:
+                return Result(claim, "postponed")
+            return Result(claim, "delivered")  # READY or FAILED: the document says which
+
+        return await deliver_each(claims, deadline, convert)
 
     async def aclose(self) -> None:
         await self.runtime.aclose()
 
 
 def runtime_of(context: Any) -> service.Runtime:
-    """The runtime of this process's documents subscriber (so a request converts with the same
-    warm converters as the dispatcher); a fresh one when the dispatcher has none."""
-    dispatcher = getattr(context, "dispatcher", None)
-    for subscriber in getattr(dispatcher, "subscribers", ()):
-        if isinstance(subscriber, DocumentConversions):
-            return subscriber.runtime
-    raise RuntimeError("the documents plugin's subscriber is not loaded")
+    """The runtime of this process's documents subscriber, so a request converts with the same
+    warm converters as the dispatcher."""
+    return find_subscriber(getattr(context, "dispatcher", None), DocumentConversions).runtime
 
 
 # --- signed URLs -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from crm_graph.core.clock import utcnow
 from crm_graph.core.documents import ConversionError, DocumentConverter, DocumentEngine, TemplateError
 from crm_graph.core.errors import NOT_FOUND, ErrorCollector, NotFound, ValidationFailed
 from crm_graph.core.events import record_event, register_event_type
-from crm_graph.plugins import PluginError, collect
+from crm_graph.plugins import collect_by_key
 from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_documents")
@@ -115,27 +115,14 @@ class Runtime:
 
 def engines_of(plugins: Any) -> dict[str, DocumentEngine]:
     """The engines plugins register, by format; two for one format stop start-up."""
-    out: dict[str, DocumentEngine] = {}
-    owners: dict[str, str] = {}
-    for plugin, value in reversed(collect(plugins, "crm_document_engines")):
-        for engine in value if isinstance(value, (list, tuple)) else [value]:
-            if not isinstance(engine, DocumentEngine) or not isinstance(getattr(engine, "format", None), str):
-                raise PluginError(plugin, f"crm_document_engines returned {type(engine).__name__}, not a DocumentEngine")
-            fmt = engine.format.upper()
-            if fmt in out:
-                raise PluginError(plugin, f"document engine for {fmt} clashes with plugin {owners[fmt]!r}")
-            out[fmt], owners[fmt] = engine, plugin
-    return out
+    return collect_by_key(plugins, "crm_document_engines", protocol=DocumentEngine, key=lambda e: e.format.upper(),
+                          what=lambda fmt: f"document engine for {fmt}")
 
 
 def converters_of(plugins: Any, settings: Settings) -> list[DocumentConverter]:
-    out: list[DocumentConverter] = []
-    for plugin, value in reversed(collect(plugins, "crm_document_converters", settings=settings)):
-        for converter in value if isinstance(value, (list, tuple)) else [value]:
-            if not isinstance(converter, DocumentConverter):
-                raise PluginError(plugin, f"crm_document_converters returned {type(converter).__name__}, not a DocumentConverter")
-            out.append(converter)
-    return out
+    """The converters plugins register, in registration order; two of one name stop start-up."""
+    return list(collect_by_key(plugins, "crm_document_converters", protocol=DocumentConverter, key=lambda c: c.name,
+                               what=lambda name: f"document converter {name!r}", settings=settings).values())
 
 
 # --- templates ----------------------------------------------------------------------------------

@@ -93,26 +93,7 @@ def _png(width: int = 120, height: int = 40) -> bytes:
 
 LOGO = _png()
 
-LABELS = {
-    "de": {
-        "quote": "Angebot", "order_confirmation": "Auftragsbestätigung", "invoice": "Rechnung", "contract": "Vertrag",
-        "report": "Vertriebsbericht", "number": "Nummer", "date": "Datum", "customer": "Kunde", "seller": "Anbieter",
-        "position": "Pos.", "sku": "Art.-Nr.", "description": "Beschreibung", "quantity": "Menge",
-        "unit_price": "Einzelpreis", "discount": "Rabatt", "subtotal": "Zwischensumme", "tax": "MwSt.",
-        "total": "Gesamtbetrag", "valid_until": "Gültig bis", "ordered": "Bestelldatum", "paid": "Bezahlt",
-        "balance": "Offener Betrag", "due": "Fällig am", "payment_terms": "Zahlungsbedingungen", "annex": "Anlage",
-        "stage": "Phase", "probability": "Wahrscheinlichkeit", "count": "Anzahl", "amount": "Betrag",
-        "weighted": "Gewichtet", "page": "Seite",
-    },
-    "zh": {
-        "quote": "报价单", "order_confirmation": "订单确认书", "invoice": "发票", "contract": "合同", "report": "销售报告",
-        "number": "编号", "date": "日期", "customer": "客户", "seller": "供应商", "position": "序号", "sku": "货号",
-        "description": "描述", "quantity": "数量", "unit_price": "单价", "discount": "折扣", "subtotal": "小计",
-        "tax": "税额", "total": "总计", "valid_until": "有效期至", "ordered": "订购日期", "paid": "已付",
-        "balance": "应付余额", "due": "到期日", "payment_terms": "付款条件", "annex": "附件", "stage": "阶段",
-        "probability": "成交概率", "count": "数量", "amount": "金额", "weighted": "加权金额", "page": "页",
-    },
-}  # fmt: skip
+from crm_documents.formatting import LABELS  # noqa: E402 - the words the real contexts carry
 
 
 def _money(amount: Decimal, language: str) -> str:

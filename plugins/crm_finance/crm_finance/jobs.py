@@ -31,10 +31,8 @@ def pull_job(app: Any) -> Job | None:
     interval = service.finance_settings().pull_interval
     if not interval:
         return None
-    from crm_finance.subscriber import subscriber_of
+    from crm_finance.subscriber import FinanceSync
+    from crm_graph.core.subscribers import find_subscriber
 
-    class _Ctx:
-        dispatcher = app.state.dispatcher
-
-    backends = subscriber_of(_Ctx).backends
+    backends = find_subscriber(app.state.dispatcher, FinanceSync).backends
     return Job("finance-pull", interval, lambda: pull_all(app.state.db, app.state.settings, backends))

@@ -46,7 +46,7 @@ from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import DomainError, ErrorCollector, FieldError, NotFound, ValidationFailed
 from crm_graph.core.events import record_event, register_event_type
 from crm_graph.customers.service import read as customers
-from crm_graph.plugins import PluginError, collect
+from crm_graph.plugins import collect_by_key
 from crm_graph.sales.models import Order, OrderStatus
 from crm_graph.sales.service import orders as order_service
 from crm_graph.settings import Settings, env_values
@@ -82,16 +82,8 @@ def finance_settings(environ: Mapping[str, str] | None = None) -> FinanceSetting
 
 def backends_of(plugins: Any) -> dict[str, AccountingBackend]:
     """The backends plugins register, by name; two of one name stop start-up."""
-    out: dict[str, AccountingBackend] = {}
-    owners: dict[str, str] = {}
-    for plugin, value in reversed(collect(plugins, "crm_accounting_backends")):
-        for backend in value if isinstance(value, (list, tuple)) else [value]:
-            if not isinstance(backend, AccountingBackend) or not isinstance(getattr(backend, "name", None), str):
-                raise PluginError(plugin, f"crm_accounting_backends returned {type(backend).__name__}, not an AccountingBackend")
-            if backend.name in out:
-                raise PluginError(plugin, f"accounting backend {backend.name!r} clashes with plugin {owners[backend.name]!r}")
-            out[backend.name], owners[backend.name] = backend, plugin
-    return out
+    return collect_by_key(plugins, "crm_accounting_backends", protocol=AccountingBackend, key=lambda b: b.name,
+                          what=lambda name: f"accounting backend {name!r}")
 
 
 # --- credentials ---------------------------------------------------------------------------------

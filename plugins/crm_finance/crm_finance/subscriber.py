@@ -4,8 +4,6 @@ dead letters; ``retryFinanceSync`` asks again after those."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,10 +12,8 @@ import sqlalchemy as sa
 from crm_finance import service
 from crm_finance.models import FinanceConnection
 from crm_graph.core import ids
-from crm_graph.core.subscribers import Claim, EventRow, Result, Target
+from crm_graph.core.subscribers import Claim, EventRow, Result, Target, deliver_each, find_subscriber
 from crm_graph.settings import Settings
-
-log = logging.getLogger("crm_finance")
 
 # Events after which an order's invoice may need pushing or reversing.
 ORDER_EVENTS = ("order.created", "order.status_changed", "order.updated", "finance_sync.requested")
@@ -41,35 +37,18 @@ class FinanceSync:
         return None
 
     async def deliver(self, db: Any, claims: Sequence[Claim], deadline: float) -> list[Result]:
-        loop = asyncio.get_running_loop()
-        results = []
-        for claim in claims:
-            if loop.time() > deadline:
-                results.append(Result(claim, "postponed"))
-                continue
-            try:
-                order_id = ids.decode_as(claim.event.entity_id, "Order")
-            except ValueError:
-                order_id = int(claim.event.entity_id)
-            try:
-                outcome = await service.sync_order(db, self.settings, self.backends, order_id, int(claim.key))
-            except Exception as exc:  # noqa: BLE001 - one order's failure is that delivery's
-                log.exception("finance sync of order %s failed", order_id)
-                results.append(Result(claim, "failed", error=f"{type(exc).__name__}: {exc}"[:1000]))
-                continue
+        async def sync(claim: Claim) -> Result:
+            order_id = ids.decode_as(claim.event.entity_id, "Order")
+            outcome = await service.sync_order(db, self.settings, self.backends, order_id, int(claim.key))
             if outcome.error is not None:
-                results.append(Result(claim, "failed", retry=outcome.error.retry, error=outcome.error.message[:1000]))
-            else:
-                results.append(Result(claim, "delivered"))
-        return results
+                return Result(claim, "failed", retry=outcome.error.retry, error=outcome.error.message[:1000])
+            return Result(claim, "delivered")
+
+        return await deliver_each(claims, deadline, sync)
 
     async def aclose(self) -> None:
         return None
 
 
 def subscriber_of(context: Any) -> FinanceSync:
-    dispatcher = getattr(context, "dispatcher", None)
-    for subscriber in getattr(dispatcher, "subscribers", ()):
-        if isinstance(subscriber, FinanceSync):
-            return subscriber
-    raise RuntimeError("the finance plugin's subscriber is not loaded")
+    return find_subscriber(getattr(context, "dispatcher", None), FinanceSync)
