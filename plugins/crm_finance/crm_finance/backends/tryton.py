@@ -637,8 +637,12 @@ class TrytonConnection:
                     pass
                 raise AccountingError(f"order {reference}: {exc.message}", retry=False, field=exc.field) from None
             raise
-        rows = await self._read("account.invoice", [invoice_id], INVOICE_FIELDS)
-        return (await self._remote(rows))[0]
+        (row,) = await self._read("account.invoice", [invoice_id], INVOICE_FIELDS)
+        books = await self._books()
+        return RemoteInvoice(  # just posted: nothing can have credited it yet
+            remote_id=str(row["id"]), reference=row.get("reference") or "",
+            currency=await self._code(books, int(row["currency"])), total=Decimal(row["total_amount"]),
+            number=row.get("number"), state="paid" if row["state"] == "paid" else "posted", issued=row.get("invoice_date"))
 
     async def cancel_invoice(self, reference: str, reason: str) -> RemoteInvoice | None:
         row = await self._find(reference)
