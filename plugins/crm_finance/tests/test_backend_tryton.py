@@ -186,7 +186,8 @@ async def test_a_lost_answer_then_the_retry_finds_the_first(tryton_server: Tryto
     assert held["state"] == "posted" and held["id"] == int(retried.remote_id) and held["total"] == request.total
 
 
-async def test_amounts_are_the_crm_s_to_the_cent(tryton_server: TrytonServer, books: TrytonConnection) -> None:  # noqa: F811
+async def test_amounts_are_the_crm_s_to_the_cent(tryton_server: TrytonServer,  # noqa: F811
+        books: TrytonConnection) -> None:
     # A discounted line whose net is not quantity x a four-place price goes as one unit at its net;
     # 91.50 x 19 % = 17.385: the CRM rounds half up (17.39), Tryton half even (17.38).
     request = order([("Washer", "1", "1.51"), ("Consulting", "3", "33.33")], nets=["1.51", "89.99"])
@@ -209,7 +210,8 @@ async def test_another_currency_with_a_rate_books_in_it(tryton_server: TrytonSer
     assert held["currency"] == "USD" and held["move_state"] == "posted"
 
 
-async def test_cancel_twice_books_one_credit_note(tryton_server: TrytonServer, books: TrytonConnection) -> None:  # noqa: F811
+async def test_cancel_twice_books_one_credit_note(tryton_server: TrytonServer,  # noqa: F811
+        books: TrytonConnection) -> None:
     request = order()
     posted = await books.post_invoice(request)
     first = await books.cancel_invoice(request.reference, "customer withdrew")
@@ -227,7 +229,8 @@ async def test_cancel_twice_books_one_credit_note(tryton_server: TrytonServer, b
     assert await books.cancel_invoice(f"SO-NONE-{uuid.uuid4().hex[:6]}", "x") is None
 
 
-async def test_payments_partial_then_the_rest(tryton_server: TrytonServer, books: TrytonConnection) -> None:  # noqa: F811
+async def test_payments_partial_then_the_rest(tryton_server: TrytonServer,  # noqa: F811
+        books: TrytonConnection) -> None:
     request = order()
     await books.post_invoice(request)
     await tryton_server.pay(request.reference, Decimal("1000.00"), "EUR", TODAY)
@@ -269,7 +272,8 @@ async def test_payments_partial_then_the_rest(tryton_server: TrytonServer, books
     assert [p for p in (await books.payments_since(None)).payments if p.reference == request.reference] == mine
 
 
-async def test_invoices_of_a_period_show_strays(tryton_server: TrytonServer, books: TrytonConnection) -> None:  # noqa: F811
+async def test_invoices_of_a_period_show_strays(tryton_server: TrytonServer,  # noqa: F811
+        books: TrytonConnection) -> None:
     year = TODAY.year - 1  # a fiscal year of its own, so its dates may precede this year's invoices
     inside = order([("Widget", "1", "100.00")], issued=date(year, 1, 10))
     cancelled = order([("Gadget", "2", "20.00")], issued=date(year, 1, 12))
@@ -351,7 +355,8 @@ async def test_a_currency_the_books_lack_is_final(tryton_server: TrytonServer, b
     assert await tryton_server.invoices_for(request.reference) == []
 
 
-async def test_a_tax_rate_the_books_lack_is_final(tryton_server: TrytonServer, books: TrytonConnection) -> None:  # noqa: F811
+async def test_a_tax_rate_the_books_lack_is_final(tryton_server: TrytonServer,  # noqa: F811
+        books: TrytonConnection) -> None:
     with pytest.raises(AccountingError) as failure:
         await books.post_invoice(order(rate="16"))
     assert failure.value.retry is False and "16 % tax" in failure.value.message

@@ -165,8 +165,8 @@ class _Rpc:
             if kind == "LoginException":
                 return self._fail(f"{self.where} asks for more than a password to log in", retry=False,
                                   field="password")
-            return self._fail(f"Tryton failed: {kind}", retry=True)
-        return self._fail(f"Tryton failed: {error}", retry=True)
+            return self._fail(f"Tryton failed: {str(kind)[:300]}", retry=True)  # not the traceback
+        return self._fail(f"Tryton failed: {str(error)[:300]}", retry=True)
 
     def _parse(self, response: httpx.Response, method: str) -> Any:
         try:
@@ -377,7 +377,8 @@ class TrytonConnection:
     async def _account(self, company: int, key: str, kind: str | None) -> int:
         wanted = self._account_names[key]
         domain = [("company", "=", company), ("closed", "!=", True), ["OR", ("code", "=", wanted), ("name", "=", wanted)]]
-        rows = await self._search_read("account.account", domain, ["code", "name", "type", "type.receivable", "type.revenue"])
+        rows = await self._search_read("account.account", domain,
+                                       ["code", "name", "type", "type.receivable", "type.revenue"])
         by_code = [row for row in rows if row.get("code") == wanted]
         rows = by_code or rows
         where = f"accounts.{key}"
@@ -393,7 +394,8 @@ class TrytonConnection:
             raise AccountingError(f"the Tryton account {label} is a view, not one to book to ({where})", retry=False,
                                   field=where)
         if kind and not (row.get("type.") or {}).get(kind):
-            raise AccountingError(f"the Tryton account {label} is not of a {kind} type ({where})", retry=False, field=where)
+            raise AccountingError(f"the Tryton account {label} is not of a {kind} type ({where})", retry=False,
+                                  field=where)
         return int(row["id"])
 
     async def _journal(self) -> int:
@@ -502,7 +504,8 @@ class TrytonConnection:
         origins = [f"account.invoice.line,{line}" for line in owner]
         for start in range(0, len(origins), BATCH):
             rows = await self._search_read(
-                "account.invoice.line", [("origin", "in", origins[start:start + BATCH]), ("invoice.state", "in", list(states))],
+                "account.invoice.line",
+                [("origin", "in", origins[start:start + BATCH]), ("invoice.state", "in", list(states))],
                 ["origin", "invoice"])
             for row in rows:
                 origin = row.get("origin") or ""
@@ -653,10 +656,11 @@ class TrytonConnection:
             await self._call("account.invoice", "cancel", [invoice_id])
             return None
         if row["state"] != "cancelled":
-            notes = (await self._credit_notes([row], states=("draft", "validated", "posted", "paid"))).get(invoice_id, [])
+            any_state = ("draft", "validated", "posted", "paid")
+            notes = (await self._credit_notes([row], states=any_state)).get(invoice_id, [])
             if not notes:
                 await self._credit(invoice_id)
-                notes = (await self._credit_notes([row], states=("draft", "validated", "posted", "paid"))).get(invoice_id, [])
+                notes = (await self._credit_notes([row], states=any_state)).get(invoice_id, [])
             if not notes:
                 raise AccountingError(f"Tryton made no credit note for {reference}", retry=True)
             for note in await self._read("account.invoice", notes, ["state", "description"]):
@@ -738,7 +742,8 @@ class TrytonConnection:
             domain.append(("last_modified_at", ">", since - CHECKPOINT_WINDOW))
         fields = ["reference", "currency", "payment_lines", "reconciliation_lines", "move", "cancel_move",
                   "additional_moves", "last_modified_at"]
-        invoices = await self._search_read("account.invoice", domain, fields, order=[("last_modified_at", "ASC"), ("id", "ASC")])
+        invoices = await self._search_read("account.invoice", domain, fields,
+                                           order=[("last_modified_at", "ASC"), ("id", "ASC")])
         owner: dict[int, dict[str, Any]] = {}
         for invoice in invoices:
             own = {invoice.get("move"), invoice.get("cancel_move"), *(invoice.get("additional_moves") or ())}

@@ -299,7 +299,8 @@ class TrytonServer:
             raise RuntimeError(f"Tryton: {method}: {str(body['error'])[:500]}")
         return body["result"]
 
-    def read(self, model: str, domain: list[Any], fields: list[str], order: list[Any] | None = None) -> list[dict[str, Any]]:
+    def read(self, model: str, domain: list[Any], fields: list[str],
+             order: list[Any] | None = None) -> list[dict[str, Any]]:
         return self._call(f"model.{model}.search_read", domain, 0, None, order or [("id", "ASC")], fields)
 
     def _invoice(self, reference: str) -> dict[str, Any]:
@@ -386,7 +387,8 @@ class TrytonServer:
             "currency": eur, "account": accounts[self.accounts["receivable"]], "journal": journal,
             "invoice_date": invoice_date, "reference": reference,
             "lines": [["create", [{"type": "line", "company": company, "currency": eur, "description": "Counter sale",
-                                   "quantity": 1.0, "unit_price": amount, "account": accounts[self.accounts["revenue"]]}]]]}])
+                                   "quantity": 1.0, "unit_price": amount,
+                                   "account": accounts[self.accounts["revenue"]]}]]]}])
         self._call("model.account.invoice.post", [invoice])
         return self.read("account.invoice", [("id", "=", invoice)], ["number"])[0]["number"]
 
