@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -62,10 +63,11 @@ async def run(server: TrytonServer, references: list[str], concurrency: int) -> 
 
 
 async def main(orders: int, concurrency: int) -> None:
-    server = TrytonServer(Path(tempfile.mkdtemp(prefix="crm-bench-tryton-")))
-    server.prepare()
-    server.start()
+    workdir = Path(tempfile.mkdtemp(prefix="crm-bench-tryton-"))
+    server = TrytonServer(workdir)
     try:
+        server.prepare()
+        server.start()
         sequential = [f"SO-B1-{n:05d}" for n in range(orders)]
         parallel = [f"SO-B{concurrency}-{n:05d}" for n in range(orders)]
         one = await run(server, sequential, 1)
@@ -74,6 +76,7 @@ async def main(orders: int, concurrency: int) -> None:
         await asyncio.to_thread(server.check)
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"Tryton 8.2 (SQLite, werkzeug threaded server), {orders} orders of three lines, set-up "
           f"{server.setup_seconds:.1f} s:")
     print(f"  one at a time      {one:6.2f} orders/s ({1000 / one:.0f} ms per order)")
