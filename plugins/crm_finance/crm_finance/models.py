@@ -69,6 +69,9 @@ class OrderSync(FinanceBase):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Paid in the books beyond the order's balance: not applied to the order, kept visible here.
     unapplied: Mapped[Decimal] = mapped_column(AmountType)
+    # While one worker talks to the books about this order, the others leave it alone until then
+    # (two pushes of one order at once could both miss the other's invoice in the lookup).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (

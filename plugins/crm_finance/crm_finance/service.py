@@ -246,6 +246,12 @@ async def _sync_row(session: AsyncSession, order_id: int, connection_id: int) ->
 class Outcome:
     status: SyncStatus | None  # None: nothing to do for this order (a status that does not push)
     error: AccountingError | None = None
+    busy: bool = False  # another worker is syncing this order with these books now
+
+
+# Seconds a worker holds an order's sync while it talks to the books; one that dies leaves the
+# lease to run out, then the next try goes ahead (and finds in the books what the first did).
+SYNC_LEASE = 180.0
 
 
 def _payload(row: OrderSync, connection: FinanceConnection, order: Order) -> dict[str, Any]:
@@ -268,6 +274,12 @@ async def sync_order(db: Any, settings: Settings, backends: Mapping[str, Account
         if not reverse and order.status.value not in connection.push_statuses:
             return Outcome(None)
         invoice = None if reverse else await invoice_of(session, order)
+    async with db.writer() as session, session.begin():
+        row = await _sync_row(session, order_id, connection_id)
+        now = utcnow()
+        if row.lease_until is not None and row.lease_until > now:
+            return Outcome(row.status, busy=True)
+        row.lease_until = now + timedelta(seconds=SYNC_LEASE)
     backend = backends.get(connection.backend)
     remote: RemoteInvoice | None = None
     error: AccountingError | None = None
@@ -296,7 +308,7 @@ async def sync_order(db: Any, settings: Settings, backends: Mapping[str, Account
     async with db.writer() as session, session.begin():
         row = await _sync_row(session, order_id, connection_id)
         row.attempts += 1
-        row.updated_at = now
+        row.updated_at, row.lease_until = now, None
         if error is not None:
             row.status, row.last_error = SyncStatus.FAILED, error.message[:2000]
             event = "finance_sync.failed"

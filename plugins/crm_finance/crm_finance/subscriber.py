@@ -40,6 +40,8 @@ class FinanceSync:
         async def sync(claim: Claim) -> Result:
             order_id = ids.decode_as(claim.event.entity_id, "Order")
             outcome = await service.sync_order(db, self.settings, self.backends, order_id, int(claim.key))
+            if outcome.busy:
+                return Result(claim, "postponed")
             if outcome.error is not None:
                 return Result(claim, "failed", retry=outcome.error.retry, error=outcome.error.message[:1000])
             return Result(claim, "delivered")

@@ -22,6 +22,7 @@ from counterparts.hledger import HledgerServer
 from crm_finance import service
 from crm_finance.models import OrderSync, SyncStatus
 from crm_graph.core.actor import SYSTEM
+from crm_graph.sales.models import NumberSequence
 from crm_graph.sales.service import orders as order_service
 
 ORDERS = 200
@@ -115,6 +116,9 @@ async def _orders(client: Any, db: Any, count: int) -> list[int]:
     made = await client.mutate("mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } errors { code } } }",
                                {"i": {"kind": "ORGANIZATION", "organizationName": "Fault Tolerant AG"}})
     customer_id = decode_as(made["customer"]["id"], "Customer")
+    # The books outlive each test's database: this test's order numbers start somewhere of their own.
+    async with db.writer() as session, session.begin():
+        session.add(NumberSequence(scope="order", year=date.today().year, last_value=random.randrange(100_000, 800_000)))
     out = []
     for n in range(count):
         day = PERIOD[0] + timedelta(days=n % 30)
@@ -177,3 +181,23 @@ async def test_two_hundred_orders_through_lost_answers_and_a_restart_make_two_hu
     print(f"\nfault run: {ORDERS} orders, {proxy.faults.lost_answers} answers lost, {proxy.faults.refused} connections "
           f"refused, {proxy.faults.restarts} restart, {sum(attempts)} attempts, "
           f"{rounds} rounds; books: {ORDERS} invoices, none twice")
+
+
+async def test_two_workers_pushing_one_order_at_once_book_it_once(crm_app, crm_client, crm_db, crm_settings, books):
+    import asyncio
+
+    from crm_finance.subscriber import FinanceSync
+
+    backends = next(s for s in crm_app.state.dispatcher.subscribers if isinstance(s, FinanceSync)).backends
+    async with crm_db.writer() as session, session.begin():
+        connection = await service.create_connection(session, actor=SYSTEM, settings=crm_settings, backends=backends, data={
+            "name": "hledger", "backend": "hledger", "config": books.config})
+    (order_id,) = await _orders(crm_client, crm_db, 1)
+    first, second = await asyncio.gather(*(service.sync_order(crm_db, crm_settings, backends, order_id, connection.id) for _ in range(2)))
+    assert sorted([first.busy, second.busy]) == [False, True]  # the second finds the first's lease and waits
+    async with crm_db.reader() as session:
+        number = await session.scalar(sa.select(order_service.Order.number).where(order_service.Order.id == order_id))
+    assert len(await books.invoices_for(number)) == 1
+    # Once the first is done, a later delivery finds the invoice and books nothing.
+    again = await service.sync_order(crm_db, crm_settings, backends, order_id, connection.id)
+    assert again.status is SyncStatus.SYNCED and not again.busy and len(await books.invoices_for(number)) == 1

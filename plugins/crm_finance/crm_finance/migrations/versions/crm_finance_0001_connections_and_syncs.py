@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('synced_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancelled_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('unapplied', sa.Numeric(precision=19, scale=4).with_variant(crm_graph.core.money.ScaledInteger(), 'sqlite'), nullable=False),
+    sa.Column('lease_until', crm_graph.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['connection_id'], ['crm_finance_connections.id'], name=op.f('fk_crm_finance_order_syncs_connection_id_crm_finance_connections'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_crm_finance_order_syncs')),
