@@ -2,7 +2,7 @@
 the suite runs once per database, and ``--db postgresql`` means a throwaway PostgreSQL server
 the run starts itself (``--crm-database-url`` still wins). A plugin's conftest imports both::
 
-    from crm_graph.testing.backends import crm_database_server_url, pytest_addoption  # noqa: F401
+    from crm_graph.testing.backends import crm_database_server_url, pytest_addoption, pytest_collection_modifyitems  # noqa: F401
 """
 
 from __future__ import annotations
@@ -32,3 +32,21 @@ def crm_database_server_url(request: pytest.FixtureRequest, crm_database_server_
         yield server.url()
     finally:
         server.stop()
+
+
+NO_DATABASE = "no_database"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{NO_DATABASE}: needs no CRM database (a template engine, a converter, an "
+                            "accounting backend against its program): runs in the --db sqlite pass only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that touch no CRM database run once per ``make test``, not once per database."""
+    if config.getoption("--db", default="sqlite") != "postgresql":
+        return
+    dropped = [item for item in items if item.get_closest_marker(NO_DATABASE) is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.get_closest_marker(NO_DATABASE) is None]

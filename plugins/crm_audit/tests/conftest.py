@@ -6,4 +6,9 @@ starts itself.
     pytest plugins/crm_audit/tests --db sqlite        # or --db postgresql
 """
 
-from crm_graph.testing.backends import crm_database_server_url, pytest_addoption  # noqa: F401
+from crm_graph.testing.backends import (  # noqa: F401
+    crm_database_server_url,
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+)

@@ -30,6 +30,9 @@ import crm_documents
 from crm_documents.engines import DocxEngine, PackageLimits, XlsxEngine
 from crm_graph.core.documents import Image, TemplateError
 
+# Touches no CRM database: runs in the --db sqlite pass of `make test` only.
+pytestmark = pytest.mark.no_database
+
 TEMPLATES = Path(crm_documents.__file__).resolve().parent / "templates"
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "documents.md"
 DOCX_KINDS = {

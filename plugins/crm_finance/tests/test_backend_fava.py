@@ -25,6 +25,9 @@ from crm_graph.core.accounting import (
     Party,
 )
 
+# Touches no CRM database: runs in the --db sqlite pass of `make test` only.
+pytestmark = pytest.mark.no_database
+
 BACKEND = FavaBackend()
 LINES = (
     ("Drehmaschine DM-200", Decimal("2"), Decimal("1250.00")),

@@ -19,6 +19,9 @@ from counterparts.hledger import ACCOUNTS, HledgerServer, hledger_server  # noqa
 from crm_finance.backends.hledger import HledgerBackend, HledgerConnection
 from crm_graph.core.accounting import AccountingConnection, AccountingError, InvoiceLine, InvoiceRequest, Party
 
+# Touches no CRM database: runs in the --db sqlite pass of `make test` only.
+pytestmark = pytest.mark.no_database
+
 BACKEND = HledgerBackend()
 _numbers = itertools.count(1)
 CENT = Decimal("0.01")

@@ -26,6 +26,9 @@ from crm_graph.core.accounting import (
     Party,
 )
 
+# Touches no CRM database: runs in the --db sqlite pass of `make test` only.
+pytestmark = pytest.mark.no_database
+
 TODAY = date.today()
 CENT = Decimal("0.01")
 THREE_LINES = (("Widget", "2", "1250.00"), ("Gadget", "3", "99.90"), ("Bolt", "10", "15.50"))
