@@ -34,19 +34,19 @@ def crm_database_server_url(request: pytest.FixtureRequest, crm_database_server_
         server.stop()
 
 
-NO_DATABASE = "no_database"
+ONE_PASS = "one_pass"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{NO_DATABASE}: needs no CRM database (a template engine, a converter, an "
-                            "accounting backend against its program): runs in the --db sqlite pass only")
+    config.addinivalue_line("markers", f"{ONE_PASS}: a test whose subject is not the CRM's database (a template "
+                            "engine, a converter, an accounting program, the network): runs in the --db sqlite pass only")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that touch no CRM database run once per ``make test``, not once per database."""
+    """Tests whose subject is not the database run once per ``make test``, not once per database."""
     if config.getoption("--db", default="sqlite") != "postgresql":
         return
-    dropped = [item for item in items if item.get_closest_marker(NO_DATABASE) is not None]
+    dropped = [item for item in items if item.get_closest_marker(ONE_PASS) is not None]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if item.get_closest_marker(NO_DATABASE) is None]
+        items[:] = [item for item in items if item.get_closest_marker(ONE_PASS) is None]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_documents import contexts
@@ -133,10 +134,12 @@ async def builtin_templates_installed(session: AsyncSession) -> bool:
 
 
 async def ensure_builtin_templates(session: AsyncSession, runtime: Runtime) -> None:
-    """Install the shipped templates once (the first time templates are used)."""
+    """Install the shipped templates once (the first time templates are used). Requests that do
+    it at the same moment insert the same rows: the unique key keeps one of each."""
     if await builtin_templates_installed(session):
         return
     now = utcnow()
+    rows = []
     for kind, (name, file_name) in BUILTIN.items():
         content = (TEMPLATES_DIR / file_name).read_bytes()
         fmt = Path(file_name).suffix[1:].upper()
@@ -145,17 +148,13 @@ async def ensure_builtin_templates(session: AsyncSession, runtime: Runtime) -> N
             continue  # its engine's plugin is blocked
         info = await asyncio.to_thread(engine.inspect, content)
         sha = await runtime.storage.put(session, content)
-        for locale in BUILTIN_LOCALES:
-            session.add(DocumentTemplate(
-                name=name, kind=kind, format=fmt, locale=locale, version=1, is_default=True, is_current=True,
-                variables=sorted(info.variables), file_name=file_name, file_sha256=sha, size=len(content),
-                builtin=True, created_at=now, created_by=SYSTEM.label,
-            ))
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except sa.exc.IntegrityError:
-        pass  # another request installed them at the same moment
+        rows += [dict(name=name, kind=kind, format=fmt, locale=locale, version=1, is_default=True, is_current=True,
+                      variables=sorted(info.variables), file_name=file_name, file_sha256=sha, size=len(content),
+                      builtin=True, created_at=now, created_by=SYSTEM.label) for locale in BUILTIN_LOCALES]
+    if rows:
+        dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+        await session.execute(dialect.insert(DocumentTemplate).values(rows).on_conflict_do_nothing(
+            index_elements=["name", "kind", "format", "locale", "version"]))
 
 
 def template_select(filter: Mapping[str, Any] | None = None) -> sa.Select[tuple[DocumentTemplate]]:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_documents.models import StoredFile
@@ -60,14 +61,12 @@ class Storage:
             await asyncio.to_thread(self._write, sha, content)
         exists = await session.scalar(sa.select(StoredFile.sha256).where(StoredFile.sha256 == sha))
         if exists is None:
-            # A concurrent writer of the same bytes may win the insert: a savepoint keeps our
-            # transaction usable, and its row is as good as ours.
-            try:
-                async with session.begin_nested():
-                    session.add(StoredFile(sha256=sha, size=len(content), created_at=utcnow(),
-                                           content=None if self.directory is not None else content))
-            except sa.exc.IntegrityError:
-                pass
+            # A concurrent writer of the same bytes may insert it first: its row is as good as ours.
+            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+            await session.execute(dialect.insert(StoredFile).values(
+                sha256=sha, size=len(content), created_at=utcnow(),
+                content=None if self.directory is not None else content,
+            ).on_conflict_do_nothing(index_elements=["sha256"]))
         return sha
 
     async def get(self, session: AsyncSession, sha: str) -> bytes:

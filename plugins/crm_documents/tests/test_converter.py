@@ -22,7 +22,7 @@ from crm_documents.convert import LibreOfficeConverter, libreoffice_available
 from crm_graph.core.documents import ConversionError, DocumentConverter
 
 # Touches no CRM database: runs in the --db sqlite pass of `make test` only.
-pytestmark = pytest.mark.no_database
+pytestmark = pytest.mark.one_pass
 
 TIMEOUT = 60.0  # generous: a conversion here takes well under a second, the machine is shared
 

@@ -31,7 +31,7 @@ from crm_documents.engines import DocxEngine, PackageLimits, XlsxEngine
 from crm_graph.core.documents import Image, TemplateError
 
 # Touches no CRM database: runs in the --db sqlite pass of `make test` only.
-pytestmark = pytest.mark.no_database
+pytestmark = pytest.mark.one_pass
 
 TEMPLATES = Path(crm_documents.__file__).resolve().parent / "templates"
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "documents.md"

@@ -26,7 +26,7 @@ from crm_graph.core.accounting import (
 )
 
 # Touches no CRM database: runs in the --db sqlite pass of `make test` only.
-pytestmark = pytest.mark.no_database
+pytestmark = pytest.mark.one_pass
 
 BACKEND = FavaBackend()
 LINES = (

@@ -20,7 +20,7 @@ from crm_finance.backends.hledger import HledgerBackend, HledgerConnection
 from crm_graph.core.accounting import AccountingConnection, AccountingError, InvoiceLine, InvoiceRequest, Party
 
 # Touches no CRM database: runs in the --db sqlite pass of `make test` only.
-pytestmark = pytest.mark.no_database
+pytestmark = pytest.mark.one_pass
 
 BACKEND = HledgerBackend()
 _numbers = itertools.count(1)

@@ -25,6 +25,9 @@ from crm_graph.core.actor import SYSTEM
 from crm_graph.sales.models import NumberSequence
 from crm_graph.sales.service import orders as order_service
 
+# The subject is the books and the network, not the CRM's database: once per `make test`.
+pytestmark = pytest.mark.one_pass
+
 ORDERS = 200
 PERIOD = (date(2027, 6, 1), date(2027, 6, 30))
 
@@ -133,7 +136,7 @@ async def _orders(client: Any, db: Any, count: int) -> list[int]:
 
 
 async def test_two_hundred_orders_through_lost_answers_and_a_restart_make_two_hundred_invoices(crm_app, crm_client, crm_db, crm_settings, books):
-    proxy = LossyProxy(books.port, drop=0.1, seed=13)
+    proxy = LossyProxy(books.port, drop=0.06, seed=13)
     port = await proxy.start()
     dispatcher = crm_app.state.dispatcher
     from crm_finance.subscriber import FinanceSync
@@ -176,7 +179,7 @@ async def test_two_hundred_orders_through_lost_answers_and_a_restart_make_two_hu
     await proxy.stop()
     assert report.clean, (report.missing_remote, report.missing_local, report.mismatches)
     assert report.crm_totals == report.remote_totals
-    assert proxy.faults.lost_answers > 10 and proxy.faults.restarts == 1
+    assert proxy.faults.lost_answers > 5 and proxy.faults.restarts == 1
     # What the note reports.
     print(f"\nfault run: {ORDERS} orders, {proxy.faults.lost_answers} answers lost, {proxy.faults.refused} connections "
           f"refused, {proxy.faults.restarts} restart, {sum(attempts)} attempts, "
