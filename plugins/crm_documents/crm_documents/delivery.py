@@ -121,7 +121,7 @@ async def download(request: Request) -> Response:
     if document.status is not DocumentStatus.READY:
         return _refuse(409, document.status.value, "The document is not ready." if document.status is DocumentStatus.PENDING
                        else f"The document could not be made: {document.failure}")
-    runtime = service.Runtime(settings, state.plugins)
+    runtime = runtime_of(state)  # the process's own: no second set of engines per download
     try:
         async with db.reader() as session:
             content = await service.content_of(session, runtime, document)

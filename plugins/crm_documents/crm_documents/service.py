@@ -41,7 +41,7 @@ from crm_graph.core import ids
 from crm_graph.core.actor import SYSTEM, Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.documents import ConversionError, DocumentConverter, DocumentEngine, TemplateError
-from crm_graph.core.errors import NOT_FOUND, ErrorCollector, NotFound, ValidationFailed
+from crm_graph.core.errors import NOT_FOUND, ErrorCollector, FieldError, NotFound, ValidationFailed
 from crm_graph.core.events import record_event, register_event_type
 from crm_graph.plugins import collect_by_key
 from crm_graph.settings import Settings
@@ -207,10 +207,10 @@ def check_template(engine: DocumentEngine, kind: DocumentKind, content: bytes) -
     try:
         info = engine.inspect(content)
     except TemplateError as exc:
-        raise ValidationFailed([_field_error("fileBase64", exc.code, str(exc))]) from exc
+        raise ValidationFailed([FieldError("fileBase64", exc.code, str(exc))]) from exc
     except Exception as exc:  # noqa: BLE001 - an engine's bug is the template's refusal, not a 500
         log.exception("document engine %s failed to inspect a template", engine.format)
-        raise ValidationFailed([_field_error("fileBase64", TemplateError.TEMPLATE_SYNTAX,
+        raise ValidationFailed([FieldError("fileBase64", TemplateError.TEMPLATE_SYNTAX,
                                              f"The {engine.format} engine could not read the template ({type(exc).__name__}).")]) from exc
     unknown = sorted(info.variables - contexts.VARIABLES[kind])
     if unknown:
@@ -222,12 +222,6 @@ def check_template(engine: DocumentEngine, kind: DocumentKind, content: bytes) -
                        f"document does not have; it has: {', '.join(sorted(contexts.VARIABLES[kind]))}.")
         errors.raise_if_any()
     return sorted(info.variables)
-
-
-def _field_error(field: str, code: str, message: str) -> Any:
-    from crm_graph.core.errors import FieldError
-
-    return FieldError(field, code, message)
 
 
 async def upload_template(session: AsyncSession, *, actor: Actor, runtime: Runtime, data: Mapping[str, Any]) -> DocumentTemplate:
@@ -327,7 +321,7 @@ def _entity(value: Any, errors: ErrorCollector) -> tuple[str, int] | None:
 def _period(data: Mapping[str, Any]) -> tuple[date | None, date | None]:
     start, end = data.get("period_from"), data.get("period_to")
     if start is not None and end is not None and start > end:
-        raise ValidationFailed([_field_error("periodTo", INVALID_VALUE, "periodTo is on or after periodFrom.")])
+        raise ValidationFailed([FieldError("periodTo", INVALID_VALUE, "periodTo is on or after periodFrom.")])
     return start, end
 
 
@@ -354,27 +348,27 @@ async def request_document(session: AsyncSession, *, actor: Actor, runtime: Runt
         if template is None:
             raise NotFound("The template", "templateId")
         if kind is not None and template.kind is not kind:
-            raise ValidationFailed([_field_error("kind", INVALID_VALUE, f"The template makes {template.kind.value} documents, not {kind.value}.")])
+            raise ValidationFailed([FieldError("kind", INVALID_VALUE, f"The template makes {template.kind.value} documents, not {kind.value}.")])
         kind = template.kind
     assert kind is not None
     expected = contexts.ENTITY_OF_KIND[kind]
     if entity_type != expected:
-        raise ValidationFailed([_field_error("entityId", WRONG_ENTITY,
+        raise ValidationFailed([FieldError("entityId", WRONG_ENTITY,
                                              f"A {kind.value} document is made from a {expected}, not a {entity_type}.")])
     obj = OBJECT_OF_ENTITY[expected]
     if not actor.can(obj, "read"):
-        raise ValidationFailed([_field_error("entityId", FORBIDDEN, f"Making this document needs `{obj}:read`.")])
+        raise ValidationFailed([FieldError("entityId", FORBIDDEN, f"Making this document needs `{obj}:read`.")])
     try:
         if template is None:
             template = await _choose_template(session, runtime, kind, await contexts.customer_locale(session, kind, pk))
             if template is None:
-                raise ValidationFailed([_field_error("kind", NOT_FOUND, f"There is no {kind.value} template this server can fill.")])
+                raise ValidationFailed([FieldError("kind", NOT_FOUND, f"There is no {kind.value} template this server can fill.")])
         engine = runtime.engine(template.format)
         if engine is None:
-            raise ValidationFailed([_field_error("templateId", UNSUPPORTED_FORMAT, f"No engine reads {template.format} templates here (a blocked plugin?).")])
+            raise ValidationFailed([FieldError("templateId", UNSUPPORTED_FORMAT, f"No engine reads {template.format} templates here (a blocked plugin?).")])
         fmt = fmt or template.format
         if fmt != template.format and not (fmt == PDF and runtime.can_convert(template.format, PDF)):
-            raise ValidationFailed([_field_error("format", UNSUPPORTED_FORMAT,
+            raise ValidationFailed([FieldError("format", UNSUPPORTED_FORMAT,
                                                  f"A {template.format} template gives {template.format}"
                                                  f"{' or PDF' if runtime.can_convert(template.format, PDF) else ''}, not {fmt}.")])
         formatter = Formatter(parse_locale(template.locale, runtime.config.default_locale))
@@ -392,10 +386,10 @@ async def request_document(session: AsyncSession, *, actor: Actor, runtime: Runt
     try:
         filled = await asyncio.to_thread(engine.render, source, built.context, formatter.filters())
     except TemplateError as exc:
-        raise ValidationFailed([_field_error("templateId", exc.code, f"The template could not be filled: {exc}")]) from exc
+        raise ValidationFailed([FieldError("templateId", exc.code, f"The template could not be filled: {exc}")]) from exc
     except Exception as exc:  # noqa: BLE001 - an engine's bug fails this request with a clear answer
         log.exception("document engine %s failed to fill template %s", engine.format, template.id)
-        raise ValidationFailed([_field_error("templateId", TemplateError.RENDER_FAILED,
+        raise ValidationFailed([FieldError("templateId", TemplateError.RENDER_FAILED,
                                              f"The template could not be filled ({type(exc).__name__}).")]) from exc
     sha = await runtime.storage.put(session, filled)
     now = utcnow()

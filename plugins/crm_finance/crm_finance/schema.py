@@ -16,6 +16,7 @@ from crm_finance.models import FinanceConnection as ConnectionModel
 from crm_finance.models import OrderSync as SyncModel
 from crm_finance.models import SyncStatus as SyncStatusModel
 from crm_finance.subscriber import subscriber_of
+from crm_graph.core import ids
 from crm_graph.core.accounting import AccountingError
 from crm_graph.core.errors import DomainError
 from crm_graph.core.extensions import NodeType, TypeExtension
@@ -25,7 +26,7 @@ from crm_graph.graphql.context import Context
 from crm_graph.graphql.errors import ClientError, UserError, user_errors
 from crm_graph.graphql.money import Money
 from crm_graph.graphql.mutations import after_commit, unit_of_work
-from crm_graph.graphql.relay import Node, decode_global_id, encode_global_id
+from crm_graph.graphql.relay import Node, encode_global_id
 from crm_graph.sales.models import OrderStatus as OrderStatusModel
 from crm_graph.sales.schema import types as _sales_types  # noqa: F401 - gives OrderStatus its GraphQL definition first
 
@@ -227,10 +228,8 @@ class FinanceMutation:
     async def retry_finance_sync(self, info: Info, order_id: strawberry.ID, connection_id: strawberry.ID | None = None) -> RetryFinanceSyncPayload:
         ctx: Context = info.context
         try:
-            kind, pk = decode_global_id(order_id)
-        except Exception:  # noqa: BLE001
-            kind, pk = "", 0
-        if kind != "Order":
+            pk = ids.decode_as(str(order_id), "Order")
+        except ValueError:
             return RetryFinanceSyncPayload(finance_sync=[], errors=[UserError(field="orderId", code="INVALID_VALUE", message="orderId is not an Order ID.")])
         rows, errors = await unit_of_work(info, lambda s: service.request_retry(
             s, actor=ctx.actor, order_id=pk, connection_ref=str(connection_id) if connection_id else None))
