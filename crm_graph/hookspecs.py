@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from crm_graph.core.documents import Attachment, DocumentConverter, DocumentEngine
     from crm_graph.core.errors import FieldError
     from crm_graph.core.extensions import FilterCondition, TypeExtension
+    from crm_graph.core.mail import MailTransport, MarketingProvider
     from crm_graph.core.subscribers import Subscriber
     from crm_graph.core.events import Event
     from crm_graph.db.session import Database
@@ -319,4 +320,31 @@ def crm_accounting_backends() -> AccountingBackend | Sequence[AccountingBackend]
     a backend makes; finance connections name their backend. The built-in Tryton, fava and
     hledger backends are registered this way. Two backends of one name stop start-up with an
     error naming both plugins. Synchronous.
+    """
+
+
+@hookspec
+def crm_mail_transports() -> MailTransport | Sequence[MailTransport] | None:
+    """Return mail transports: objects following ``crm_graph.core.mail.MailTransport`` (a ``name``
+    such as ``"smtp"``, a ``description`` and ``async open(config)`` returning a session whose
+    ``send(mail)`` hands one message over).
+
+    The marketing plugin sends campaigns through the transport ``CRM_MARKETING_TRANSPORT`` names
+    (``smtp`` by default: the built-in one on aiosmtplib). A partner adds an email service
+    provider's API this way. Two transports of one name stop start-up with an error naming both
+    plugins. Synchronous.
+    """
+
+
+@hookspec
+def crm_marketing_providers() -> MarketingProvider | Sequence[MarketingProvider] | None:
+    """Return marketing providers: objects following ``crm_graph.core.mail.MarketingProvider``
+    (a ``name``, ``export_audience(name, members)`` giving the tool's list file, and
+    ``parse_results(content)`` reading the tool's report of opens, clicks, unsubscribes,
+    bounces and complaints).
+
+    ``exportSegmentAudience`` and ``importMarketingResults`` name a provider; results are recorded
+    once each by their ``external_id`` and act like the CRM's own tracking (an unsubscribe or a
+    hard bounce suppresses the address). The built-in ``csv`` provider is registered this way.
+    Two providers of one name stop start-up. Synchronous.
     """

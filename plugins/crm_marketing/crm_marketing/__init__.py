@@ -1,0 +1,1 @@
+"""Email marketing for crm-graph (entry point ``crm_marketing``)."""
