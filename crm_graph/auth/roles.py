@@ -25,6 +25,7 @@ OBJECTS: tuple[str, ...] = (
     "sla_policies",
     "segments",
     "insights",  # customer-value runs and each customer's figures in them
+    "campaigns",  # email marketing: campaigns, lists, suppressions, provider exports and imports
     "webhooks",
     "users",
     "teams",
@@ -66,7 +67,7 @@ BUILTIN_ROLES: dict[str, Role] = {
         Role(
             "MANAGER",
             "Runs a team: every CRM record of the team, reassignment, exports, products, pipelines and service levels.",
-            grant(RECORDS, FULL) | grant(REFERENCE, FULL) | grant(("users", "teams", "webhooks"), READ)
+            grant(RECORDS, FULL) | grant(REFERENCE, FULL) | grant(("users", "teams", "webhooks", "campaigns"), READ)
             | grant(INSIGHTS_READ, ("read", "update")),
             manages_team=True,
         ),
@@ -87,7 +88,7 @@ BUILTIN_ROLES: dict[str, Role] = {
         Role(
             "MARKETING",
             "Builds segments and campaigns; reads and exports customers and what they bought.",
-            grant(("segments",), FULL)
+            grant(("segments", "campaigns"), FULL)
             | grant(("customers",), ("read", "update", "export"))
             | grant(("activities",), WORK)
             | grant(("orders", "opportunities", "tickets", "custom_fields", "products", "pipelines", "sla_policies", "users", "teams"), READ)

@@ -13,6 +13,8 @@ EVENT_TYPES = {
     "marketing.bounced": "Mail to the customer bounced (`data.kind` HARD, SOFT or COMPLAINT; `data.suppressed`).",
     "marketing.opened": "The customer opened a campaign's mail for the first time (`data.campaign`).",
     "marketing.clicked": "The customer followed a link in a campaign's mail (`data.campaign`, `data.url`).",
+    "campaign.created": "A campaign draft was made.",
+    "campaign.scheduled": "A campaign was started with a future `scheduledAt`: it starts then.",
     "campaign.started": "A campaign's audience was taken and sending began (`data.audience`).",
     "campaign.paused": "A campaign's sending was paused.",
     "campaign.resumed": "A paused campaign's sending went on.",
