@@ -44,7 +44,7 @@ class OutgoingMail:
     content: bytes  # the whole message as it is to be sent (CRLF line ends, any signature added)
     envelope_from: str  # the return path (a VERP address for marketing mail)
     recipients: Sequence[str]
-    message_id: str = 
+    message_id: str = ""
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import INVALID_STATE, INVALID_VALUE, REQUIRED, ErrorCollector, FieldError, NotFound, ValidationFailed
 from crm_graph.core.events import record_event
+from crm_graph.core.filters import FilterError
 from crm_graph.customers import validation
 from crm_graph.customers.models import ConsentStatus, Customer, CustomerEmail
 from crm_graph.segments.models import Segment
@@ -179,13 +180,17 @@ async def take_audience(session: AsyncSession, campaign: Campaign) -> int:
     if segment is None or segment.deleted_at is not None:
         raise ValidationFailed([FieldError("segmentId", "NOT_FOUND", "The campaign's segment no longer exists.")])
     keys = [""] if not campaign.list_key else ["", campaign.list_key]
+    try:
+        members = await segment_condition(session, segment)
+    except FilterError as exc:
+        raise ValidationFailed([FieldError("segmentId", "INVALID_SEGMENT", f"The segment's filter no longer works: {exc}")]) from None
     now = utcnow()
     rows = (
         sa.select(sa.literal(campaign.id), Customer.id, CustomerEmail.address,
                   sa.literal(RecipientStatus.PENDING.value), sa.literal(0), sa.literal(now, Recipient.__table__.c.next_attempt_at.type))
         .join(CustomerEmail, sa.and_(CustomerEmail.customer_id == Customer.id, CustomerEmail.is_primary.is_(True)))
         .where(Customer.deleted_at.is_(None), Customer.erased_at.is_(None),
-               Customer.consent_status == ConsentStatus.OPTED_IN, await segment_condition(session, segment),
+               Customer.consent_status == ConsentStatus.OPTED_IN, members,
                ~sa.exists().where(Suppression.email == sa.func.lower(CustomerEmail.address), Suppression.list_key.in_(keys)))
         .order_by(Customer.id)
     )

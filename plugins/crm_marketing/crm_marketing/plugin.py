@@ -34,6 +34,15 @@ def crm_register_schema():  # type: ignore[no-untyped-def]
 
 
 @hookimpl
+def crm_register_type_extensions():  # type: ignore[no-untyped-def]
+    if not _has("schema"):
+        return None
+    from crm_marketing.schema import EXTENSIONS
+
+    return EXTENSIONS
+
+
+@hookimpl
 def crm_register_filters():  # type: ignore[no-untyped-def]
     if not _has("engagement"):
         return None
