@@ -23,13 +23,14 @@ FAVA_PACKAGES := 'beancount>=3' 'fava>=1.30'
 # poppler's pdftotext for looking at PDFs by hand.
 OFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui python3-uno fonts-liberation2 fonts-noto-cjk poppler-utils
 
-$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/pyproject.toml plugins/crm_finance/pyproject.toml
+$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/pyproject.toml plugins/crm_finance/pyproject.toml plugins/crm_marketing/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet -e plugins/crm_audit
 	$(BIN)/pip install --quiet -e 'plugins/crm_documents[dev]'
 	$(BIN)/pip install --quiet -e 'plugins/crm_finance[dev]'
+	$(BIN)/pip install --quiet -e 'plugins/crm_marketing[dev]'
 	touch $(STAMP)
 
 ## make serve: migrate, load demo data into an empty database, serve on http://$(HOST):$(PORT)/graphql
