@@ -101,6 +101,9 @@ class ConsentRecord(MarketingBase):
     # The REQUESTED row's confirmation nonce: its link confirms once.
     nonce: Mapped[str | None] = mapped_column(sa.String(64), unique=True, nullable=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the REQUESTED row's confirmation mail was handed to the transport (set before sending:
+    # a redelivered event finds it set and sends nothing; see confirm_mail.py).
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     campaign_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
