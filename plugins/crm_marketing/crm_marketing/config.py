@@ -23,7 +23,7 @@ class MailSettings:
     # none | starttls | tls (implicit TLS, port 465)
     smtp_tls: str = "none"
     smtp_timeout: float = 30.0
-    mail_from: str = "CRM <marketing@crm.localhost>"
+    mail_from: str = "CRM <marketing@example.com>"
     # The base of every link in mail (confirm, unsubscribe, open pixel, clicks): the address
     # recipients reach the server at. In production an https:// URL.
     public_url: str = "http://127.0.0.1:8000"
