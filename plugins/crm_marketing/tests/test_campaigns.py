@@ -133,7 +133,7 @@ async def test_preview_and_test_send(crm_client, audience, smtp_sink):  # noqa: 
     sent = (await crm_client.execute(TEST_SEND, {"id": cid, "a": ["me@example.com", "Me@Example.com"]}))["testSendCampaign"]
     assert sent["results"] == [{"address": "me@example.com", "sent": True, "error": None}]
     (message,) = smtp_sink.messages
-    assert message_from_bytes(message.content, policy=default_policy)["Subject"] == "[Test] Hello Ada"
+    assert message_from_bytes(message.raw, policy=default_policy)["Subject"] == "[Test] Hello Ada"
     bad = (await crm_client.execute(TEST_SEND, {"id": cid, "a": ["nope"] + [f"a{i}@example.com" for i in range(11)]}))
     assert {e["code"] for e in bad["testSendCampaign"]["errors"]} == {"TOO_MANY", "INVALID_EMAIL"}
     assert len(smtp_sink.messages) == 1
@@ -169,7 +169,7 @@ async def test_dkim_signs_the_unsubscribe_headers_and_a_receiver_verifies_it(crm
     def dns(name: bytes, timeout: int = 5) -> bytes:
         return record if name == b"crm._domainkey.example.com." else b""
 
-    raw = smtp_sink.messages[0].content
+    raw = smtp_sink.messages[0].raw
     assert dkim.verify(raw, dnsfunc=dns)
     signature = message_from_bytes(raw, policy=default_policy)["DKIM-Signature"]
     signed = {h.strip().lower() for h in signature.split("h=")[1].split(";")[0].split(":")}

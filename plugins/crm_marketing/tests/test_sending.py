@@ -80,8 +80,8 @@ async def test_a_campaign_reaches_exactly_the_opted_in_unsuppressed_members_once
     got = Counter(rcpt for m in smtp_sink.messages for rcpt in m.rcpt_tos)
     assert set(got) == expected and set(got.values()) == {1}
     for m in smtp_sink.messages[:25]:
-        _check_headers(m.content, m.mail_from)
-    first = message_from_bytes(smtp_sink.messages[0].content, policy=default_policy)
+        _check_headers(m.raw, m.mail_from)
+    first = message_from_bytes(smtp_sink.messages[0].raw, policy=default_policy)
     number = first["To"].addresses[0].addr_spec.removeprefix("member").split("@")[0]
     assert first["Subject"] == f"Hello M{int(number)}"
 
