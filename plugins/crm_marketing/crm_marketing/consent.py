@@ -414,6 +414,10 @@ async def apply_bounce(db: Any, runtime: Runtime, inbound: Any, *, source: str =
             if reason is not None and await suppress(session, email=email, reason=reason, campaign_id=campaign_id,
                                                      detail=detail or None):
                 suppressed.append(email)
+            elif reason is SuppressionReason.COMPLAINT:  # outranks a reason a new opt-in would lift
+                await session.execute(sa.update(Suppression).where(
+                    Suppression.email == email, Suppression.list_key == "", Suppression.reason.in_(LIFTED))
+                    .values(reason=reason, detail=detail or None, campaign_id=campaign_id))
             if cid is None:
                 continue
             if kind != "SOFT":

@@ -337,11 +337,8 @@ async def bounces_route(request: Request) -> Response:
         return _json(400, {"error": {"code": "EMPTY", "message": "Post the raw message as the body."}})
     from crm_marketing import bounces
 
-    try:
-        inbound = bounces.classify(raw)
-    except Exception:  # noqa: BLE001 - a message the parser cannot read is the sender's problem
-        log.warning("an inbound message could not be parsed", exc_info=True)
-        return _json(400, {"error": {"code": "MALFORMED", "message": "The body is not a mail message we can read."}})
+    # classify never raises: garbage is OTHER, recorded once like any other inbound message
+    inbound = bounces.classify(raw, return_local=runtime.config.tuning.return_local)
     result = await consent.apply_bounce(request.app.state.db, runtime, inbound)
     return _json(202, {"kind": result.kind, "repeat": result.repeat, "suppressed": list(result.suppressed)})
 

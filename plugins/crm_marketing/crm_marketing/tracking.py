@@ -59,8 +59,10 @@ async def _recipient(session: AsyncSession, recipient_id: int) -> tuple[Recipien
     return (recipient, campaign) if recipient is not None and campaign is not None else None
 
 
-async def _seen(session: AsyncSession, recipient_id: int, kind: EngagementKind, link_id: int | None = None) -> bool:
-    stmt = sa.select(Engagement.id).where(Engagement.recipient_id == recipient_id, Engagement.kind == kind)
+async def _seen(session: AsyncSession, recipient: Recipient, kind: EngagementKind, link_id: int | None = None) -> bool:
+    """Whether the recipient did this before (the index on campaign, kind, recipient answers it)."""
+    stmt = sa.select(Engagement.id).where(Engagement.campaign_id == recipient.campaign_id, Engagement.kind == kind,
+                                          Engagement.recipient_id == recipient.id)
     if link_id is not None:
         stmt = stmt.where(Engagement.link_id == link_id)
     return await session.scalar(stmt.limit(1)) is not None
@@ -81,7 +83,7 @@ async def record_open(db: Any, runtime: Runtime, token: str, *, ip: str | None =
         if found is None:
             return False
         recipient, campaign = found
-        first = not await _seen(session, recipient.id, EngagementKind.OPENED)
+        first = not await _seen(session, recipient, EngagementKind.OPENED)
         await record_engagement(session, kind=EngagementKind.OPENED, campaign_id=campaign.id, recipient_id=recipient.id,
                                 customer_id=recipient.customer_id, detail=_agent(user_agent))
         if first:
@@ -107,7 +109,7 @@ async def record_click(db: Any, runtime: Runtime, token: str, *, ip: str | None 
         link = await session.scalar(sa.select(Link).where(Link.id == wanted["l"], Link.campaign_id == campaign.id))
         if link is None or urlsplit(link.url).scheme.lower() not in ("http", "https"):
             return None
-        first = not await _seen(session, recipient.id, EngagementKind.CLICKED, link.id)
+        first = not await _seen(session, recipient, EngagementKind.CLICKED, link.id)
         await record_engagement(session, kind=EngagementKind.CLICKED, campaign_id=campaign.id, recipient_id=recipient.id,
                                 customer_id=recipient.customer_id, link_id=link.id, detail=link.url[:500])
         if first:
