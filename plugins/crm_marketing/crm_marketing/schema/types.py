@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -68,14 +67,13 @@ class CampaignStats:
 
 
 def stats_type(s: Any, window: int) -> CampaignStats:
-    revenue = getattr(s, "revenue", {}) or {}
     return CampaignStats(
         recipients=s.recipients, sent=s.sent, pending=s.pending, failed=s.failed, skipped=s.skipped,
         unconfirmed=s.unconfirmed, bounced=s.bounced, soft_bounced=s.soft_bounced, opened=s.opened, opens=s.opens,
         clicked=s.clicked, clicks=s.clicks, unsubscribed=s.unsubscribed, complained=s.complained,
         links=[CampaignLinkStats(url=link.url, clicks=link.clicks, unique_clicks=link.unique_clicks) for link in s.links],
         attributed=CampaignAttribution(window_days=window, leads=s.leads, opportunities=s.opportunities, orders=s.orders,
-                                       revenue=[Money.of(Decimal(v), c) for c, v in sorted(revenue.items())]),
+                                       revenue=[Money.of(m.amount, m.currency) for m in s.revenue]),
     )
 
 
