@@ -45,7 +45,7 @@ serve: $(STAMP)
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
 ## The two runs go side by side (one core each; together they take about the time of the
 ## longer one); each one's output is shown whole when both have finished.
-test: $(STAMP) postgres-binaries node-tools office-tools finance-tools
+test: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools
 	@mkdir -p var
 	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
 	@$(BIN)/python -m pytest --db sqlite > var/test-sqlite.log 2>&1 & sqlite=$$!; \
@@ -54,10 +54,10 @@ test: $(STAMP) postgres-binaries node-tools office-tools finance-tools
 	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
 	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
-test-sqlite: $(STAMP) node-tools office-tools finance-tools
+test-sqlite: $(STAMP) node-tools office-tools finance-tools mail-tools
 	$(BIN)/python -m pytest --db sqlite
 
-test-postgresql: $(STAMP) postgres-binaries node-tools office-tools finance-tools
+test-postgresql: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools
 	$(BIN)/python -m pytest --db postgresql
 
 # PostgreSQL server binaries (initdb, pg_ctl) for the test run; installed from Debian if missing.
@@ -106,6 +106,9 @@ finance-tools:
 	fi
 	@mkdir -p $(COUNTERPARTS)/hledger/bin && ln -sf "$$(command -v hledger)" $(COUNTERPARTS)/hledger/bin/hledger && \
 		ln -sf "$$(command -v hledger-web)" $(COUNTERPARTS)/hledger/bin/hledger-web
+
+# exim4 and dovecot for the marketing plugin's tests (real bounces, the bounce mailbox).
+include plugins/crm_marketing/mail-tools.mk
 
 ## make schema: regenerate schema.graphql (the public contract) after changing the API
 schema: $(STAMP)

@@ -25,7 +25,8 @@ async def read_bounces(db: Any, runtime: Runtime) -> str:
     tuning = runtime.config.tuning
 
     async def handle(raw: bytes) -> None:
-        await apply_bounce(db, runtime, classify(raw, return_local=tuning.return_local), source="dsn")  # the same key as POST /mail/bounces: a DSN seen both ways counts once
+        # The same source as POST /mail/bounces: a DSN that arrives both ways counts once.
+        await apply_bounce(db, runtime, classify(raw, return_local=tuning.return_local), source="dsn")
 
     count = await read_mailbox(tuning.bounce_imap_host, tuning.bounce_imap_port, tuning.bounce_imap_username,
                                tuning.bounce_imap_password, folder=tuning.bounce_imap_folder, handle=handle)
