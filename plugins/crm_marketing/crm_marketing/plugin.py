@@ -70,6 +70,20 @@ def crm_register_subscribers(settings: Settings, plugins: Any):  # type: ignore[
 
 
 @hookimpl
+async def crm_export_customer_data(customer_id: int, session: Any, entity_ids: Any) -> dict[str, Any]:
+    from crm_marketing.privacy import export
+
+    return await export(customer_id, session)
+
+
+@hookimpl
+async def crm_erase_customer_data(customer_id: int, session: Any, entity_ids: Any) -> None:
+    from crm_marketing.privacy import erase
+
+    await erase(customer_id, session)
+
+
+@hookimpl
 def crm_mail_transports():  # type: ignore[no-untyped-def]
     from crm_marketing.transport import SmtpTransport
 

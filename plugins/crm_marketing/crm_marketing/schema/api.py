@@ -14,7 +14,6 @@ from strawberry.types import Info
 from crm_graph.core import ids
 from crm_graph.core.errors import INVALID_VALUE, DomainError, FieldError, NotFound, ValidationFailed
 from crm_graph.core.extensions import NodeType, TypeExtension
-from crm_graph.core.mail import ProviderError
 from crm_graph.core.pagination import SortKey, paginate
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql.access import mutation, query
@@ -256,8 +255,7 @@ class MarketingMutation:
         runtime = _runtime(info)
         try:
             pk = _pk(segment_id, "Segment", "segmentId")
-            found = _provider(runtime, provider)
-            exported = await providers.export_segment(info.context.db, runtime, provider=found, segment_id=pk)
+            exported = await providers.export_segment(info.context.db, runtime, provider=provider, segment_id=pk)
         except DomainError as exc:
             return AudienceExportPayload(filename=None, content_type=None, content_base64=None, count=0, errors=user_errors(exc))
         return AudienceExportPayload(filename=exported.filename, content_type=exported.content_type,
@@ -273,7 +271,6 @@ class MarketingMutation:
         runtime = _runtime(info)
         empty = {"imported": 0, "repeated": 0, "unknown": 0, "suppressed": 0}
         try:
-            found = _provider(runtime, provider)
             pk = _pk(campaign_id, "Campaign", "campaignId") if campaign_id else None
             if len(file_base64) > MAX_IMPORT * 4 // 3 + 4:
                 raise ValidationFailed([FieldError("fileBase64", "TOO_LARGE", "The file is larger than 10 MB.")])
@@ -281,22 +278,14 @@ class MarketingMutation:
                 content = base64.b64decode(file_base64, validate=True)
             except (binascii.Error, ValueError):
                 raise ValidationFailed([FieldError("fileBase64", INVALID_VALUE, "fileBase64 is not base64.")]) from None
-            summary = await providers.import_results(info.context.db, runtime, provider=found, campaign_id=pk, content=content)
-        except DomainError as exc:
-            return ResultsImportPayload(**empty, errors=user_errors(exc))
-        except ProviderError as exc:
-            where = f"line {exc.line}: " if exc.line else ""
-            return ResultsImportPayload(**empty, errors=[UserError(field="fileBase64", code="INVALID_FILE", message=f"{where}{exc.message}")])
+            summary = await providers.import_results(info.context.db, runtime, provider=provider, campaign_id=pk,
+                                                     content=content, actor=info.context.actor)
+        except DomainError as exc:  # the service names the file `content`; here it is `fileBase64`
+            errors = [UserError(field="fileBase64" if e.field == "content" else e.field, code=e.code, message=e.message)
+                      for e in user_errors(exc)]
+            return ResultsImportPayload(**empty, errors=errors)
         return ResultsImportPayload(imported=summary.imported, repeated=summary.repeated, unknown=summary.unknown,
                                     suppressed=summary.suppressed, errors=[])
-
-
-def _provider(runtime: Runtime, name: str) -> Any:
-    found = runtime.providers.get(name)
-    if found is None:
-        raise ValidationFailed([FieldError("provider", "UNKNOWN_PROVIDER", f"provider is one of: "
-                                           f"{', '.join(sorted(runtime.providers)) or 'none installed'}.")])
-    return found
 
 
 async def _create_list(session: Any, input: CreateMailingListInput) -> ListModel:
