@@ -37,6 +37,9 @@ class MarketingTuning:
     domain_concurrency: int = 2
     concurrency: int = 8
     batch_size: int = 100
+    # Messages marked SENDING together and sent over one connection before their answers are
+    # recorded (a sender killed mid-chunk leaves at most this many UNCONFIRMED per connection).
+    chunk_size: int = 10
     # VERP: the local part and domain of return paths (bounces+<token>@<domain>); the domain
     # defaults to CRM_MAIL_FROM's.
     return_local: str = "bounces"
@@ -91,8 +94,9 @@ def marketing_settings(environ: Mapping[str, str] | None = None) -> MarketingSet
         raise ValueError("CRM_SMTP_TLS must be none, starttls or tls")
     if not mail.public_url.startswith(("http://", "https://")):
         raise ValueError("CRM_PUBLIC_URL must be an http:// or https:// URL")
-    if tuning.rate < 0 or tuning.domain_concurrency < 1 or tuning.concurrency < 1 or tuning.batch_size < 1:
-        raise ValueError("CRM_MARKETING_RATE must be >= 0; CONCURRENCY, DOMAIN_CONCURRENCY and BATCH_SIZE >= 1")
+    if tuning.rate < 0 or tuning.domain_concurrency < 1 or tuning.concurrency < 1 or tuning.batch_size < 1 \
+            or tuning.chunk_size < 1:
+        raise ValueError("CRM_MARKETING_RATE must be >= 0; CONCURRENCY, DOMAIN_CONCURRENCY, BATCH_SIZE and CHUNK_SIZE >= 1")
     if bool(tuning.dkim_domain) != bool(tuning.dkim_selector) or (tuning.dkim_domain and not tuning.dkim_key_file):
         raise ValueError("DKIM needs CRM_MARKETING_DKIM_DOMAIN, _SELECTOR and _KEY_FILE together")
     return MarketingSettings(mail=mail, tuning=tuning)

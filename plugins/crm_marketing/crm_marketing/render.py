@@ -11,6 +11,7 @@ or code the sandbox refuses (``{{ ''.__class__ }}``) is a ``TemplateProblem`` wi
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
 import re
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from typing import Any
 
 import css_inline
 import nh3
-from jinja2 import TemplateSyntaxError, meta
+from jinja2 import Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -75,9 +76,15 @@ def check(subject: str, html: str, text: str | None) -> None:
         _render(env, source, SAMPLE, part)
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(autoescape: bool, source: str) -> Template:
+    """A campaign's template compiled once per process, not once per message."""
+    return (HTML_ENV if autoescape else TEXT_ENV).from_string(source)
+
+
 def _render(env: ImmutableSandboxedEnvironment, source: str, context: Mapping[str, Any], part: str) -> str:
     try:
-        return env.from_string(source).render(**context)
+        return _compiled(env is HTML_ENV, source).render(**context)
     except SecurityError as exc:
         raise TemplateProblem("UNSAFE_TEMPLATE", f"the template uses what it may not: {exc}", part) from None
     except (UndefinedError, TemplateError, TypeError, ValueError, ArithmeticError) as exc:

@@ -81,6 +81,19 @@ class Job:
     email: str
 
 
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    status: RecipientStatus  # PENDING: not delivered, to try again
+    error: MailError | str | None = None
+    tried: bool = True  # False: never handed to the transport (no attempt counted)
+
+    @property
+    def message(self) -> str | None:
+        text = self.error.message if isinstance(self.error, MailError) else self.error
+        return text[:1000] if text else None
+
+
 class Sender:
     def __init__(self, db: Any, runtime: Runtime) -> None:
         self.db = db
@@ -156,66 +169,113 @@ class Sender:
         return [Job(r.id, campaigns[r.campaign_id], customers[r.customer_id], r.email) for r in rows if r.customer_id in customers]
 
     async def send_batch(self, jobs: Sequence[Job]) -> None:
+        """Skip who may no longer get the mail, then send the rest in chunks, one transport session
+        per chunk and up to ``concurrency`` chunks at once."""
         by_list: dict[str, set[str]] = {}
         for job in jobs:
             by_list.setdefault(job.campaign.list_key, set()).add(job.email)
         async with self.db.reader() as session:
             blocked = {key: await engage.suppressed(session, emails, key) for key, emails in by_list.items()}
+        skipped = [j for j in jobs if j.email in blocked[j.campaign.list_key] or j.customer.deleted_at is not None
+                   or j.customer.consent_status is not ConsentStatus.OPTED_IN]
+        if skipped:
+            await self.record([Outcome(j, RecipientStatus.SKIPPED, error="suppressed or no longer opted in") for j in skipped])
+        ready = [j for j in jobs if j not in skipped]
+        size = self.runtime.config.tuning.chunk_size
         gate = asyncio.Semaphore(self.runtime.config.tuning.concurrency)
 
-        async def one(job: Job) -> None:
+        async def chunk(part: Sequence[Job]) -> None:
             async with gate:
-                if job.email in blocked[job.campaign.list_key] or job.customer.consent_status is not ConsentStatus.OPTED_IN \
-                        or job.customer.deleted_at is not None:
-                    await self._finish(job, RecipientStatus.SKIPPED, error="suppressed or no longer opted in")
-                    self.summary.skipped += 1
-                    return
-                domain = job.email.rpartition("@")[2]
-                sem = self.domains.setdefault(domain, asyncio.Semaphore(self.runtime.config.tuning.domain_concurrency))
-                async with sem:
-                    await self.deliver(job)
+                await self.deliver(part)
 
-        results = await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True)
-        for job, result in zip(jobs, results, strict=True):
-            if isinstance(result, BaseException):  # a render or database failure: the row's lease ends, it is retried
-                log.error("recipient %s of campaign %s: %s", job.recipient_id, job.campaign.id, result)
+        parts = [ready[i:i + size] for i in range(0, len(ready), size)]
+        results = await asyncio.gather(*(chunk(part) for part in parts), return_exceptions=True)
+        for part, result in zip(parts, results, strict=True):
+            if isinstance(result, BaseException):  # a render or database failure: the leases end, see recover()
+                log.error("recipients %s..%s: %s", part[0].recipient_id, part[-1].recipient_id, result)
 
-    # --- one message -------------------------------------------------------------------------
+    # --- one chunk ---------------------------------------------------------------------------
 
-    async def deliver(self, job: Job) -> None:
-        runtime, campaign = self.runtime, job.campaign
-        mail = await self.compose(job)
-        if self.limiter is not None:
-            await self.limiter.acquire()
+    async def deliver(self, jobs: Sequence[Job]) -> None:
+        """Mark the chunk SENDING (one commit), hand each message to the transport, then record
+        every answer (one commit). A message not handed over (the connection would not open,
+        or broke before it) goes back to PENDING; see the module docstring for the rest."""
+        mails = {job.recipient_id: await self.compose(job) for job in jobs}
         try:
             mail_session = await self._session()
         except MailError as exc:
-            await self._failed(job, exc)
+            await self.record([Outcome(job, RecipientStatus.PENDING, error=exc) for job in jobs])
             return
         now = utcnow()
         async with self.db.writer() as session, session.begin():
-            taken = await session.execute(sa.update(Recipient).where(
-                Recipient.id == job.recipient_id, Recipient.status == RecipientStatus.CLAIMED,
-            ).values(status=RecipientStatus.SENDING, message_id=mail.message_id,
-                     lease_until=now + timedelta(seconds=runtime.config.tuning.lease)))
-        if not taken.rowcount:  # its lease ended and another sender has it
-            self.sessions.put_nowait(mail_session)
-            return
+            taken = set(await session.scalars(sa.update(Recipient).where(
+                Recipient.id.in_([j.recipient_id for j in jobs]), Recipient.status == RecipientStatus.CLAIMED,
+            ).values(status=RecipientStatus.SENDING, lease_until=now + timedelta(seconds=self.runtime.config.tuning.lease))
+                .returning(Recipient.id)))
+        outcomes: list[Outcome] = []
         try:
-            await mail_session.send(mail)
-        except MailError as exc:
-            await self._failed(job, exc)
-            if exc.accepted_maybe or not exc.permanent:
-                await self._drop(mail_session)
-            else:
-                self.sessions.put_nowait(mail_session)
-            return
-        except Exception:
-            await self._drop(mail_session)
-            raise
-        self.sessions.put_nowait(mail_session)
-        await self._finish(job, RecipientStatus.SENT, sent=True)
-        self.summary.sent += 1
+            for job in (j for j in jobs if j.recipient_id in taken):  # the others' leases ended: another sender has them
+                domain = job.email.rpartition("@")[2]
+                gate = self.domains.setdefault(domain, asyncio.Semaphore(self.runtime.config.tuning.domain_concurrency))
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                try:
+                    async with gate:
+                        await mail_session.send(mails[job.recipient_id])
+                except MailError as exc:  # the session reconnects for the next message when it must
+                    status = (RecipientStatus.UNCONFIRMED if exc.accepted_maybe else
+                              RecipientStatus.FAILED if exc.permanent else RecipientStatus.PENDING)
+                    outcomes.append(Outcome(job, status, error=exc))
+                    continue
+                outcomes.append(Outcome(job, RecipientStatus.SENT))
+        finally:
+            self.sessions.put_nowait(mail_session)
+            if outcomes:
+                await self.record(outcomes)
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        now = utcnow()
+        table = Recipient.__table__
+        async with self.db.writer() as session, session.begin():
+            sent = [o for o in outcomes if o.status is RecipientStatus.SENT]
+            if sent:
+                await session.execute(
+                    table.update().where(table.c.id == sa.bindparam("rid")).values(
+                        status=RecipientStatus.SENT, sent_at=now, lease_until=None, error=None,
+                        message_id=sa.bindparam("mid")),
+                    [{"rid": o.job.recipient_id,
+                      "mid": message.message_id(self.runtime.config, o.job.campaign.id, o.job.recipient_id)} for o in sent])
+                self.summary.sent += len(sent)
+            for o in outcomes:
+                if o.status is RecipientStatus.SENT:
+                    continue
+                values: dict[str, Any] = {"status": o.status, "lease_until": None, "error": o.message}
+                if o.status is RecipientStatus.PENDING and o.tried:
+                    attempts = int(await session.scalar(sa.select(Recipient.attempts).where(
+                        Recipient.id == o.job.recipient_id)) or 0) + 1
+                    values["attempts"] = attempts
+                    if attempts >= MAX_ATTEMPTS:
+                        values["status"] = RecipientStatus.FAILED
+                    else:
+                        values["next_attempt_at"] = now + timedelta(seconds=backoff(attempts, base=5.0, cap=900.0))
+                await session.execute(sa.update(Recipient).where(Recipient.id == o.job.recipient_id).values(**values))
+                status = values["status"]
+                if status is RecipientStatus.FAILED:
+                    self.summary.failed += 1
+                elif status is RecipientStatus.UNCONFIRMED:
+                    self.summary.unconfirmed += 1
+                elif status is RecipientStatus.SKIPPED:
+                    self.summary.skipped += 1
+                elif o.tried:
+                    self.summary.retried += 1
+                code = o.error.code if isinstance(o.error, MailError) else None
+                if status is RecipientStatus.FAILED and code is not None and 500 <= code < 600:
+                    # The server refused the recipient for good: a hard bounce, told at once.
+                    await engage.suppress(session, email=o.job.email, reason=SuppressionReason.HARD_BOUNCE,
+                                          campaign_id=o.job.campaign.id, detail=o.message)
+                    await engage.record_engagement(session, kind=EngagementKind.BOUNCED, campaign_id=o.job.campaign.id,
+                                                   recipient_id=o.job.recipient_id, customer_id=o.job.customer.id,
+                                                   detail=o.message)
 
     async def compose(self, job: Job) -> OutgoingMail:
         runtime, campaign = self.runtime, job.campaign
@@ -259,42 +319,6 @@ class Sender:
                 self.links[key] = int(await session.scalar(sa.select(Link.id).where(
                     Link.campaign_id == campaign_id, Link.url_hash == digest)))
         return self.links[key]
-
-    async def _failed(self, job: Job, exc: MailError) -> None:
-        if exc.accepted_maybe:
-            await self._finish(job, RecipientStatus.UNCONFIRMED, error=exc.message)
-            self.summary.unconfirmed += 1
-            return
-        if exc.permanent:
-            async with self.db.writer() as session, session.begin():
-                await session.execute(sa.update(Recipient).where(Recipient.id == job.recipient_id).values(
-                    status=RecipientStatus.FAILED, lease_until=None, error=exc.message[:1000]))
-                if exc.code is not None and 500 <= exc.code < 600:
-                    await engage.suppress(session, email=job.email, reason=SuppressionReason.HARD_BOUNCE,
-                                          campaign_id=job.campaign.id, detail=exc.message)
-                    await engage.record_engagement(session, kind=EngagementKind.BOUNCED, campaign_id=job.campaign.id,
-                                                   recipient_id=job.recipient_id, customer_id=job.customer.id,
-                                                   detail=exc.message)
-            self.summary.failed += 1
-            return
-        async with self.db.writer() as session, session.begin():
-            attempts = int(await session.scalar(sa.select(Recipient.attempts).where(Recipient.id == job.recipient_id)) or 0) + 1
-            values: dict[str, Any] = {"attempts": attempts, "lease_until": None, "error": exc.message[:1000]}
-            if attempts >= MAX_ATTEMPTS:
-                values["status"] = RecipientStatus.FAILED
-                self.summary.failed += 1
-            else:
-                values["status"] = RecipientStatus.PENDING
-                values["next_attempt_at"] = utcnow() + timedelta(seconds=backoff(attempts, base=5.0, cap=900.0))
-                self.summary.retried += 1
-            await session.execute(sa.update(Recipient).where(Recipient.id == job.recipient_id).values(**values))
-
-    async def _finish(self, job: Job, status: RecipientStatus, *, error: str | None = None, sent: bool = False) -> None:
-        values: dict[str, Any] = {"status": status, "lease_until": None, "error": error}
-        if sent:
-            values["sent_at"] = utcnow()
-        async with self.db.writer() as session, session.begin():
-            await session.execute(sa.update(Recipient).where(Recipient.id == job.recipient_id).values(**values))
 
     async def finish(self) -> list[int]:
         """Mark SENT the SENDING campaigns with nothing left to send."""
