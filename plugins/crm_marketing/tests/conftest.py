@@ -6,6 +6,9 @@ starts itself.
     pytest plugins/crm_marketing/tests --db sqlite        # or --db postgresql
 """
 
+# The mail programs, once per run for every module (a fixture imported by a module would be
+# that module's own: one exim per module).
+from counterparts.mailservers import dovecot, exim, smtp_sink, smtp_sink_factory  # noqa: F401
 from crm_graph.testing.backends import (  # noqa: F401
     crm_database_server_url,
     pytest_addoption,

@@ -19,7 +19,7 @@ from email.utils import make_msgid
 
 import aiosmtplib
 import pytest
-from counterparts.mailservers import DovecotServer, EximServer, SmtpSink, dovecot, exim, free_port, smtp_sink  # noqa: F401
+from counterparts.mailservers import DovecotServer, EximServer, SmtpSink, free_port  # noqa: F401
 
 from crm_marketing.bounces import Inbound, Kind, MailboxError, classify, read_mailbox
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.one_pass
 
 
 @pytest.fixture
-def mta(exim: EximServer) -> Iterator[EximServer]:  # noqa: F811
+def mta(exim: EximServer) -> Iterator[EximServer]:
     """The session's exim, its sinks and queue emptied after the test."""
     yield exim
     exim.reset()
@@ -161,7 +161,7 @@ def mails(n: int) -> list[bytes]:
             f"Message-ID: <m{i}@isp.example>\r\n\r\nbody {i}\r\n".encode() for i in range(1, n + 1)]
 
 
-async def test_every_mail_is_handled_then_moved_to_processed(dovecot: DovecotServer) -> None:  # noqa: F811
+async def test_every_mail_is_handled_then_moved_to_processed(dovecot: DovecotServer) -> None:
     user, password = dovecot.new_user()
     sent = mails(3)
     for raw in sent:
@@ -178,7 +178,7 @@ async def test_every_mail_is_handled_then_moved_to_processed(dovecot: DovecotSer
     assert await read_mailbox(dovecot.host, dovecot.port, user, password, handle=handle) == 0
 
 
-async def test_the_done_folder_may_have_any_name(dovecot: DovecotServer) -> None:  # noqa: F811
+async def test_the_done_folder_may_have_any_name(dovecot: DovecotServer) -> None:
     user, password = dovecot.new_user()
     dovecot.append(user, mails(1)[0])
 
@@ -208,7 +208,7 @@ def servers_without_move() -> Iterator[dict[str, DovecotServer]]:
 
 @pytest.mark.parametrize("imap", ["move", *WITHOUT_MOVE])
 async def test_a_handler_that_fails_leaves_the_rest_for_the_next_run_and_none_is_handled_twice(
-        imap: str, dovecot: DovecotServer, servers_without_move: dict[str, DovecotServer]) -> None:  # noqa: F811
+        imap: str, dovecot: DovecotServer, servers_without_move: dict[str, DovecotServer]) -> None:
     server = dovecot if imap == "move" else servers_without_move[imap]
     user, password = server.new_user()
     with imaplib.IMAP4(server.host, server.port) as client:
@@ -236,7 +236,7 @@ async def test_a_handler_that_fails_leaves_the_rest_for_the_next_run_and_none_is
     assert server.list_uids(user, "INBOX") == [] and len(server.list_uids(user, "Processed")) == 3
 
 
-async def test_mailbox_problems_are_a_mailbox_error(dovecot: DovecotServer) -> None:  # noqa: F811
+async def test_mailbox_problems_are_a_mailbox_error(dovecot: DovecotServer) -> None:
     user, password = dovecot.new_user()
 
     async def handle(raw: bytes) -> None:
@@ -249,7 +249,7 @@ async def test_mailbox_problems_are_a_mailbox_error(dovecot: DovecotServer) -> N
             await read_mailbox(host, port, user, pw, folder, handle=handle)
 
 
-async def test_the_sink_can_drop_a_connection_after_data_without_answering(smtp_sink: SmtpSink) -> None:  # noqa: F811
+async def test_the_sink_can_drop_a_connection_after_data_without_answering(smtp_sink: SmtpSink) -> None:
     smtp_sink.drop_after_data(1)
     with pytest.raises(aiosmtplib.SMTPServerDisconnected):
         await aiosmtplib.send(newsletter("a@example.net"), hostname=smtp_sink.host, port=smtp_sink.port, timeout=10)

@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from counterparts.mailservers import smtp_sink  # noqa: F401
 from crm_graph.core.clock import utcnow
 from crm_marketing.runtime import runtime_of
 from crm_marketing.sender import send_pending
@@ -26,7 +25,7 @@ TEST_SEND = ("mutation($id: ID!, $a: [String!]!) { testSendCampaign(id: $id, add
 
 
 @pytest.fixture
-async def audience(crm_client, crm_plugins, smtp_sink, monkeypatch):  # noqa: F811
+async def audience(crm_client, crm_plugins, smtp_sink, monkeypatch):
     mail_env(monkeypatch, smtp_sink.port, crm_plugins)
     people = [{"email": f"p{i}@example.com", "first_name": f"P{i}"} for i in range(6)]
     people.append({"email": "no-consent@example.com", "consent": "UNKNOWN"})
@@ -67,7 +66,7 @@ async def test_bad_fields_get_field_errors(crm_client, audience):
     assert codes == {("name", "REQUIRED"), ("fromAddress", "INVALID_EMAIL"), ("replyTo", "INVALID_EMAIL"), ("list", "NOT_FOUND")}
 
 
-async def test_a_segment_with_nobody_opted_in_is_refused_and_stays_a_draft(crm_client, crm_plugins, smtp_sink, monkeypatch):  # noqa: F811
+async def test_a_segment_with_nobody_opted_in_is_refused_and_stays_a_draft(crm_client, crm_plugins, smtp_sink, monkeypatch):
     mail_env(monkeypatch, smtp_sink.port, crm_plugins)
     await customers(crm_client, [{"email": "x@example.com", "consent": "OPTED_OUT", "tags": ["cold"]}])
     cid = await campaign(crm_client, await tag_segment(crm_client, "cold"))
@@ -77,7 +76,7 @@ async def test_a_segment_with_nobody_opted_in_is_refused_and_stays_a_draft(crm_c
     assert smtp_sink.messages == []
 
 
-async def test_pause_resume_and_cancel(crm_client, crm_db, crm_settings, crm_plugins, audience, smtp_sink):  # noqa: F811
+async def test_pause_resume_and_cancel(crm_client, crm_db, crm_settings, crm_plugins, audience, smtp_sink):
     segment, _ = audience
     runtime = runtime_of(crm_settings, crm_plugins)
     cid = await campaign(crm_client, segment)
@@ -99,7 +98,7 @@ async def test_pause_resume_and_cancel(crm_client, crm_db, crm_settings, crm_plu
 
 
 async def test_an_address_suppressed_after_the_snapshot_is_skipped(crm_client, crm_db, crm_settings, crm_plugins,
-                                                                   audience, smtp_sink):  # noqa: F811
+                                                                   audience, smtp_sink):
     segment, _ = audience
     cid = await campaign(crm_client, segment)
     await crm_client.mutate(START, {"id": cid})
@@ -121,7 +120,7 @@ async def test_a_scheduled_campaign_starts_when_its_time_comes(crm_client, crm_d
     assert (await crm_client.execute(STATS, {"id": cid}))["node"]["status"] == "SENT"
 
 
-async def test_preview_and_test_send(crm_client, audience, smtp_sink):  # noqa: F811
+async def test_preview_and_test_send(crm_client, audience, smtp_sink):
     segment, ids = audience
     cid = await campaign(crm_client, segment)
     preview = (await crm_client.execute(PREVIEW, {"id": cid, "c": ids[3]}))["campaignPreview"]
@@ -153,7 +152,7 @@ async def test_who_may_run_campaigns(crm_client_for, audience):
 
 
 async def test_dkim_signs_the_unsubscribe_headers_and_a_receiver_verifies_it(crm_client, crm_db, crm_settings, crm_plugins,
-                                                                            audience, smtp_sink, monkeypatch, tmp_path):  # noqa: F811
+                                                                            audience, smtp_sink, monkeypatch, tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
     (tmp_path / "dkim.pem").write_bytes(pem)

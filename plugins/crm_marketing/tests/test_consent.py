@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
-from counterparts.mailservers import smtp_sink  # noqa: F401 - the fixture
 from crm_graph.core import ids
 from crm_graph.core.clock import utcnow
 from crm_graph.core.events import DeliveryStatus, EventDelivery
@@ -39,7 +38,7 @@ def extra_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def crm_plugins(crm_settings, smtp_sink, monkeypatch, extra_env):  # noqa: F811
+def crm_plugins(crm_settings, smtp_sink, monkeypatch, extra_env):
     """The plugin's settings point at the test's sink before the app (and its runtime) exist."""
     env = {"CRM_SMTP_HOST": "127.0.0.1", "CRM_SMTP_PORT": str(smtp_sink.port), "CRM_MAIL_FROM": "Shop News <news@shop.test>",
            "CRM_PUBLIC_URL": "https://crm.shop.test", "CRM_MARKETING_RETURN_DOMAIN": "bounces.shop.test",
@@ -73,7 +72,7 @@ def link_of(raw: bytes) -> str:
 
 
 async def test_a_signup_confirmed_by_its_link_makes_an_opted_in_customer_with_the_consent_record(
-        crm_app, crm_client, crm_db, crm_events, smtp_sink):  # noqa: F811
+        crm_app, crm_client, crm_db, crm_events, smtp_sink):
     async with visitor(crm_app) as web:
         answer = await web.post("/mail/subscribe?utm_source=newsletter&utm_medium=email",
                                 **html_form(email="  Ada.Lovelace@Example.COM ", name="Ada Lovelace", utm_campaign="spring"))
@@ -128,7 +127,7 @@ async def test_a_signup_confirmed_by_its_link_makes_an_opted_in_customer_with_th
 
 async def test_forged_expired_and_misused_confirm_links_are_refused_and_change_nothing(crm_app, crm_client, crm_db,
                                                                                         crm_events, crm_plugins,
-                                                                                        crm_settings, smtp_sink):  # noqa: F811
+                                                                                        crm_settings, smtp_sink):
     async with visitor(crm_app) as web:
         assert (await web.post("/mail/subscribe", data={"email": "grace@example.com"})).status_code == 200
         await crm_events.deliver()
@@ -157,7 +156,7 @@ async def test_forged_expired_and_misused_confirm_links_are_refused_and_change_n
     assert "marketing.confirmed" not in await crm_events.types("marketing.*")
 
 
-async def test_the_trap_field_gets_the_usual_answer_and_stores_nothing(crm_app, crm_db, crm_events, smtp_sink):  # noqa: F811
+async def test_the_trap_field_gets_the_usual_answer_and_stores_nothing(crm_app, crm_db, crm_events, smtp_sink):
     async with visitor(crm_app) as web:
         robot = await web.post("/mail/subscribe", data={"email": "bot@example.com", "website": "http://spam.test"})
         person = await web.post("/mail/subscribe", data={"email": "kim@example.com", "website": ""})
@@ -205,7 +204,7 @@ async def test_bad_input_gets_field_errors_not_a_500(crm_app, crm_db):
 
 
 async def test_an_existing_customer_is_matched_by_any_of_their_addresses(crm_app, crm_client, crm_db, crm_events,
-                                                                         crm_plugins, crm_settings, smtp_sink):  # noqa: F811
+                                                                         crm_plugins, crm_settings, smtp_sink):
     made = await crm_client.mutate(CREATE, {"i": {"kind": "PERSON", "firstName": "Lin", "lastName": "Wu", "emails": [
         {"address": "lin@work.example.org", "primary": True}, {"address": "lin@home.example.org"}]}})
     lin = ids.decode_as(made["customer"]["id"], "Customer")
@@ -227,7 +226,7 @@ async def test_an_existing_customer_is_matched_by_any_of_their_addresses(crm_app
 
 
 async def test_a_complaint_keeps_an_address_suppressed_and_a_new_opt_in_lifts_an_unsubscribe(
-        crm_app, crm_db, crm_events, crm_plugins, crm_settings, smtp_sink):  # noqa: F811
+        crm_app, crm_db, crm_events, crm_plugins, crm_settings, smtp_sink):
     runtime = runtime_of(crm_settings, crm_plugins)
     async with crm_db.writer() as session, session.begin():
         await suppress(session, email="angry@example.com", reason=SuppressionReason.COMPLAINT)

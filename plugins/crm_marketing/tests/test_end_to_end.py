@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from counterparts.mailservers import exim, smtp_sink  # noqa: F401
 from crm_marketing.runtime import runtime_of
 from crm_marketing.sender import send_pending
 from support import START, STATS, campaign, customers, mail_env, tag_segment
@@ -37,7 +36,7 @@ def _path(url: str) -> str:
 
 
 async def test_a_real_bounce_from_exim_suppresses_the_rejected_address(crm_client, crm_app, crm_db, crm_settings, crm_plugins,
-                                                                      exim, monkeypatch):  # noqa: F811
+                                                                      exim, monkeypatch):
     exim.reset()
     mail_env(monkeypatch, exim.port, crm_plugins, CRM_MARKETING_RETURN_DOMAIN=exim.bounce_domain,
              CRM_MARKETING_INBOUND_SECRET=SECRET)
@@ -70,7 +69,7 @@ async def test_a_real_bounce_from_exim_suppresses_the_rejected_address(crm_clien
 
 
 async def test_one_click_unsubscribe_and_a_tracked_click_from_the_mail_as_received(crm_client, crm_app, crm_db, crm_settings,
-                                                                                 crm_plugins, smtp_sink, monkeypatch):  # noqa: F811
+                                                                                 crm_plugins, smtp_sink, monkeypatch):
     mail_env(monkeypatch, smtp_sink.port, crm_plugins)
     await customers(crm_client, [{"email": "reader@example.com"}, {"email": "other@example.com"}])
     cid = await campaign(crm_client, await tag_segment(crm_client), trackClicks=True, trackOpens=True)
@@ -104,7 +103,7 @@ async def test_one_click_unsubscribe_and_a_tracked_click_from_the_mail_as_receiv
 
 
 async def test_a_confirmed_signup_from_a_campaign_and_its_order_show_in_the_campaign_stats(
-        crm_client, crm_app, crm_events, crm_plugins, smtp_sink, monkeypatch):  # noqa: F811
+        crm_client, crm_app, crm_events, crm_plugins, smtp_sink, monkeypatch):
     mail_env(monkeypatch, smtp_sink.port, crm_plugins)
     await customers(crm_client, [{"email": "someone@example.com"}])
     cid = await campaign(crm_client, await tag_segment(crm_client))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from counterparts.mailservers import smtp_sink  # noqa: F401
 from crm_marketing import consent
 from crm_marketing.models import ConsentRecord, Engagement, Recipient
 from crm_marketing.runtime import runtime_of
@@ -17,7 +16,7 @@ ERASE = "mutation($id: ID!) { eraseCustomer(id: $id) { customer { id } errors { 
 
 
 async def test_export_and_erasure_cover_consent_campaigns_and_engagement(crm_client, crm_db, crm_settings, crm_plugins,
-                                                                        smtp_sink, monkeypatch):  # noqa: F811
+                                                                        smtp_sink, monkeypatch):
     mail_env(monkeypatch, smtp_sink.port, crm_plugins)
     (customer,) = await customers(crm_client, [{"email": "dana@example.com"}])
     cid = await campaign(crm_client, await tag_segment(crm_client))

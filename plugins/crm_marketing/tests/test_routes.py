@@ -13,7 +13,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from counterparts.mailservers import exim  # noqa: F401 - the fixture
 from crm_graph.core import ids
 from crm_graph.core.clock import utcnow
 from crm_graph.core.events import global_id
@@ -210,7 +209,7 @@ def _bearer(secret: str = "s3cret-for-the-mta") -> dict[str, str]:
 
 
 async def test_a_real_bounce_from_exim_posted_by_the_mta_suppresses_the_address_once(
-        web, crm_client, crm_db, crm_events, runtime, exim):  # noqa: F811
+        web, crm_client, crm_db, crm_events, runtime, exim):
     sent = await sent_mail(crm_client, crm_db, "gone@example.com")
     verp = tokens.verp_token(runtime.key, sent["recipient"])
     exim.reject("gone@example.com")

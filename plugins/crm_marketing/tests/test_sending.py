@@ -18,7 +18,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from counterparts.mailservers import SmtpSink, smtp_sink  # noqa: F401
 from crm_graph.testing.auth import TEST_SECRET
 from crm_marketing.models import Recipient, RecipientStatus
 from crm_marketing.runtime import runtime_of
