@@ -200,7 +200,7 @@ def _eventually(read: object, attempts: int = 300) -> dict[str, object]:
     and on a loaded machine a first attempt that fails is retried after the dispatcher's backoff."""
     for _ in range(attempts):
         page = read()  # type: ignore[operator]
-        if page["totalCount"]:
+        if page["edges"]:  # not totalCount: it is counted in a read of its own, maybe after delivery
             return page
         time.sleep(0.2)
     return page

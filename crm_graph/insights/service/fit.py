@@ -108,17 +108,22 @@ def fit_bgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | N
     x, t_x, T = _arrays(x, t_x, T)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     total = float(np.sum(w))
-    # Start where a first purchase rate of one per average age would put it; the scale of the
-    # time unit (days or weeks) then does not matter to the optimiser.
-    start = np.log([1.0, max(float(np.sum(w * T) / total), 1e-3), 1.0, 1.0])
+    # Time is measured in units of the average age while fitting, so the optimiser sees the
+    # same numbers whether the run counts days or weeks (alpha, a time scale, is rescaled
+    # after). Where the likelihood is nearly flat, a run in days and one in weeks then still
+    # stop at the same point.
+    scale = max(float(np.sum(w * T) / total), 1e-3)
+    t_s, T_s = t_x / scale, T / scale
+    start = np.zeros(4)
 
     def objective(theta: Array) -> tuple[float, Array]:
         params = np.exp(theta)
-        ll, grad = bgnbd_log_likelihood(params, x, t_x, T, w)
+        ll, grad = bgnbd_log_likelihood(params, x, t_s, T_s, w)
         return -ll / total, -grad * params / total
 
     result = _minimise(objective, start)
     r, alpha, a, b = np.exp(result.x)
+    alpha *= scale
     ll, _ = bgnbd_log_likelihood((r, alpha, a, b), x, t_x, T, w)
     return BgNbd(float(r), float(alpha), float(a), float(b), ll)
 
