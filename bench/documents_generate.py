@@ -20,11 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_settings  # noqa: E402
-from crm_graph import plugins  # noqa: E402
-from crm_graph.app import create_app  # noqa: E402
-from crm_graph.testing.auth import make_key  # noqa: E402
-from crm_graph.testing.client import GraphQLClient, asgi_client  # noqa: E402
+from bench.common import api_client  # noqa: E402
+from crm_graph.testing.client import GraphQLClient  # noqa: E402
 
 GENERATE = """mutation($input: GenerateDocumentInput!) { generateDocument(input: $input) {
   document { id status size } errors { code message } } }"""
@@ -64,21 +61,11 @@ async def main() -> None:
     parser.add_argument("--postgresql", action="store_true")
     args = parser.parse_args()
 
-    settings, cleanup = await bench_settings("documents", args.postgresql)
-    try:
-        await asyncio.to_thread(plugins.upgrade, settings)
-        app = create_app(settings, dispatcher=False, jobs=False)
-        async with app.router.lifespan_context(app):
-            token, _ = await make_key(app.state.db, settings)
-            async with asgi_client(app, token) as http:
-                client = GraphQLClient(http, app)
-                quotes = [await make_quote(client, n) for n in range(args.quotes)]
-                docx = [await timed(client, entityId=q, kind="QUOTE", format="DOCX") for q in quotes]
-                pdf = [await timed(client, entityId=q, kind="QUOTE", format="PDF") for q in quotes]
-                engine_alone = await render_alone(app, quotes[0], args.quotes)
-            await app.state.dispatcher.aclose()
-    finally:
-        cleanup()
+    async with api_client("documents", args.postgresql) as (app, client):
+        quotes = [await make_quote(client, n) for n in range(args.quotes)]
+        docx = [await timed(client, entityId=q, kind="QUOTE", format="DOCX") for q in quotes]
+        pdf = [await timed(client, entityId=q, kind="QUOTE", format="PDF") for q in quotes]
+        engine_alone = await render_alone(app, quotes[0], args.quotes)
 
     db = "PostgreSQL" if args.postgresql else "SQLite"
     docx_median, warm = statistics.median(docx), statistics.median(pdf[1:])

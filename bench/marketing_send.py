@@ -25,11 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiosmtplib  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 
-from bench.common import bench_settings  # noqa: E402
-from crm_graph import plugins  # noqa: E402
-from crm_graph.app import create_app  # noqa: E402
-from crm_graph.testing.auth import make_key  # noqa: E402
-from crm_graph.testing.client import GraphQLClient, asgi_client  # noqa: E402
+from bench.common import api_client  # noqa: E402
 
 
 class Counting:
@@ -73,42 +69,32 @@ async def main() -> None:
     os.environ.update({"CRM_SMTP_PORT": str(port), "CRM_MAIL_FROM": "News <news@example.com>",
                        "CRM_PUBLIC_URL": "https://crm.example.com", "CRM_MARKETING_CONCURRENCY": str(args.concurrency),
                        "CRM_MARKETING_DOMAIN_CONCURRENCY": str(args.concurrency)})
-    settings, cleanup = await bench_settings("marketing", args.postgresql)
-    try:
-        await asyncio.to_thread(plugins.upgrade, settings)
-        app = create_app(settings, dispatcher=False, jobs=False)
-        async with app.router.lifespan_context(app):
-            from crm_marketing.runtime import runtime_of
-            from crm_marketing.sender import send_pending
+    async with api_client("marketing", args.postgresql) as (app, client):
+        from crm_marketing.runtime import runtime_of
+        from crm_marketing.sender import send_pending
 
-            token, _ = await make_key(app.state.db, settings)
-            async with asgi_client(app, token) as http:
-                client = GraphQLClient(http, app)
-                for start in range(0, args.recipients, 100):
-                    inputs = [{"kind": "PERSON", "firstName": f"F{i}", "lastName": "Bench", "tags": ["news"],
-                               "emails": [{"address": f"r{i}@example.com", "primary": True}],
-                               "emailConsent": {"status": "OPTED_IN"}} for i in range(start, min(start + 100, args.recipients))]
-                    await client.mutate("mutation($i: [CreateCustomerInput!]!) { createCustomers(inputs: $i) "
-                                        "{ createdCount errors { code } } }", {"i": inputs})
-                segment = (await client.mutate("mutation($i: CreateSegmentInput!) { createSegment(input: $i) "
-                                               "{ segment { id } errors { code } } }",
-                                               {"i": {"name": "news", "kind": "DYNAMIC", "filter": {"tags": {"containsAny": ["news"]}}}}))["segment"]["id"]
-                html = ("<html><head><style>p { font-family: sans-serif; color: #222 } a { color: #06c }</style></head><body>"
-                        "<p>Hello {{ customer.first_name }},</p><p>Our <a href=\"https://shop.example.com/sale\">sale</a> "
-                        "starts today; see <a href=\"https://shop.example.com/new\">what is new</a>.</p></body></html>")
-                campaign = (await client.mutate("mutation($i: CreateCampaignInput!) { createCampaign(input: $i) "
-                                                "{ campaign { id } errors { code message } } }",
-                                                {"i": {"name": "Bench", "subject": "Hello {{ customer.first_name }}", "segmentId": segment,
-                                                       "html": html, "trackOpens": args.track, "trackClicks": args.track}}))["campaign"]["id"]
-                await client.mutate("mutation($id: ID!) { startCampaign(id: $id) { campaign { audience } errors { code } } }",
-                                    {"id": campaign})
-            runtime = runtime_of(settings, app.state.plugins)
-            start = time.perf_counter()
-            summary = await send_pending(app.state.db, runtime)
-            elapsed = time.perf_counter() - start
-            await app.state.dispatcher.aclose()
-    finally:
-        cleanup()
+        for first in range(0, args.recipients, 100):
+            inputs = [{"kind": "PERSON", "firstName": f"F{i}", "lastName": "Bench", "tags": ["news"],
+                       "emails": [{"address": f"r{i}@example.com", "primary": True}],
+                       "emailConsent": {"status": "OPTED_IN"}} for i in range(first, min(first + 100, args.recipients))]
+            await client.mutate("mutation($i: [CreateCustomerInput!]!) { createCustomers(inputs: $i) "
+                                "{ createdCount errors { code } } }", {"i": inputs})
+        segment = (await client.mutate("mutation($i: CreateSegmentInput!) { createSegment(input: $i) "
+                                       "{ segment { id } errors { code } } }",
+                                       {"i": {"name": "news", "kind": "DYNAMIC", "filter": {"tags": {"containsAny": ["news"]}}}}))["segment"]["id"]
+        html = ("<html><head><style>p { font-family: sans-serif; color: #222 } a { color: #06c }</style></head><body>"
+                "<p>Hello {{ customer.first_name }},</p><p>Our <a href=\"https://shop.example.com/sale\">sale</a> "
+                "starts today; see <a href=\"https://shop.example.com/new\">what is new</a>.</p></body></html>")
+        campaign = (await client.mutate("mutation($i: CreateCampaignInput!) { createCampaign(input: $i) "
+                                        "{ campaign { id } errors { code message } } }",
+                                        {"i": {"name": "Bench", "subject": "Hello {{ customer.first_name }}", "segmentId": segment,
+                                               "html": html, "trackOpens": args.track, "trackClicks": args.track}}))["campaign"]["id"]
+        await client.mutate("mutation($id: ID!) { startCampaign(id: $id) { campaign { audience } errors { code } } }",
+                            {"id": campaign})
+        runtime = runtime_of(app.state.settings, app.state.plugins)
+        start = time.perf_counter()
+        summary = await send_pending(app.state.db, runtime)
+        elapsed = time.perf_counter() - start
     assert summary.sent == args.recipients == handler.count, (summary, handler.count)
 
     sample = (b"From: News <news@example.com>\r\nTo: r@example.com\r\nSubject: Hello\r\nMIME-Version: 1.0\r\n"

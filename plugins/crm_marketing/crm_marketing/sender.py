@@ -5,13 +5,14 @@ acknowledged is lost). A row moves:
 
     PENDING --claim--> CLAIMED --just before the transport--> SENDING --answer--> SENT / FAILED
 
-Each move is committed before the next step, which is what makes a crash safe:
+Each move is committed before the next step (a chunk of ``CRM_MARKETING_CHUNK_SIZE`` rows at a
+time, sent over one connection), which is what makes a crash safe:
 
 - a CLAIMED row whose sender died (its lease ended) was never handed to the transport: it goes
   back to PENDING and is sent by the next pass;
 - a SENDING row whose sender died may or may not have reached the server: it becomes UNCONFIRMED
   and is never sent again (a recipient never gets the same campaign twice; the count of such
-  rows is in the campaign's stats — at most ``concurrency`` per crash);
+  rows is in the campaign's stats — at most ``concurrency`` x ``chunk_size`` per crash);
 - a transport failure that is certainly not a delivery (refused before or at DATA, a connection
   that would not open) puts the row back to PENDING with a backoff, up to ``MAX_ATTEMPTS``;
   a permanent refusal of the recipient (5xx) fails it and suppresses the address as a hard bounce.
@@ -86,7 +87,6 @@ class Outcome:
     job: Job
     status: RecipientStatus  # PENDING: not delivered, to try again
     error: MailError | str | None = None
-    tried: bool = True  # False: never handed to the transport (no attempt counted)
 
     @property
     def message(self) -> str | None:
@@ -250,7 +250,7 @@ class Sender:
                 if o.status is RecipientStatus.SENT:
                     continue
                 values: dict[str, Any] = {"status": o.status, "lease_until": None, "error": o.message}
-                if o.status is RecipientStatus.PENDING and o.tried:
+                if o.status is RecipientStatus.PENDING:
                     attempts = int(await session.scalar(sa.select(Recipient.attempts).where(
                         Recipient.id == o.job.recipient_id)) or 0) + 1
                     values["attempts"] = attempts
@@ -266,7 +266,7 @@ class Sender:
                     self.summary.unconfirmed += 1
                 elif status is RecipientStatus.SKIPPED:
                     self.summary.skipped += 1
-                elif o.tried:
+                else:
                     self.summary.retried += 1
                 code = o.error.code if isinstance(o.error, MailError) else None
                 if status is RecipientStatus.FAILED and code is not None and 500 <= code < 600:
