@@ -33,6 +33,22 @@ def _plugin_manager(settings: Settings) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
+def run_in_app(work: Any) -> Any:
+    """Run ``await work(app)`` inside the app's lifespan, as `crm-graph worker` does (same
+    plugins, same database), without the dispatcher and the periodic jobs: for plugins' commands
+    that do one pass of what the server does on its own (`crm-graph mail poll`)."""
+    from crm_graph.app import create_app
+
+    settings = load_settings()
+    app = create_app(settings, plugins=_plugin_manager(settings), dispatcher=False, jobs=False)
+
+    async def main() -> Any:
+        async with app.router.lifespan_context(app):
+            return await work(app)
+
+    return asyncio.run(main())
+
+
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

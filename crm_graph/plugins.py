@@ -38,6 +38,7 @@ CORE_PLUGINS: tuple[str, ...] = (
     "crm_graph.segments.plugin",
     "crm_graph.webhooks.plugin",
     "crm_graph.insights.plugin",
+    "crm_graph.mail.plugin",
 )
 
 

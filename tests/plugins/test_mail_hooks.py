@@ -213,7 +213,7 @@ class TwinProvider:
 def test_hook_crm_mail_transports_two_of_one_name_stop_start_up(settings):
     from crm_marketing.runtime import Runtime
 
-    with pytest.raises(PluginError, match=r"plugin 'twin': mail transport 'smtp' clashes with plugin 'crm_marketing'"):
+    with pytest.raises(PluginError, match=r"plugin 'twin': mail transport 'smtp' clashes with plugin 'crm_graph.mail.plugin'"):
         Runtime(settings, make_plugin_manager(settings, plugins=[TwinTransport()]))
 
 

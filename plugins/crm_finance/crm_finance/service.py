@@ -13,9 +13,6 @@ runs, not from the event that asked for it, so late or repeated deliveries do th
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import os
 from collections import defaultdict
@@ -26,12 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_finance.models import FinanceConnection, InboundPayment, OrderSync, SyncStatus
 from crm_graph.core import ids
+from crm_graph.core.sealed import SealedError, seal, unseal
 from crm_graph.core.accounting import (
     AccountingBackend,
     AccountingConnection,
@@ -89,9 +86,7 @@ def backends_of(plugins: Any) -> dict[str, AccountingBackend]:
 # --- credentials ---------------------------------------------------------------------------------
 
 
-def _fernet(settings: Settings) -> Fernet:
-    key = hashlib.sha256(b"crm_finance credentials|" + settings.hash_key()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+SEAL_PURPOSE = "crm_finance credentials"
 
 
 def split_secrets(backend: AccountingBackend, config: Mapping[str, Any], errors: ErrorCollector
@@ -123,10 +118,9 @@ def secrets_of(settings: Settings, connection: FinanceConnection) -> dict[str, s
     out: dict[str, str] = {}
     if connection.secrets:
         try:
-            out.update(json.loads(_fernet(settings).decrypt(connection.secrets)))
-        except (InvalidToken, ValueError) as exc:
-            raise AccountingError("The stored credentials cannot be decrypted (was CRM_SECRET_KEY changed?); "
-                                  "give them again.", retry=False) from exc
+            out.update(unseal(settings, SEAL_PURPOSE, connection.secrets))
+        except SealedError as exc:
+            raise AccountingError(str(exc), retry=False) from exc
     for key, env_name in (connection.secret_env or {}).items():
         value = os.environ.get(env_name)
         if not value:
@@ -181,7 +175,7 @@ async def create_connection(session: AsyncSession, *, actor: Actor, settings: Se
     now = utcnow()
     connection = FinanceConnection(
         name=name, backend=backend.name, config=plain, secret_env=env, push_statuses=statuses, active=True,
-        secrets=_fernet(settings).encrypt(json.dumps(given).encode()) if given else None,
+        secrets=seal(settings, SEAL_PURPOSE, given) if given else None,
         created_at=now, updated_at=now,
     )
     session.add(connection)

@@ -24,8 +24,6 @@ How a mail is classified, in this order (first match wins):
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import email
 import email.header
 import email.utils
@@ -37,9 +35,10 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
 
-import aioimaplib
 import flufl.bounce._scan
 from flufl.bounce import all_failures
+
+from crm_graph.mail.imap import Mailbox, MailboxAccount, MailboxError  # noqa: F401 - MailboxError is part of this API
 
 DETAIL_MAX = 500
 MESSAGE_ID_MAX = 255
@@ -294,10 +293,6 @@ def _short(text: str) -> str:
 # -- reading the bounce mailbox -------------------------------------------------------------------
 
 
-class MailboxError(Exception):
-    """The IMAP mailbox could not be read: no connection, refused login, a missing folder."""
-
-
 Handler = Callable[[bytes], Awaitable[object]]
 
 
@@ -309,103 +304,20 @@ async def read_mailbox(host: str, port: int, username: str, password: str, folde
     Delivery is at least once: a crash or a lost connection after ``handle`` returned and before
     the move leaves the mail in ``folder``, and the next run hands it over again, so ``handle``
     must be idempotent (record ``classify(raw).message_id`` before acting). An exception raised
-    by ``handle`` stops the run and propagates unchanged; the mails not yet handled stay. Mails
-    are fetched with BODY.PEEK[] (the whole RFC 822 mail; a human reader's \\Seen is left alone).
-    IMAP trouble of any kind raises ``MailboxError``; ``timeout`` bounds each IMAP command.
+    by ``handle`` stops the run and propagates unchanged; the mails not yet handled stay. IMAP
+    trouble of any kind raises ``MailboxError``; ``timeout`` bounds each IMAP command.
     """
     if folder == done_folder:
         raise ValueError(f"the folder read and the folder for handled mail are both {folder!r}")
-    where = f"{username}@{host}:{port}"
-    try:
-        client = aioimaplib.IMAP4(host=host, port=port, timeout=timeout)
-        await client.wait_hello_from_server()
-    except (OSError, TimeoutError) as exc:
-        raise MailboxError(f"cannot connect to the IMAP server {host}:{port}: {exc or type(exc).__name__}") from exc
-    try:
-        await _ask(client.login(username, password), f"login refused for {where}")
-        await _ask(asyncio.wait_for(client.protocol.capability(), timeout), f"no capabilities from {where}")
-        await _ask(client.select(_quote(folder)), f"cannot open folder {folder!r} of {where}")
-        await _ensure_folder(client, done_folder, where)
+    account = MailboxAccount(host=host, port=port, username=username, password=password, folder=folder, timeout=timeout)
+    async with Mailbox(account) as box:
+        await box.ensure_folder(done_folder)
         count = 0
-        for uid in _uids(await _ask(client.uid_search("ALL"), f"cannot search {folder!r} of {where}")):
-            fetched = await _ask(client.uid("fetch", str(uid), "(BODY.PEEK[])"), f"cannot fetch mail {uid} of {where}")
-            raw = next((bytes(line) for line in fetched.lines if isinstance(line, bytearray)), None)
+        for uid in await box.uids():
+            raw = await box.fetch(uid)
             if raw is None:
                 continue  # gone meanwhile (another reader moved it)
             await handle(raw)
-            await _move(client, uid, done_folder, where)
+            await box.move(uid, done_folder)
             count += 1
         return count
-    finally:
-        await _logout(client)
-
-
-async def _ask(call: Awaitable[object], what: str) -> aioimaplib.Response:
-    """One IMAP command's answer; a failure, a timeout or a lost connection is a MailboxError."""
-    try:
-        response = await call
-    except TimeoutError as exc:
-        raise MailboxError(f"{what}: no answer in time") from exc
-    except (aioimaplib.AioImapException, OSError) as exc:
-        raise MailboxError(f"{what}: {exc or type(exc).__name__}") from exc
-    if not isinstance(response, aioimaplib.Response):  # CAPABILITY answers nothing but state
-        return aioimaplib.Response("OK", [])
-    if response.result != "OK":
-        said = b" ".join(line for line in response.lines if isinstance(line, bytes)).decode("utf-8", "replace")
-        raise MailboxError(f"{what}: {response.result} {said}".strip())
-    return response
-
-
-async def _move(client: aioimaplib.IMAP4, uid: int, done_folder: str, where: str) -> None:
-    target, what = _quote(done_folder), f"cannot move mail {uid} of {where} to {done_folder!r}"
-    if client.has_capability("MOVE"):
-        await _ask(client.uid("move", str(uid), target), what)
-        return
-    await _ask(client.uid("copy", str(uid), target), what)
-    await _ask(client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Deleted)"), what)
-    # without UIDPLUS, EXPUNGE also removes what another client flagged \Deleted in this folder
-    await _ask(client.uid("expunge", str(uid)) if client.has_capability("UIDPLUS") else client.expunge(), what)
-
-
-async def _ensure_folder(client: aioimaplib.IMAP4, name: str, where: str) -> None:
-    listed = await _ask(client.list('""', _quote(name)), f"cannot list the folders of {where}")
-    if not any(line.startswith(b"(") for line in listed.lines if isinstance(line, bytes)):
-        await _ask(client.create(_quote(name)), f"cannot create folder {name!r} of {where}")
-
-
-async def _logout(client: aioimaplib.IMAP4) -> None:
-    try:
-        if client.get_state() in ("AUTH", "SELECTED"):
-            await client.logout()
-    except Exception:  # noqa: BLE001 - the run's outcome is decided already
-        pass
-    transport = getattr(client.protocol, "transport", None)
-    if transport is not None:
-        transport.close()
-
-
-def _uids(response: aioimaplib.Response) -> list[int]:
-    """UIDs of a UID SEARCH answer (its untagged lines; the last line is the completion text)."""
-    words = (w for line in response.lines[:-1] if isinstance(line, bytes) for w in line.split())
-    return sorted({int(w) for w in words if w.isdigit()})
-
-
-def _quote(folder: str) -> str:
-    """A folder name as an IMAP quoted string, non-ASCII in modified UTF-7 (RFC 3501 5.1.3)."""
-    out, pending = [], ""
-
-    def flush() -> None:
-        nonlocal pending
-        if pending:
-            b64 = base64.b64encode(pending.encode("utf-16-be")).rstrip(b"=").replace(b"/", b",")
-            out.append("&" + b64.decode("ascii") + "-")
-            pending = ""
-
-    for ch in folder:
-        if 0x20 <= ord(ch) <= 0x7E:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            pending += ch
-    flush()
-    return '"' + "".join(out).replace("\\", "\\\\").replace('"', '\\"') + '"'

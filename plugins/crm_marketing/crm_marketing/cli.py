@@ -8,22 +8,7 @@ from typing import Any
 
 import click
 
-
-def _in_app(work: Any) -> Any:
-    """Run ``work(app)`` inside the app's lifespan, as `crm-graph worker` does (same plugins,
-    same database with the plugins' filter conditions), without the dispatcher and jobs."""
-    from crm_graph.app import create_app
-    from crm_graph.plugins import make_plugin_manager
-    from crm_graph.settings import Settings
-
-    settings = Settings.from_env()
-    app = create_app(settings, plugins=make_plugin_manager(settings), dispatcher=False, jobs=False)
-
-    async def main() -> Any:
-        async with app.router.lifespan_context(app):
-            return await work(app)
-
-    return asyncio.run(main())
+from crm_graph.cli import run_in_app
 
 
 @click.group()
@@ -50,7 +35,7 @@ def send() -> None:
             raise click.ClickException(str(exc)) from None
         return str(await send_pending(app.state.db, runtime, stop=stop))
 
-    click.echo(_in_app(work))
+    click.echo(run_in_app(work))
 
 
 @marketing.command("bounces")
@@ -70,4 +55,4 @@ def bounces() -> None:
         except MailboxError as exc:
             raise click.ClickException(str(exc)) from None
 
-    click.echo(_in_app(work))
+    click.echo(run_in_app(work))

@@ -84,13 +84,6 @@ async def crm_erase_customer_data(customer_id: int, session: Any, entity_ids: An
 
 
 @hookimpl
-def crm_mail_transports():  # type: ignore[no-untyped-def]
-    from crm_marketing.transport import SmtpTransport
-
-    return SmtpTransport()
-
-
-@hookimpl
 def crm_marketing_providers():  # type: ignore[no-untyped-def]
     if not _has("providers"):
         return None

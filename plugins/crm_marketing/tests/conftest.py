@@ -8,7 +8,7 @@ starts itself.
 
 # The mail programs, once per run for every module (a fixture imported by a module would be
 # that module's own: one exim per module).
-from counterparts.mailservers import dovecot, exim, smtp_sink, smtp_sink_factory  # noqa: F401
+from crm_graph.testing.mailservers import dovecot, exim, smtp_sink, smtp_sink_factory  # noqa: F401
 from crm_graph.testing.backends import (  # noqa: F401
     crm_database_server_url,
     pytest_addoption,

@@ -19,7 +19,7 @@ from email.utils import make_msgid
 
 import aiosmtplib
 import pytest
-from counterparts.mailservers import DovecotServer, EximServer, SmtpSink, free_port  # noqa: F401
+from crm_graph.testing.mailservers import DovecotServer, EximServer, SmtpSink, free_port  # noqa: F401
 
 from crm_marketing.bounces import Inbound, Kind, MailboxError, classify, read_mailbox
 

@@ -1,7 +1,7 @@
 """Real mail programs on 127.0.0.1 and free ports for the tests, configured in temporary
 directories and stopped at the end:
 
-    from counterparts.mailservers import smtp_sink, smtp_sink_factory, exim, dovecot  # noqa: F401
+    from crm_graph.testing.mailservers import smtp_sink, smtp_sink_factory, exim, dovecot  # noqa: F401
 
 ``SmtpSink`` (aiosmtpd, in this process, its own thread) — an SMTP server that keeps every mail it
 accepts as a ``Received`` (``mail_from``, ``rcpt_tos``, ``raw`` bytes, parsed ``message``).

@@ -1,0 +1,1 @@
+"""Mail transports built into the core (the SMTP one), for every plugin that sends mail."""
