@@ -23,7 +23,7 @@ FAVA_PACKAGES := 'beancount>=3' 'fava>=1.30'
 # poppler's pdftotext for looking at PDFs by hand.
 OFFICE_PACKAGES := libreoffice-writer-nogui libreoffice-calc-nogui python3-uno fonts-liberation2 fonts-noto-cjk poppler-utils
 
-$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/pyproject.toml plugins/crm_finance/pyproject.toml plugins/crm_marketing/pyproject.toml
+$(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/pyproject.toml plugins/crm_finance/pyproject.toml plugins/crm_marketing/pyproject.toml plugins/crm_service/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml plugins/crm_audit/pyproject.toml plugins/crm_documents/
 	$(BIN)/pip install --quiet -e 'plugins/crm_documents[dev]'
 	$(BIN)/pip install --quiet -e 'plugins/crm_finance[dev]'
 	$(BIN)/pip install --quiet -e 'plugins/crm_marketing[dev]'
+	$(BIN)/pip install --quiet -e 'plugins/crm_service[dev]'
 	touch $(STAMP)
 
 ## make serve: migrate, load demo data into an empty database, serve on http://$(HOST):$(PORT)/graphql
@@ -45,7 +46,7 @@ serve: $(STAMP)
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
 ## The two runs go side by side (one core each; together they take about the time of the
 ## longer one); each one's output is shown whole when both have finished.
-test: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools
+test: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools rt-tools
 	@mkdir -p var
 	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
 	@$(BIN)/python -m pytest --db sqlite > var/test-sqlite.log 2>&1 & sqlite=$$!; \
@@ -54,10 +55,10 @@ test: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tool
 	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
 	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
-test-sqlite: $(STAMP) node-tools office-tools finance-tools mail-tools
+test-sqlite: $(STAMP) node-tools office-tools finance-tools mail-tools rt-tools
 	$(BIN)/python -m pytest --db sqlite
 
-test-postgresql: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools
+test-postgresql: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools rt-tools
 	$(BIN)/python -m pytest --db postgresql
 
 # PostgreSQL server binaries (initdb, pg_ctl) for the test run; installed from Debian if missing.
@@ -107,8 +108,9 @@ finance-tools:
 	@mkdir -p $(COUNTERPARTS)/hledger/bin && ln -sf "$$(command -v hledger)" $(COUNTERPARTS)/hledger/bin/hledger && \
 		ln -sf "$$(command -v hledger-web)" $(COUNTERPARTS)/hledger/bin/hledger-web
 
-# exim4 and dovecot for the marketing plugin's tests (real bounces, the bounce mailbox).
+# exim4 and dovecot (real bounces, the bounce and support mailboxes) and Request Tracker (the helpdesk).
 include plugins/crm_marketing/mail-tools.mk
+include plugins/crm_service/rt-tools.mk
 
 ## make schema: regenerate schema.graphql (the public contract) after changing the API
 schema: $(STAMP)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from crm_graph.core.actor import Actor
     from crm_graph.core.documents import Attachment, DocumentConverter, DocumentEngine
     from crm_graph.core.errors import FieldError
+    from crm_graph.core.helpdesk import HelpdeskConnector
     from crm_graph.core.extensions import FilterCondition, TypeExtension
     from crm_graph.core.mail import MailTransport, MarketingProvider
     from crm_graph.core.subscribers import Subscriber
@@ -347,4 +348,18 @@ def crm_marketing_providers() -> MarketingProvider | Sequence[MarketingProvider]
     once each by their ``external_id`` and act like the CRM's own tracking (an unsubscribe or a
     hard bounce suppresses the address). The built-in ``csv`` provider is registered this way.
     Two providers of one name stop start-up. Synchronous.
+    """
+
+
+@hookspec
+def crm_helpdesk_connectors() -> HelpdeskConnector | Sequence[HelpdeskConnector] | None:
+    """Return helpdesk connectors: objects following ``crm_graph.core.helpdesk.HelpdeskConnector``
+    (a ``name`` such as ``"rt"``, ``secret_keys``, ``check_config(config)`` and
+    ``connect(config, secrets)`` giving a client for one helpdesk).
+
+    ``createHelpdeskConnection`` names a connector; the customer-service plugin then keeps the
+    CRM's tickets and the helpdesk's in step through the client (tickets both ways by reference,
+    status and priority, replies and comments once each, the customer card pushed). The
+    built-in Request Tracker connector is registered this way. Two connectors of one name stop
+    start-up with an error naming both plugins. Synchronous.
     """

@@ -28,6 +28,7 @@ class AcquisitionChannel(enum.Enum):
     REFERRAL = "REFERRAL"
     IMPORT = "IMPORT"
     API = "API"
+    EMAIL = "EMAIL"  # wrote to a support mailbox first
 
 
 class LifecycleStage(enum.Enum):
