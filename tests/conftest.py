@@ -32,6 +32,7 @@ from crm_graph.testing.databases import (
     remove_sqlite,
 )
 from crm_graph.testing.databases import pg_execute as _pg_execute
+from crm_graph.testing import backends
 from crm_graph.testing.postgres import TemporaryPostgres
 
 __all__ = ["TEST_SECRET", "GraphQLClient", "_pg_execute"]  # imported by other conftests and tests
@@ -40,10 +41,8 @@ _counter = itertools.count(1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    try:
-        parser.addoption("--db", choices=["sqlite", "postgresql"], default="sqlite", help="database to run the suite on")
-    except ValueError:
-        pass  # plugins/crm_audit/tests/conftest.py defined it already (its tests named first in one run)
+    # --db and --one-pass-postgresql, as the plugins' suites have them (whichever conftest comes first).
+    backends.pytest_addoption(parser)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

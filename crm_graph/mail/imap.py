@@ -186,7 +186,7 @@ class Mailbox:
         if client is None:
             return
         try:
-            if client.get_state() in ("AUTH", "SELECTED"):
+            if client.get_state() in ("AUTH", "SELECTED") and not self._lost.is_set():
                 await asyncio.wait_for(client.logout(), 5)
         except Exception:  # noqa: BLE001 - closing; the outcome is decided already
             pass

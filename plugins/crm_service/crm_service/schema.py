@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 import strawberry
@@ -274,8 +275,9 @@ class ServiceQuery:
             rows = await session.scalars(sa.select(m.MailChannel).order_by(m.MailChannel.id))
             return [MailChannel.from_model(c) for c in rows]
 
-    @query("tickets", description="Mails read from the mailboxes, newest first; `outcome: QUEUED` is the queue of mails "
-           "from unknown senders waiting for an agent.")
+    @query("tickets", "update", description="Mails read from the mailboxes, newest first; `outcome: QUEUED` is the queue "
+           "of mails from unknown senders waiting for an agent. For those who work tickets (`tickets:update`): it "
+           "shows every mailbox's senders and subjects.")
     async def inbound_mails(self, info: Info, outcome: InboundMailOutcome | None = None,  # type: ignore[valid-type]
                             first: int = 50) -> list[InboundMail]:
         first = max(1, min(first, 200))
@@ -374,23 +376,21 @@ class ServiceMutation:
                                    errors=[UserError(field="id", code="HELPDESK_FAILED", message=e) for e in result.errors])
 
 
-async def _load_channels(info: Info, pks: list[int]) -> list[MailChannel | None]:
-    if not info.context.actor.can("settings", "read"):
-        return [None] * len(pks)
-    async with info.context.db.reader() as session:
-        rows = {c.id: c for c in await session.scalars(sa.select(m.MailChannel).where(m.MailChannel.id.in_(pks)))}
-    return [MailChannel.from_model(rows[pk]) if pk in rows else None for pk in pks]
+def _settings_loader(model: Any, graphql_type: Any) -> Any:
+    """The node loader of a configuration record: only those who may read the settings find it."""
 
+    async def load(info: Info, pks: list[int]) -> list[Any]:
+        if not info.context.actor.can("settings", "read"):
+            return [None] * len(pks)
+        async with info.context.db.reader() as session:
+            rows = {r.id: r for r in await session.scalars(sa.select(model).where(model.id.in_(pks)))}
+        return [graphql_type.from_model(rows[pk]) if pk in rows else None for pk in pks]
 
-async def _load_connections(info: Info, pks: list[int]) -> list[HelpdeskConnection | None]:
-    if not info.context.actor.can("settings", "read"):
-        return [None] * len(pks)
-    async with info.context.db.reader() as session:
-        rows = {c.id: c for c in await session.scalars(sa.select(m.HelpdeskConnection).where(m.HelpdeskConnection.id.in_(pks)))}
-    return [HelpdeskConnection.from_model(rows[pk]) if pk in rows else None for pk in pks]
+    return load
 
 
 SCHEMA = SchemaPart(query=ServiceQuery, mutation=ServiceMutation,
-                    nodes=[NodeType("MailChannel", _load_channels, MailChannel),
-                           NodeType("HelpdeskConnection", _load_connections, HelpdeskConnection)])
+                    nodes=[NodeType("MailChannel", _settings_loader(m.MailChannel, MailChannel), MailChannel),
+                           NodeType("HelpdeskConnection", _settings_loader(m.HelpdeskConnection, HelpdeskConnection),
+                                    HelpdeskConnection)])
 EXTENSIONS = [TypeExtension("Ticket", TicketMail)]

@@ -21,7 +21,7 @@ CREATE_CUSTOMER = """
 mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { customer { id } errors { field code message } } }
 """
 TICKETS = """
-query { tickets(first: 10) { edges { node { id number subject status channel description
+query($f: TicketFilter) { tickets(first: 10, filter: $f) { edges { node { id number subject status channel description
   customer { id displayName source }
   comments(first: 5) { edges { node { body public authorKind author } } }
   messages { direction status messageId inReplyTo references fromAddress to subject text
@@ -77,8 +77,9 @@ async def read(crm_db: Any, crm_settings: Any, channel_id: str) -> PassResult:
     return await read_channel(crm_db, crm_settings, service_settings(), ids.decode_as(channel_id, "MailChannel"))
 
 
-async def tickets(client: Any) -> list[dict[str, Any]]:
-    edges = (await client.execute(TICKETS))["tickets"]["edges"]
+async def tickets(client: Any, subject: str | None = None) -> list[dict[str, Any]]:
+    """The tickets (at most 10), by number; with ``subject``, those of that subject."""
+    edges = (await client.execute(TICKETS, {"f": {"subject": {"eq": subject}} if subject else None}))["tickets"]["edges"]
     return sorted((e["node"] for e in edges), key=lambda t: t["number"])
 
 

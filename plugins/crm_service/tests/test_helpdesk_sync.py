@@ -83,8 +83,9 @@ async def test_a_ticket_made_in_rt_by_mail_appears_in_the_crm_and_a_crm_reply_ap
     remote = rt.mail_in(rt_mail(email, "Cannot log in", "My password is refused since this morning."))
 
     first = await crm_client.mutate(SYNC, {"id": conn})
-    assert first["ticketsCreated"] == 1, first
-    (ticket,) = [t for t in await tickets(crm_client) if t["subject"] == "Cannot log in"]
+    # RT's other tickets (of other tests) come along too: a new connection reads RT's history.
+    assert first["ticketsCreated"] >= 1 and first["errors"] == [], first
+    (ticket,) = await tickets(crm_client, "Cannot log in")
     assert ticket["customer"]["id"] == ada and "password is refused" in ticket["description"]
     refs = (await crm_client.execute(REFS, {"id": ticket["id"]}))["node"]["externalRefs"]
     assert [r["externalId"] for r in refs] == [str(remote)]
@@ -102,7 +103,7 @@ async def test_a_ticket_made_in_rt_by_mail_appears_in_the_crm_and_a_crm_reply_ap
     result = await crm_client.mutate(SYNC, {"id": conn})
     assert result["errors"] == [] and result["messages"] == 1
     assert (await crm_client.execute(REFS, {"id": ticket["id"]}))["node"]["status"] == "RESOLVED"
-    (ticket,) = [t for t in await tickets(crm_client) if t["subject"] == "Cannot log in"]
+    (ticket,) = await tickets(crm_client, "Cannot log in")
     comments = [e["node"] for e in ticket["comments"]["edges"]]
     assert [(c["body"], c["authorKind"]) for c in comments] == [
         ("Your password was reset; try again.", "AGENT"), ("It works now, thank you!", "CUSTOMER")]

@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
+from crm_graph.core.remote import base_url_problem
 from crm_graph.core.accounting import (
     AccountingError,
     InvoiceLine,
@@ -239,17 +240,9 @@ class TrytonBackend:
         if not isinstance(config, Mapping):
             return [("", "the Tryton config is an object with url, database, username and accounts")]
         problems: list[tuple[str, str]] = []
-        url = config.get("url")
-        if not isinstance(url, str) or not url.strip():
-            problems.append(("url", "required: the Tryton server's address, e.g. http://127.0.0.1:8000"))
-        else:
-            parts = urlsplit(url.strip())
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                problems.append(("url", f"not an http(s) address: {url!r}"))
-            elif parts.username or parts.password:
-                problems.append(("url", "the address must not hold a user or password (give the password as a secret)"))
-            elif parts.query or parts.fragment:
-                problems.append(("url", "the address must not have a query or fragment"))
+        url_problem = base_url_problem(config.get("url"), "http://127.0.0.1:8000")
+        if url_problem:
+            problems.append(("url", url_problem))
         for key, what in (("database", "the Tryton database name"), ("username", "the Tryton user to log in as")):
             if key not in config:
                 problems.append((key, f"required: {what}"))

@@ -63,10 +63,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
+from crm_graph.core.remote import base_url_problem
 from crm_graph.core.helpdesk import (
     CustomerCard,
     HelpdeskError,
@@ -216,17 +217,9 @@ class RequestTracker:
         if not isinstance(config, Mapping):
             return [("", "the RT config is an object with url and username")]
         problems: list[tuple[str, str]] = []
-        url = config.get("url")
-        if not isinstance(url, str) or not url.strip():
-            problems.append(("url", "required: RT's web address, e.g. https://rt.example.com"))
-        else:
-            parts = urlsplit(url.strip())
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                problems.append(("url", f"not an http(s) address: {url!r}"))
-            elif parts.username or parts.password:
-                problems.append(("url", "the address must not hold a user or password (give the password as a secret)"))
-            elif parts.query or parts.fragment:
-                problems.append(("url", "the address must not have a query or fragment"))
+        url_problem = base_url_problem(config.get("url"), "https://rt.example.com")
+        if url_problem:
+            problems.append(("url", url_problem))
         for key in ("username", "queue", "referenceField"):
             if config.get(key) is not None and _text(config, key) is None:
                 problems.append((key, "must be a non-empty string when given"))
