@@ -33,12 +33,17 @@ from crm_graph.mail.imap import Mailbox, MailboxAccount  # noqa: E402
 from crm_graph.testing.mailservers import DovecotServer  # noqa: E402
 
 
+def sender_of(i: int) -> str:
+    return f"known{i % 50}@example.com" if i % 2 == 0 else f"new{i}@example.org"
+
+
 def message(i: int, to: str, reply_to: str | None) -> tuple[bytes, str]:
+    """Mail ``i``; with ``reply_to``, an answer by the same sender to mail ``i - 1``."""
     msg = EmailMessage()
-    sender = f"known{i % 50}@example.com" if i % 2 == 0 else f"new{i}@example.org"
+    sender = sender_of(i - 1 if reply_to else i)
     msg["From"] = f"Customer {i} <{sender}>"
     msg["To"] = to
-    msg["Subject"] = f"Question {i}" if reply_to is None else f"Re: Question {i - 4}"
+    msg["Subject"] = f"Question {i}" if reply_to is None else f"Re: Question {i - 1}"
     msg["Message-ID"] = msgid = make_msgid(domain="client.example.com")
     if reply_to:
         msg["In-Reply-To"] = reply_to
@@ -50,6 +55,37 @@ def message(i: int, to: str, reply_to: str | None) -> tuple[bytes, str]:
     msg.add_alternative(f"<html><body><p>{body.replace(chr(10), '<br>')}</p><script>x()</script></body></html>",
                         subtype="html")
     return msg.as_bytes(), msgid
+
+
+async def push_alone(dovecot: DovecotServer, user: str, password: str, count: int) -> list[float]:
+    """The IMAP server's side of the latency: from APPEND to the IDLE push, nothing processed."""
+    out = []
+    async with Mailbox(MailboxAccount(dovecot.host, dovecot.port, user, password)) as box:
+        for i in range(count):
+            waiter = asyncio.create_task(box.wait_for_mail(30))
+            await asyncio.sleep(0.2)
+            start = time.perf_counter()
+            await asyncio.to_thread(dovecot.append, user, message(20_000 + i, "x@example.com", None)[0])
+            await waiter
+            out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+async def sql_floor(db: object, count: int) -> float:
+    """Plain SQL: per mail, one transaction inserting its inbound row and its message row (no
+    parsing, no ticket, no customer, no events): the least a mail costs the database."""
+    rows = [(f"<floor{i}@bench>", f"Question {i}") for i in range(count)]
+    start = time.perf_counter()
+    for msgid, subject in rows:
+        async with db.writer() as session, session.begin():  # type: ignore[attr-defined]
+            await session.execute(sa.text(
+                "INSERT INTO crm_service_inbound_mails (channel_id, dedupe_key, subject, outcome, received_at) "
+                "VALUES (1, :k, :s, 'TICKET', CURRENT_TIMESTAMP)"), {"k": msgid, "s": subject})
+            await session.execute(sa.text(
+                "INSERT INTO crm_service_ticket_messages (ticket_id, direction, status, message_id, \"references\", "
+                "\"to\", cc, subject, text, headers, attempts, created_at) VALUES (1, 'IN', 'RECEIVED', :k, '[]', "
+                "'[]', '[]', :s, 'text', '{}', 0, CURRENT_TIMESTAMP)"), {"k": msgid, "s": subject})
+    return time.perf_counter() - start
 
 
 async def floor(account: MailboxAccount) -> tuple[int, float]:
@@ -79,7 +115,7 @@ async def main() -> None:
             from crm_graph.support.models import Ticket
 
             for first in range(0, 50, 25):
-                await client.mutate("mutation($i: [CreateCustomerInput!]!) { createCustomers(inputs: $i) { createdCount } }",
+                await client.mutate("mutation($i: [CreateCustomerInput!]!) { createCustomers(inputs: $i) { createdCount errors { code } } }",
                                     {"i": [{"kind": "PERSON", "firstName": "Known", "lastName": str(k),
                                             "emails": [{"address": f"known{k}@example.com"}]} for k in range(first, first + 25)]})
             made = await client.mutate(
@@ -91,7 +127,7 @@ async def main() -> None:
             channel_pk = ids.decode_as(made["mailChannel"]["id"], "MailChannel")
             earlier: list[str] = []
             for i in range(args.mails):
-                raw, msgid = message(i, "help@support.example.com", earlier[i - 4] if i % 4 == 3 and i >= 4 else None)
+                raw, msgid = message(i, "help@support.example.com", earlier[i - 1] if i % 4 == 3 else None)
                 earlier.append(msgid)
                 dovecot.append(user, raw)
                 dovecot.append(floor_user, raw)
@@ -106,6 +142,9 @@ async def main() -> None:
             async def count() -> int:
                 async with db.reader() as session:
                     return await session.scalar(sa.select(sa.func.count()).select_from(Ticket)) or 0
+
+            raw_sql = await sql_floor(db, args.mails)
+            pushes = await push_alone(dovecot, floor_user, dovecot.users[floor_user], args.arrivals)
 
             watchers = Watchers(db, app.state.settings, settings)
             await watchers.sync()
@@ -128,10 +167,14 @@ async def main() -> None:
     print(f"  one pass          {result.read / elapsed:8.1f} mails/s ({elapsed:.2f} s)")
     print(f"  IMAP fetch alone  {fetched / raw_elapsed:8.1f} mails/s ({raw_elapsed:.2f} s; the same mails, no processing)")
     print(f"  ratio             pass / fetch alone {(result.read / elapsed) / (fetched / raw_elapsed):.2f}")
-    lat = sorted(latencies)
+    print(f"  plain SQL floor   {args.mails / raw_sql:8.1f} mails/s ({raw_sql:.2f} s; two INSERTs per mail, one "
+          "transaction each)")
+    print(f"  ratio             pass / plain SQL {(result.read / elapsed) / (args.mails / raw_sql):.2f}")
+    lat, push = sorted(latencies), sorted(pushes)
     print(f"  arrival to ticket (IDLE watcher, {len(lat)} mails): median {statistics.median(lat):.0f} ms, "
-          f"p90 {lat[int(len(lat) * 0.9) - 1]:.0f} ms, max {lat[-1]:.0f} ms "
-          "(includes the test client's APPEND of the mail)")
+          f"p90 {lat[int(len(lat) * 0.9) - 1]:.0f} ms, max {lat[-1]:.0f} ms (from the APPEND of the mail)")
+    print(f"  IDLE push alone   median {statistics.median(push):.0f} ms (the IMAP server's notification, nothing "
+          f"processed); ours: {statistics.median(lat) - statistics.median(push):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ helpdesk connectors): what a connection's ``url`` setting must be."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,3 +22,15 @@ def base_url_problem(url: Any, example: str) -> str | None:
     if parts.query or parts.fragment:
         return "the address must not have a query or fragment"
     return None
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` (a remote program's words, an exception's) with every credential in it replaced
+    by ``***``. A short secret is replaced only where it stands as a word of its own: as a
+    substring, a password such as ``p`` would blot out every ``p`` of the message."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if len(secret) >= 8:
+            text = text.replace(secret, "***")
+        else:
+            text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "***", text)
+    return text

@@ -43,7 +43,12 @@ async def card_route(request: Request) -> JSONResponse:
         card = await customer_card(session, customer_id, public_url=os.environ.get("CRM_PUBLIC_URL") or None)
     if card is None:
         return _error(404, "NOT_FOUND", "No such customer.")
-    return JSONResponse(card.as_dict())
+    return JSONResponse({_camel(key): value for key, value in card.as_dict().items()})
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
 
 
 ROUTES = [Route("/service/customers/{id}/card", card_route, methods=["GET"])]

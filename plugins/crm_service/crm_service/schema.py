@@ -234,7 +234,7 @@ def _pk(value: strawberry.ID, kind: str, field: str) -> int:
     try:
         return ids.decode_as(str(value), kind)
     except ValueError:
-        raise ValidationFailed([FieldError(field, "INVALID_VALUE", f"{field} is not a {kind} ID.")]) from None
+        raise ValidationFailed([FieldError(field, "INVALID_VALUE", f"{field} is not the ID of a {kind}.")]) from None
 
 
 async def _messages_for(session: object, ticket_ids: Sequence[int]) -> dict[int, list[TicketMessage]]:
@@ -300,8 +300,8 @@ class ServiceQuery:
 
 @strawberry.type
 class ServiceMutation:
-    @mutation("settings", "update", description="Add a support mailbox. It is read at once by `serve` and "
-              "`crm-graph worker` (IMAP IDLE), or by `crm-graph mail poll` and `pollMailChannel`.")
+    @mutation("settings", "update", description="Add a support mailbox. `serve` and `crm-graph worker` start "
+              "watching it (IMAP IDLE) within 15 seconds; `crm-graph mail poll` and `pollMailChannel` read it at once.")
     async def create_mail_channel(self, info: Info, input: CreateMailChannelInput) -> MailChannelPayload:
         ctx: Context = info.context
         model, errors = await unit_of_work(info, lambda s: channel_service.create_mail_channel(s, ctx.settings, _data(input)))

@@ -48,7 +48,7 @@ from urllib.parse import quote
 
 import httpx
 
-from crm_graph.core.remote import base_url_problem
+from crm_graph.core.remote import base_url_problem, scrub
 from crm_graph.core.accounting import (
     AccountingError,
     InvoiceLine,
@@ -114,10 +114,7 @@ class _Rpc:
         self._ids = 0
 
     def _scrub(self, text: str) -> str:
-        for secret in (self._password, self._session_key):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, (self._password or "", self._session_key or ""))
 
     def _fail(self, message: str, *, retry: bool, field: str | None = None) -> AccountingError:
         return AccountingError(self._scrub(message), retry=retry, field=field)

@@ -67,7 +67,7 @@ from urllib.parse import quote
 
 import httpx
 
-from crm_graph.core.remote import base_url_problem
+from crm_graph.core.remote import base_url_problem, scrub
 from crm_graph.core.helpdesk import (
     CustomerCard,
     HelpdeskError,
@@ -282,9 +282,7 @@ class RtClient:
     # -- plumbing --
 
     def _fail(self, message: str, *, retry: bool, field: str | None = None) -> HelpdeskError:
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return HelpdeskError(message, retry=retry, field=field)
+        return HelpdeskError(scrub(message, self._secrets), retry=retry, field=field)
 
     def _who(self) -> str:
         return f"user {self.username!r}" if self.username else "the auth token's user"
