@@ -66,7 +66,11 @@ async def test_answers_thread_by_headers_alone_and_by_subject_alone(crm_client, 
     await read(crm_db, crm_settings, channel_id)
     (ticket,) = await tickets(crm_client)
 
-    await crm_client.mutate(REPLY, {"id": ticket["id"], "input": {"body": "Thanks, we are looking into it."}})
+    replied = await crm_client.mutate(REPLY, {"id": ticket["id"], "input": {"body": "Thanks, we are looking into it."}})
+    assert replied["ticket"]["status"] == "OPEN"
+    sla = (await crm_client.execute("query($id: ID!) { node(id: $id) { ... on Ticket { sla { firstRespondedAt } } } }",
+                                    {"id": ticket["id"]}))["node"]["sla"]
+    assert sla["firstRespondedAt"] is not None  # the first public reply stops the first-response clock
     await crm_events.deliver()
     (sent,) = await smtp_sink.wait_for(1)
     ours = sent.message
