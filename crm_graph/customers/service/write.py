@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -75,8 +76,19 @@ async def create_customer(
     children = await apply_input(session, customer, data, errors, config=config, creating=True)
     errors.raise_if_any()
     await validate_with_plugins(session, entity="customer", data=data, actor=actor)
-    session.add(customer)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(customer)
+            await session.flush()
+    except IntegrityError:
+        # Another transaction stored the same external reference a moment ago (PostgreSQL; SQLite
+        # writers take turns): answer with the winner, as a retry would.
+        winner = await by_external_ref(session, ref) if ref else None
+        if winner is None:
+            raise
+        if customer in session:
+            session.expunge(customer)
+        return winner
     await write_children(session, customer, children)
     record_event(
         session,
