@@ -170,6 +170,9 @@ class Mailbox:
                 pushed = await client.wait_server_push(timeout=seconds)
             except TimeoutError:
                 pushed = []
+            except asyncio.CancelledError:
+                self._lost.set()  # stopped in the middle of IDLE: close without a LOGOUT to wait for
+                raise
             finally:
                 if client.has_pending_idle():
                     client.idle_done()
@@ -187,7 +190,7 @@ class Mailbox:
             return
         try:
             if client.get_state() in ("AUTH", "SELECTED") and not self._lost.is_set():
-                await asyncio.wait_for(client.logout(), 5)
+                await asyncio.wait_for(client.logout(), 2)
         except Exception:  # noqa: BLE001 - closing; the outcome is decided already
             pass
         transport = getattr(client.protocol, "transport", None)
