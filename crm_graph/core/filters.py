@@ -147,7 +147,10 @@ def comparable_condition(
         try:
             parsed = [parse(v) for v in check_in(value, f"{path}.in")] if op == "in" else parse(value)
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise FilterError(f"{path}.{op}", f"invalid value {value!r}") from exc
+            # A parser's own words when it gave some ("timestamps need a time zone"), not the
+            # Python repr of the value the GraphQL layer already converted.
+            said = str(exc) if type(exc) is ValueError and str(exc) else f"invalid value {value!r}"
+            raise FilterError(f"{path}.{op}", said) from exc
         if op == "in":
             clauses.append(column.in_(parsed))
         elif op == "neq":
