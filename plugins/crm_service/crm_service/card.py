@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -24,6 +25,16 @@ from crm_graph.support.service import satisfaction_index
 OPEN_ORDERS = (OrderStatus.PENDING, OrderStatus.CONFIRMED)
 
 
+def public_url() -> str | None:
+    """CRM_PUBLIC_URL, the address the card links back to (unset: no link)."""
+    return os.environ.get("CRM_PUBLIC_URL") or None
+
+
+async def primary_email(session: AsyncSession, customer_id: int) -> str | None:
+    return await session.scalar(sa.select(CustomerEmail.address).where(CustomerEmail.customer_id == customer_id)
+                                .order_by(CustomerEmail.is_primary.desc(), CustomerEmail.position).limit(1))
+
+
 def _money(amount: Decimal | None, currency: str | None) -> str | None:
     return None if amount is None or currency is None else f"{amount:.2f} {currency}"
 
@@ -32,8 +43,7 @@ async def customer_card(session: AsyncSession, customer_id: int, *, public_url: 
     customer = await session.get(Customer, customer_id)
     if customer is None:
         return None
-    email = await session.scalar(sa.select(CustomerEmail.address).where(CustomerEmail.customer_id == customer_id)
-                                 .order_by(CustomerEmail.is_primary.desc(), CustomerEmail.position).limit(1))
+    email = await primary_email(session, customer_id)
     value = (await values_for(session, [customer_id])).get(customer_id)
     orders = (await session.execute(
         sa.select(Order.currency, sa.func.count(), sa.func.sum(Order.total))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,14 +50,12 @@ class PassResult:
     duplicates: int = 0  # recognised as read before
     moved: int = 0
     error: str | None = None
-    outcomes: dict[str, int] = field(default_factory=dict)
 
     def count(self, outcome: InboundOutcome, duplicate: bool) -> None:
         if duplicate:
             self.duplicates += 1
             return
         self.read += 1
-        self.outcomes[outcome.name] = self.outcomes.get(outcome.name, 0) + 1
         if outcome is InboundOutcome.TICKET:
             self.tickets += 1
         elif outcome is InboundOutcome.COMMENT:

@@ -6,8 +6,6 @@ since the card is asked for by a program, not by a person with their own sharing
 
 from __future__ import annotations
 
-import os
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -15,7 +13,7 @@ from starlette.routing import Route
 from crm_graph.core import ids
 from crm_graph.auth.authenticate import InvalidCredentials
 from crm_graph.core.hooks import actor_from_request
-from crm_service.card import customer_card
+from crm_service.card import customer_card, public_url
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -40,7 +38,7 @@ async def card_route(request: Request) -> JSONResponse:
     if customer_id >= 2**63:
         return _error(404, "NOT_FOUND", "No such customer.")
     async with state.db.reader() as session:
-        card = await customer_card(session, customer_id, public_url=os.environ.get("CRM_PUBLIC_URL") or None)
+        card = await customer_card(session, customer_id, public_url=public_url())
     if card is None:
         return _error(404, "NOT_FOUND", "No such customer.")
     return JSONResponse({_camel(key): value for key, value in card.as_dict().items()})

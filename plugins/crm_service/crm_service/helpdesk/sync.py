@@ -23,7 +23,6 @@ sync``, reading the remote changes since the last cursor less ``CRM_SERVICE_HELP
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_graph.core import errors as codes
 from crm_graph.core.actor import SYSTEM
 from crm_graph.core.clock import utcnow
-from crm_graph.core.errors import DomainError, ErrorCollector, NotFound
+from crm_graph.core.errors import DomainError, ErrorCollector
 from crm_graph.core.helpdesk import (
     HelpdeskClient,
     HelpdeskConnector,
@@ -58,7 +57,7 @@ from crm_graph.support.service import (
     reply_to_ticket,
     update_ticket,
 )
-from crm_service.card import card_hash, customer_card
+from crm_service.card import card_hash, customer_card, primary_email, public_url
 from crm_service.config import ServiceSettings
 from crm_service.intake import customer_by_email
 from crm_service.models import HelpdeskConnection, HelpdeskMessage, HelpdeskTicket, MessageDirection
@@ -168,8 +167,8 @@ async def push_ticket(db: Any, settings: Settings, service: ServiceSettings, plu
             return "nothing to push"
         link = await _link(session, connection_id, ticket_id=ticket_id)
         customer = await session.get(Customer, ticket.contact_id or ticket.customer_id)
-        email = await _email(session, customer.id) if customer else None
-        card = await customer_card(session, ticket.customer_id, public_url=_public_url())
+        email = await primary_email(session, customer.id) if customer else None
+        card = await customer_card(session, ticket.customer_id, public_url=public_url())
         done = set(await session.scalars(sa.select(HelpdeskMessage.comment_id).where(
             HelpdeskMessage.connection_id == connection_id, HelpdeskMessage.ticket_id == ticket_id)))
         comments = [c for c in await session.scalars(sa.select(TicketComment).where(
@@ -203,17 +202,6 @@ async def push_ticket(db: Any, settings: Settings, service: ServiceSettings, plu
     finally:
         await client.aclose()
     return f"{ticket.number} pushed ({len(comments)} messages{', ' + ', '.join(changes) if changes else ''})"
-
-
-def _public_url() -> str | None:
-    return os.environ.get("CRM_PUBLIC_URL") or None
-
-
-async def _email(session: AsyncSession, customer_id: int) -> str | None:
-    from crm_graph.customers.models import CustomerEmail
-
-    return await session.scalar(sa.select(CustomerEmail.address).where(CustomerEmail.customer_id == customer_id)
-                                .order_by(CustomerEmail.is_primary.desc(), CustomerEmail.position).limit(1))
 
 
 async def _link(session: AsyncSession, connection_id: int, *, ticket_id: int | None = None,
@@ -444,10 +432,3 @@ async def connection_ids(db: Any) -> list[int]:
     async with db.reader() as session:
         return list(await session.scalars(sa.select(HelpdeskConnection.id).where(HelpdeskConnection.active.is_(True))
                                           .order_by(HelpdeskConnection.id)))
-
-
-async def get_connection(session: AsyncSession, connection_id: int) -> HelpdeskConnection:
-    connection = await session.get(HelpdeskConnection, connection_id)
-    if connection is None:
-        raise NotFound("The helpdesk connection")
-    return connection
