@@ -62,7 +62,12 @@ async def test_a_receiver_that_is_down_for_a_while_gets_every_event_once_back(se
         clock.advance(seconds=3)
     waiting = await deliveries(server.client)
     assert len(waiting) == 5 and {d["status"] for d in waiting} == {"PENDING"}
-    assert any("connection failed" in (d["lastError"] or "") for d in waiting)
+    # What the user sees names the failure: the refused connection, or, on a loaded machine, the
+    # connect attempt running out of time first (httpx's ConnectTimeout). Anything else (an HTTP
+    # status, a refused URL) would be wrong.
+    errors = [d["lastError"] for d in waiting if d["lastError"]]
+    assert errors, waiting
+    assert all(e.startswith("connection failed") or e == "timed out" for e in errors), errors
 
     await receiver.start()  # back, on the same port
     clock.advance(seconds=10)
