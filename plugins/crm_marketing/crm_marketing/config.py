@@ -11,22 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from crm_graph.mail.config import MailSettings, mail_settings
 from crm_graph.settings import env_values
-
-
-@dataclass(frozen=True)
-class MailSettings:
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
-    smtp_username: str = ""
-    smtp_password: str = ""
-    # none | starttls | tls (implicit TLS, port 465)
-    smtp_tls: str = "none"
-    smtp_timeout: float = 30.0
-    mail_from: str = "CRM <marketing@example.com>"
-    # The base of every link in mail (confirm, unsubscribe, open pixel, clicks): the address
-    # recipients reach the server at. In production an https:// URL.
-    public_url: str = "http://127.0.0.1:8000"
 
 
 @dataclass(frozen=True)
@@ -88,12 +74,8 @@ class MarketingSettings:
 
 def marketing_settings(environ: Mapping[str, str] | None = None) -> MarketingSettings:
     env = os.environ if environ is None else environ
-    mail = MailSettings(**env_values(MailSettings, "CRM_", env))  # type: ignore[arg-type]
+    mail = mail_settings(env)
     tuning = MarketingTuning(**env_values(MarketingTuning, "CRM_MARKETING_", env))  # type: ignore[arg-type]
-    if mail.smtp_tls not in ("none", "starttls", "tls"):
-        raise ValueError("CRM_SMTP_TLS must be none, starttls or tls")
-    if not mail.public_url.startswith(("http://", "https://")):
-        raise ValueError("CRM_PUBLIC_URL must be an http:// or https:// URL")
     if tuning.rate < 0 or tuning.domain_concurrency < 1 or tuning.concurrency < 1 or tuning.batch_size < 1 \
             or tuning.chunk_size < 1:
         raise ValueError("CRM_MARKETING_RATE must be >= 0; CONCURRENCY, DOMAIN_CONCURRENCY, BATCH_SIZE and CHUNK_SIZE >= 1")

@@ -40,9 +40,7 @@ class Runtime:
                               f"{', '.join(sorted(self.transports)) or 'none'}") from None
 
     def transport_config(self) -> dict[str, Any]:
-        mail = self.config.mail
-        return {"host": mail.smtp_host, "port": mail.smtp_port, "username": mail.smtp_username,
-                "password": mail.smtp_password, "tls": mail.smtp_tls, "timeout": mail.smtp_timeout}
+        return self.config.mail.transport_config()
 
 
 def runtime_of(settings: Settings, plugins: Any) -> Runtime:
