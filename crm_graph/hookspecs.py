@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from crm_graph.core.accounting import AccountingBackend
+    from crm_graph.core.automation import AutomationAction
     from crm_graph.core.actor import Actor
     from crm_graph.core.documents import Attachment, DocumentConverter, DocumentEngine
     from crm_graph.core.errors import FieldError
@@ -362,4 +363,19 @@ def crm_helpdesk_connectors() -> HelpdeskConnector | Sequence[HelpdeskConnector]
     status and priority, replies and comments once each, the customer card pushed). The
     built-in Request Tracker connector is registered this way. Two connectors of one name stop
     start-up with an error naming both plugins. Synchronous.
+    """
+
+
+@hookspec
+def crm_automation_actions() -> AutomationAction | Sequence[AutomationAction] | None:
+    """Return automation actions: objects following ``crm_graph.core.automation.AutomationAction``
+    (a ``name`` such as ``"send_email"``, a ``description``, ``external`` and ``message`` flags,
+    ``async validate(session, params)``, ``async run(ctx)`` and ``describe(params, customer)``).
+
+    An ACTION step of a flow names its action; the engine runs it once per enrolment and step
+    (a database action in the step's transaction, an outside one at most once), with retries,
+    backoff and the dead letter. The built-in actions (``send_email``, ``create_task``,
+    ``update_customer``, ...) are registered this way by ``crm_graph.automation.plugin``. Two
+    actions of one name are a ``PluginError`` naming both plugins when the engine sets up.
+    Synchronous.
     """

@@ -39,6 +39,7 @@ CORE_PLUGINS: tuple[str, ...] = (
     "crm_graph.webhooks.plugin",
     "crm_graph.insights.plugin",
     "crm_graph.mail.plugin",
+    "crm_graph.automation.plugin",
 )
 
 

@@ -26,6 +26,7 @@ OBJECTS: tuple[str, ...] = (
     "segments",
     "insights",  # customer-value runs and each customer's figures in them
     "campaigns",  # email marketing: campaigns, lists, suppressions, provider exports and imports
+    "automation",  # automation flows, their versions, enrolments and step log
     "webhooks",
     "users",
     "teams",
@@ -68,7 +69,7 @@ BUILTIN_ROLES: dict[str, Role] = {
             "MANAGER",
             "Runs a team: every CRM record of the team, reassignment, exports, products, pipelines and service levels.",
             grant(RECORDS, FULL) | grant(REFERENCE, FULL) | grant(("users", "teams", "webhooks", "campaigns"), READ)
-            | grant(INSIGHTS_READ, ("read", "update")),
+            | grant(INSIGHTS_READ, ("read", "update")) | grant(("automation",), ("read", "update")),
             manages_team=True,
         ),
         Role(
@@ -88,7 +89,7 @@ BUILTIN_ROLES: dict[str, Role] = {
         Role(
             "MARKETING",
             "Builds segments and campaigns; reads and exports customers and what they bought.",
-            grant(("segments", "campaigns"), FULL)
+            grant(("segments", "campaigns", "automation"), FULL)
             | grant(("customers",), ("read", "update", "export"))
             | grant(("activities",), WORK)
             | grant(("orders", "opportunities", "tickets", "custom_fields", "products", "pipelines", "sla_policies", "users", "teams"), READ)
@@ -97,7 +98,7 @@ BUILTIN_ROLES: dict[str, Role] = {
         Role(
             "READ_ONLY",
             "Reads every CRM record the sharing rules show; changes nothing.",
-            grant((*RECORDS, *REFERENCE, *INSIGHTS_READ, "users", "teams"), READ),
+            grant((*RECORDS, *REFERENCE, *INSIGHTS_READ, "automation", "users", "teams"), READ),
         ),
         Role(
             "INTEGRATION",

@@ -5,7 +5,8 @@ same rules and events apply as to a change made through the API."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from email.message import EmailMessage
@@ -37,6 +38,16 @@ def _text(params: Mapping[str, Any], name: str, *, required: bool, limit: int) -
 
 def _domain_message(exc: DomainError) -> str:
     return "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)[:900]
+
+
+@contextmanager
+def domain_refusal() -> Iterator[None]:
+    """A domain service's refusal (a validation error, a record gone) as the step's failure:
+    the same input would be refused again, so it is not retried."""
+    try:
+        yield
+    except DomainError as exc:
+        raise ActionError(_domain_message(exc), retry=False) from None
 
 
 # --- templates -------------------------------------------------------------------------------
@@ -108,8 +119,7 @@ class SendEmail:
         from crm_graph.automation.config import automation_settings
         from crm_graph.core.mail import MailError, OutgoingMail
         from crm_graph.mail.config import mail_settings
-        from crm_graph.plugins import collect_by_key
-        from crm_graph.core.mail import MailTransport
+        from crm_graph.mail.transports import transports_of
 
         address = ctx.customer.get("email")
         if not address:
@@ -131,8 +141,7 @@ class SendEmail:
         if ctx.params.get("html"):
             msg.add_alternative(render(ctx.params["html"], {**variables}), subtype="html")
         name = automation_settings().transport
-        transport = collect_by_key(ctx.plugins, "crm_mail_transports", protocol=MailTransport, key=lambda t: t.name,
-                                   what=lambda n: f"mail transport {n!r}").get(name)
+        transport = transports_of(ctx.plugins).get(name)
         if transport is None:
             raise ActionError(f"no mail transport {name!r} (CRM_AUTOMATION_TRANSPORT)", retry=False)
         envelope = parseaddr(sender)[1] or sender
@@ -209,13 +218,11 @@ class CreateTask:
 
         assignee = await self._assignee(ctx)
         variables = template_variables(ctx)
-        try:
+        with domain_refusal():
             task = await activities.log_activity(ctx.session, actor=AUTOMATION, data={
                 "customerId": ctx.customer_id, "type": "TASK", "subject": render(ctx.params["subject"], variables)[:300],
                 "body": render(ctx.params["body"], variables) if ctx.params.get("body") else None,
                 "dueAt": ctx.now + timedelta(days=ctx.params.get("dueInDays", 1)), "assignee": assignee})
-        except DomainError as exc:
-            raise ActionError(_domain_message(exc), retry=False) from None
         return {"activityId": task.id, "assignee": assignee}
 
     def describe(self, params: Mapping[str, Any], customer: Mapping[str, Any]) -> str:
@@ -261,12 +268,10 @@ class UpdateCustomer:
             data["tags"] = sorted((tags | set(p.get("addTags") or ())) - set(p.get("removeTags") or ()))
         if p.get("customFields"):
             data["customFields"] = [{"key": k, "value": v} for k, v in p["customFields"].items()]
-        try:
+        with domain_refusal():
             customer = await customers.update_customer(
                 ctx.session, actor=AUTOMATION, customer_id=ctx.customer_id, data=data, expected_version=None,
                 config=customers.ServiceConfig(default_phone_region=ctx.settings.default_phone_region))
-        except DomainError as exc:
-            raise ActionError(_domain_message(exc), retry=False) from None
         return {"version": customer.version}
 
     def describe(self, params: Mapping[str, Any], customer: Mapping[str, Any]) -> str:
@@ -307,10 +312,8 @@ class SegmentMembership:
         from crm_graph.segments import service as segments
 
         change = segments.add_customers if self.add else segments.remove_customers
-        try:
+        with domain_refusal():
             await change(ctx.session, actor=AUTOMATION, segment_id=ctx.params["segmentId"], customer_ids=[ctx.customer_id])
-        except DomainError as exc:
-            raise ActionError(_domain_message(exc), retry=False) from None
         return {"segmentId": ctx.params["segmentId"]}
 
     def describe(self, params: Mapping[str, Any], customer: Mapping[str, Any]) -> str:
@@ -345,10 +348,8 @@ class CreateOpportunity:
                 data[key] = ctx.params[key]
         if ctx.params.get("amount") is not None:
             data["amount"] = Decimal(str(ctx.params["amount"]))
-        try:
+        with domain_refusal():
             opportunity = await opportunities.create_opportunity(ctx.session, actor=AUTOMATION, data=data)
-        except DomainError as exc:
-            raise ActionError(_domain_message(exc), retry=False) from None
         return {"opportunityId": opportunity.id}
 
     def describe(self, params: Mapping[str, Any], customer: Mapping[str, Any]) -> str:
@@ -376,7 +377,7 @@ class Points:
         from crm_graph.loyalty import service as loyalty
 
         reason = ctx.params.get("reason") or f"automation flow {ctx.flow_id}"
-        try:
+        with domain_refusal():
             if self.award:
                 entry = await loyalty.earn_points(ctx.session, actor=AUTOMATION, customer_id=ctx.customer_id,
                                                   points=ctx.params["points"], idempotency_key=ctx.idempotency_key,
@@ -385,8 +386,6 @@ class Points:
                 entry = await loyalty.adjust_points(ctx.session, actor=AUTOMATION, customer_id=ctx.customer_id,
                                                     points=-ctx.params["points"], idempotency_key=ctx.idempotency_key,
                                                     reason=reason, source=f"automation:{ctx.flow_id}")
-        except DomainError as exc:
-            raise ActionError(_domain_message(exc), retry=False) from None
         return {"entryId": entry.id, "points": ctx.params["points"] if self.award else -ctx.params["points"]}
 
     def describe(self, params: Mapping[str, Any], customer: Mapping[str, Any]) -> str:
@@ -428,14 +427,12 @@ class IssueCoupon:
         from crm_graph.loyalty import service as loyalty
 
         p = ctx.params
-        try:
+        with domain_refusal():
             coupon = await loyalty.issue_coupon(
                 ctx.session, actor=AUTOMATION, customer_id=ctx.customer_id, idempotency_key=ctx.idempotency_key,
                 percent_off=Decimal(str(p["percentOff"])) if p.get("percentOff") is not None else None,
                 amount_off=Decimal(str(p["amountOff"])) if p.get("amountOff") is not None else None,
                 currency=p.get("currency"), valid_days=p.get("validDays", 30), prefix=p.get("prefix", ""))
-        except DomainError as exc:
-            raise ActionError(_domain_message(exc), retry=False) from None
         return {"code": coupon.code, "expiresAt": coupon.expires_at.isoformat() if coupon.expires_at else None}
 
     def describe(self, params: Mapping[str, Any], customer: Mapping[str, Any]) -> str:

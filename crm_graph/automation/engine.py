@@ -270,12 +270,15 @@ def _fail_attempt(session: AsyncSession, runtime: Runtime, e: AutomationEnrolmen
 def customers_of(event: Event) -> list[int]:
     """The customers an event is about: the customer itself, the ``customerId`` of an order, a
     ticket or an opportunity, the ``customerIds`` of a segment membership change."""
+    from crm_graph.core import ids
+
     data = event.data or {}
     if event.entity_type == "Customer":
-        try:
-            return [int(event.entity_id)]
+        try:  # the entity's global ID (events show entities as the API does)
+            type_name, pk = ids.decode(event.entity_id)
         except ValueError:
             return []
+        return [pk] if type_name == "Customer" else []
     if isinstance(data.get("customerIds"), list):
         return [int(c) for c in data["customerIds"] if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
     cid = data.get("customerId")
@@ -430,7 +433,7 @@ async def run_enrolment(db: Any, runtime: Runtime, enrolment_id: int, token: str
                     _release(e)
                 return steps, status
         if pending is not None:
-            status = await _outside(db, runtime, enrolment_id, token, pending)
+            status = await _outside(db, runtime, enrolment_id, pending)
             if status not in OPEN_STATUSES:
                 return steps, status
     async with db.writer() as session, session.begin():
@@ -611,7 +614,7 @@ def _action_failed(session: AsyncSession, runtime: Runtime, e: AutomationEnrolme
     return False
 
 
-async def _outside(db: Any, runtime: Runtime, enrolment_id: int, token: str, pending: _Pending) -> EnrolmentStatus | None:
+async def _outside(db: Any, runtime: Runtime, enrolment_id: int, pending: _Pending) -> EnrolmentStatus | None:
     """Carry out an outside action marked started, then record what became of it."""
     error: ActionError | None = None
     result: Mapping[str, Any] | None = None

@@ -200,10 +200,15 @@ async def redrive_failed(session: AsyncSession, *, actor: Actor, flow_id: int) -
 # --- reading -----------------------------------------------------------------------------
 
 
-def flow_select(status: Sequence[FlowStatus] | None = None) -> sa.Select[tuple[AutomationFlow]]:
+def flow_select(filter: Mapping[str, Any] | None = None) -> sa.Select[tuple[AutomationFlow]]:
+    """Flows matching ``filter`` (``name``, ``status`` in the filter language); raises
+    ``FilterError`` for a filter that cannot be compiled."""
+    from crm_graph.core import filters as f
+
     stmt = sa.select(AutomationFlow)
-    if status:
-        stmt = stmt.where(AutomationFlow.status.in_(list(status)))
+    if filter:
+        spec = {"name": f.column_string(AutomationFlow.name), "status": f.column_enum(AutomationFlow.status, FlowStatus.__members__)}
+        stmt = stmt.where(f.compile_filter(spec, filter))
     return stmt
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_graph.automation import engine
-from crm_graph.automation.models import AutomationEnrolment, EnrolmentStatus
+from crm_graph.automation.models import OPEN_STATUSES, AutomationEnrolment
 from crm_graph.core.events import matches
 from crm_graph.core.subscribers import Claim, EventRow, Result, Target, deliver_each
 
@@ -28,8 +28,14 @@ class AutomationEvents:
         return engine.runtime_of(self.settings, self.plugins)
 
     async def _patterns(self, session: Any) -> set[str]:
+        """The event type patterns some flow waits for: the triggers of ACTIVE flows, and the
+        goals and waits of every version that ACTIVE flows or open enrolments run. Each version
+        is looked at once per call, however many flows and enrolments share it."""
+        runtime = self.runtime
         patterns: set[str] = set()
-        for _, version in await engine.active_flows(session, self.runtime):
+        versions: dict[int, engine.Version] = {}
+        for _, version in await engine.active_flows(session, runtime):
+            versions[version.id] = version
             t = version.trigger
             if t.get("kind") == "EVENT":
                 patterns.add(t["eventType"])
@@ -37,11 +43,11 @@ class AutomationEvents:
                 patterns.add("segment.member_added")
             elif t.get("kind") == "SEGMENT_LEFT":
                 patterns.add("segment.member_removed")
-            if version.goal:
-                patterns.add(version.goal["eventType"])
-        for version_id in await session.scalars(sa.select(sa.distinct(AutomationEnrolment.version_id)).where(
-                AutomationEnrolment.status.in_((EnrolmentStatus.ACTIVE, EnrolmentStatus.WAITING)))):
-            version = await self.runtime.version(session, version_id)
+        for version_id in await session.scalars(sa.select(AutomationEnrolment.version_id).distinct().where(
+                AutomationEnrolment.status.in_(OPEN_STATUSES))):
+            if version_id not in versions:
+                versions[version_id] = await runtime.version(session, version_id)
+        for version in versions.values():
             patterns.update(s["eventType"] for s in version.steps.values() if s["type"] == "WAIT_FOR_EVENT")
             if version.goal:
                 patterns.add(version.goal["eventType"])

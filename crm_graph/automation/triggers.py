@@ -78,13 +78,11 @@ async def scan_dates(session: Any, runtime: Runtime, flow: Any, version: Any, no
     for customer, value in await _date_candidates(session, t.get("dateField") or "birthday", wanted):
         tz = customer_zone(customer, runtime, t.get("timeZone"))
         local = now.astimezone(tz)
-        fire_day = anniversary(value, local.year) + timedelta(days=offset)
-        # The anniversary whose fire day is today, this year's or a neighbouring year's (offsets cross years).
-        for year in (local.year - 1, local.year, local.year + 1):
-            candidate = anniversary(value, year) + timedelta(days=offset)
-            if candidate == local.date():
-                fire_day = candidate
-        if fire_day != local.date() or local.timetz().replace(tzinfo=None) < at:
+        # The anniversary whose fire day is today: this year's or a neighbouring year's (offsets cross years).
+        fire_day = next((day for day in (anniversary(value, year) + timedelta(days=offset)
+                                         for year in (local.year - 1, local.year, local.year + 1))
+                         if day == local.date()), None)
+        if fire_day is None or local.timetz().replace(tzinfo=None) < at:
             continue
         found = await enrol(session, runtime, flow, customer.id, trigger_key=f"date:{fire_day.isoformat()}", now=now,
                             trigger={"type": "date", "date": fire_day.isoformat(), "field": t.get("dateField") or "birthday"})
@@ -116,6 +114,7 @@ async def scan_schedule(session: Any, runtime: Runtime, flow: Any, version: Any,
     """Each occurrence of the rule since the last one enrols the trigger's audience (everyone
     when it has none)."""
     from crm_graph.customers import service as customers
+    from crm_graph.customers.models import Customer
 
     t = version.trigger
     tz = d.zone(t.get("timeZone"), runtime.config.default_time_zone)
@@ -125,7 +124,7 @@ async def scan_schedule(session: Any, runtime: Runtime, flow: Any, version: Any,
         if i >= MAX_OCCURRENCES:
             break
         stmt = await customers.customer_select(session, filter=t.get("audience"))
-        for customer in (await session.scalars(stmt.order_by(sa.text("1")))).all():
+        for customer in (await session.scalars(stmt.order_by(Customer.id))).all():
             found = await enrol(session, runtime, flow, customer.id, trigger_key=f"schedule:{moment.isoformat()}", now=now,
                                 trigger={"type": "schedule", "at": moment.isoformat()}, check_audience=False)
             enrolled += found is not None

@@ -83,6 +83,9 @@ class Customer(IdMixin, TimestampMixin, VersionMixin, SoftDeleteMixin, OwnedMixi
     birthday: Mapped[date | None] = mapped_column(sa.Date)
     gender: Mapped[Gender | None] = mapped_column(enum_column(Gender))
     locale: Mapped[str | None] = mapped_column(sa.String(35))
+    # An IANA zone name (Europe/Berlin): the customer's local time for automation flows (date
+    # triggers, waits until a time of day, quiet hours).
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     country: Mapped[str | None] = mapped_column(sa.String(2), index=True)
     region: Mapped[str | None] = mapped_column(sa.String(100))
     city: Mapped[str | None] = mapped_column(sa.String(100))

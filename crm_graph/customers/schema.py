@@ -150,6 +150,9 @@ class Customer(OwnedFields, Node):
     birthday: date | None
     gender: Gender | None
     locale: str | None = strawberry.field(description="BCP 47 language tag, e.g. `en-GB`.")
+    time_zone: str | None = strawberry.field(
+        description="IANA time zone name, e.g. `Europe/Berlin`: the customer's local time for automation flows."
+    )
     country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 code.")
     region: str | None
     city: str | None
@@ -236,6 +239,7 @@ class Customer(OwnedFields, Node):
             birthday=m.birthday,
             gender=m.gender,
             locale=m.locale,
+            time_zone=m.time_zone,
             country=m.country,
             region=m.region,
             city=m.city,
@@ -442,6 +446,7 @@ class CreateCustomerInput:
     birthday: date | None = None
     gender: Gender | None = None
     locale: str | None = None
+    time_zone: str | None = strawberry.field(default=None, description="IANA time zone name, e.g. `Europe/Berlin`.")
     country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2; taken from the primary address when omitted.")
     region: str | None = None
     city: str | None = None
@@ -466,6 +471,7 @@ class UpdateCustomerInput:
     birthday: date | None = UNSET
     gender: Gender | None = UNSET
     locale: str | None = UNSET
+    time_zone: str | None = UNSET
     country: str | None = UNSET
     region: str | None = UNSET
     city: str | None = UNSET

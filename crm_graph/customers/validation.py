@@ -9,6 +9,7 @@ import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -68,6 +69,17 @@ def locale(tag: Any) -> str:
     if not isinstance(tag, str) or not _LOCALE.match(tag.strip()):
         raise InvalidValue(f"{tag!r} is not a locale tag (e.g. en, en-GB, pt-BR).")
     return tag.strip().replace("_", "-")
+
+
+def time_zone(name: Any) -> str:
+    if isinstance(name, str) and name.strip():
+        try:
+            ZoneInfo(name.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            return name.strip()
+    raise InvalidValue(f"{name!r} is not an IANA time zone name (e.g. Europe/Berlin, America/New_York, UTC).")
 
 
 def birthday(value: date) -> date:

@@ -279,7 +279,7 @@ async def erase_customer(session: AsyncSession, *, actor: Actor, customer_id: in
 
 def _anonymise(customer: Customer, now: datetime) -> None:
     for attr in (
-        "first_name", "last_name", "organization_name", "job_title", "birthday", "gender", "locale", "region",
+        "first_name", "last_name", "organization_name", "job_title", "birthday", "gender", "locale", "time_zone", "region",
         "city", "external_system", "external_id", "organization_id",
     ):
         setattr(customer, attr, None)

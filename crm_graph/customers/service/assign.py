@@ -104,6 +104,7 @@ async def apply_input(
                 errors.add(key, codes.INVALID_VALUE, str(exc))
     _simple(customer, data, errors, "country", "country", v.country)
     _simple(customer, data, errors, "locale", "locale", v.locale)
+    _simple(customer, data, errors, "timeZone", "time_zone", v.time_zone)
     _simple(customer, data, errors, "birthday", "birthday", v.birthday)
     if "emailConsent" in data:
         _consent(customer, data["emailConsent"], errors)

@@ -117,6 +117,7 @@ async def customer_payload(session: AsyncSession, customer: Customer) -> dict[st
         "birthday": customer.birthday,
         "gender": customer.gender,
         "locale": customer.locale,
+        "timeZone": customer.time_zone,
         "country": customer.country,
         "region": customer.region,
         "city": customer.city,

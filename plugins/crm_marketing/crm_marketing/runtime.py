@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm_graph.core.mail import MailTransport, MarketingProvider
+from crm_graph.mail.transports import transports_of
 from crm_graph.plugins import collect_by_key
 from crm_graph.settings import Settings
 from crm_marketing.config import MarketingSettings, marketing_settings
@@ -17,9 +18,7 @@ class Runtime:
         self.plugins = plugins
         self.config = config or marketing_settings()
         self.key = settings.hash_key() + b"|crm_marketing"
-        self.transports: dict[str, MailTransport] = collect_by_key(
-            plugins, "crm_mail_transports", protocol=MailTransport, key=lambda t: t.name,
-            what=lambda name: f"mail transport {name!r}")
+        self.transports: dict[str, MailTransport] = transports_of(plugins)
         self.providers: dict[str, MarketingProvider] = collect_by_key(
             plugins, "crm_marketing_providers", protocol=MarketingProvider, key=lambda p: p.name,
             what=lambda name: f"marketing provider {name!r}")

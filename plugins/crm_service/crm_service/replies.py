@@ -26,9 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_graph.core.clock import utcnow
-from crm_graph.core.mail import MailError, MailTransport, OutgoingMail
+from crm_graph.core.mail import MailError, OutgoingMail
 from crm_graph.core.subscribers import Claim, Result
-from crm_graph.plugins import collect_by_key
+from crm_graph.mail.transports import transports_of
 from crm_graph.settings import Settings
 from crm_graph.support.models import Ticket, TicketComment
 from crm_service.channels import smtp_config
@@ -38,11 +38,6 @@ from crm_service.models import HelpdeskMessage, MailChannel, MessageDirection, M
 log = logging.getLogger("crm_service.replies")
 
 MAX_REFERENCES = 20
-
-
-def transports_of(plugins: Any) -> dict[str, MailTransport]:
-    return collect_by_key(plugins, "crm_mail_transports", protocol=MailTransport, key=lambda t: t.name,
-                          what=lambda name: f"mail transport {name!r}")
 
 
 async def has_mail_thread(session: Any, ticket_id: int) -> bool:
