@@ -290,15 +290,15 @@ async def flow_stats(session: AsyncSession, flow_ids: Sequence[int]) -> dict[int
             .group_by(R.flow_id, R.step_key, R.outcome))).all():
         setattr(at(fid, key), counted[outcome], count)
     waiting = sa.or_(E.status == EnrolmentStatus.WAITING, E.wait_step == E.step_key)
-    for fid, key, is_failed, count in (await session.execute(
-            sa.select(E.flow_id, E.step_key, E.status == EnrolmentStatus.FAILED, sa.func.count())
+    for fid, key, status, count in (await session.execute(
+            sa.select(E.flow_id, E.step_key, E.status, sa.func.count())
             .where(E.flow_id.in_(list(flow_ids)), E.step_key.is_not(None),
                    sa.or_(E.status == EnrolmentStatus.FAILED, sa.and_(E.status.in_(OPEN_STATUSES), waiting)))
-            .group_by(E.flow_id, E.step_key, E.status == EnrolmentStatus.FAILED))).all():
-        if is_failed:
-            at(fid, key).failed = count
+            .group_by(E.flow_id, E.step_key, E.status))).all():
+        if status is EnrolmentStatus.FAILED:
+            at(fid, key).failed += count
         else:
-            at(fid, key).waiting = count
+            at(fid, key).waiting += count
     flows = await flows_by_ids(session, flow_ids)
     for fid, s in out.items():
         flow = flows.get(fid)
