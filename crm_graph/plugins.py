@@ -40,6 +40,7 @@ CORE_PLUGINS: tuple[str, ...] = (
     "crm_graph.insights.plugin",
     "crm_graph.mail.plugin",
     "crm_graph.automation.plugin",
+    "crm_graph.loyalty.plugin",
 )
 
 

@@ -22,6 +22,7 @@ from crm_graph.core.clock import frozen_clock, utcnow
 from crm_graph.customers import service as customers
 from crm_graph.customers.models import Customer
 from crm_graph.db.session import Database
+from crm_graph.loyalty.seed_loyalty import seed_loyalty
 from crm_graph.sales.seed_sales import seed_sales
 from crm_graph.segments.seed_segments import seed_segments
 from crm_graph.support.seed_support import seed_support
@@ -229,6 +230,7 @@ async def seed_demo(settings: Settings, *, count: int = 300, only_demo_data: boo
             await seed_support(session, now=now, customer_ids=customer_ids, count=count)
             with frozen_clock(now):
                 await seed_segments(session, customer_ids=customer_ids)
+                await seed_loyalty(session)
         return created
     finally:
         await db.dispose()

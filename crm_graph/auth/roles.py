@@ -27,6 +27,7 @@ OBJECTS: tuple[str, ...] = (
     "insights",  # customer-value runs and each customer's figures in them
     "campaigns",  # email marketing: campaigns, lists, suppressions, provider exports and imports
     "automation",  # automation flows, their versions, enrolments and step log
+    "loyalty",  # points, tiers, earning rules, rewards and coupons (create: earn and redeem; update: adjust and the program)
     "webhooks",
     "users",
     "teams",
@@ -69,27 +70,27 @@ BUILTIN_ROLES: dict[str, Role] = {
             "MANAGER",
             "Runs a team: every CRM record of the team, reassignment, exports, products, pipelines and service levels.",
             grant(RECORDS, FULL) | grant(REFERENCE, FULL) | grant(("users", "teams", "webhooks", "campaigns"), READ)
-            | grant(INSIGHTS_READ, ("read", "update")) | grant(("automation",), ("read", "update")),
+            | grant(INSIGHTS_READ, ("read", "update")) | grant(("automation",), ("read", "update")) | grant(("loyalty",), FULL),
             manages_team=True,
         ),
         Role(
             "SALES",
             "Works customers and deals: customers, activities, opportunities, quotes and orders.",
             grant(("customers", "activities", "opportunities", "quotes", "orders"), WORK)
-            | grant(("opportunities", "activities"), ("delete",))
+            | grant(("opportunities", "activities"), ("delete",)) | grant(("loyalty",), ("read", "create"))
             | grant(("tickets", *REFERENCE, *INSIGHTS_READ, "users", "teams"), READ),
         ),
         Role(
             "SUPPORT",
             "Works tickets and keeps customer details up to date.",
             grant(("tickets", "activities"), WORK)
-            | grant(("customers",), ("read", "update"))
+            | grant(("customers",), ("read", "update")) | grant(("loyalty",), ("read", "create"))
             | grant(("orders", "opportunities", *REFERENCE, *INSIGHTS_READ, "users", "teams"), READ),
         ),
         Role(
             "MARKETING",
             "Builds segments and campaigns; reads and exports customers and what they bought.",
-            grant(("segments", "campaigns", "automation"), FULL)
+            grant(("segments", "campaigns", "automation", "loyalty"), FULL)
             | grant(("customers",), ("read", "update", "export"))
             | grant(("activities",), WORK)
             | grant(("orders", "opportunities", "tickets", "custom_fields", "products", "pipelines", "sla_policies", "users", "teams"), READ)
@@ -98,14 +99,14 @@ BUILTIN_ROLES: dict[str, Role] = {
         Role(
             "READ_ONLY",
             "Reads every CRM record the sharing rules show; changes nothing.",
-            grant((*RECORDS, *REFERENCE, *INSIGHTS_READ, "automation", "users", "teams"), READ),
+            grant((*RECORDS, *REFERENCE, *INSIGHTS_READ, "automation", "loyalty", "users", "teams"), READ),
         ),
         Role(
             "INTEGRATION",
             "For systems that sync (shops, accounting, helpdesks): every record, no access administration.",
             grant((*RECORDS, "products"), ("read", "create", "update", "delete"))
             | grant(("pipelines", "sla_policies", "segments", "custom_fields", *INSIGHTS_READ, "users", "teams"), READ)
-            | grant(("webhooks",), ("read", "create", "update", "delete")),
+            | grant(("webhooks",), ("read", "create", "update", "delete")) | grant(("loyalty",), WORK),
             view_all=True,
         ),
     )

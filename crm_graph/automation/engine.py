@@ -46,7 +46,7 @@ from crm_graph.core.actor import SYSTEM
 from crm_graph.core.automation import ActionContext, ActionError, AutomationAction
 from crm_graph.core.clock import utcnow
 from crm_graph.core.dispatch import backoff
-from crm_graph.core.events import Event, record_event
+from crm_graph.core.events import Event, customers_of, record_event
 from crm_graph.core.filters import FilterError
 
 log = logging.getLogger("crm_graph.automation")
@@ -267,24 +267,6 @@ def _fail_attempt(session: AsyncSession, runtime: Runtime, e: AutomationEnrolmen
 # --- events: triggers, goals and waits -----------------------------------------------------
 
 
-def customers_of(event: Event) -> list[int]:
-    """The customers an event is about: the customer itself, the ``customerId`` of an order, a
-    ticket or an opportunity, the ``customerIds`` of a segment membership change."""
-    from crm_graph.core import ids
-
-    data = event.data or {}
-    if event.entity_type == "Customer":
-        try:  # the entity's global ID (events show entities as the API does)
-            type_name, pk = ids.decode(event.entity_id)
-        except ValueError:
-            return []
-        return [pk] if type_name == "Customer" else []
-    if isinstance(data.get("customerIds"), list):
-        return [int(c) for c in data["customerIds"] if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
-    cid = data.get("customerId")
-    return [int(cid)] if isinstance(cid, int) or (isinstance(cid, str) and cid.isdigit()) else []
-
-
 async def active_flows(session: AsyncSession, runtime: Runtime) -> list[tuple[AutomationFlow, Version]]:
     flows = list(await session.scalars(sa.select(AutomationFlow).where(AutomationFlow.status == FlowStatus.ACTIVE)
                                        .order_by(AutomationFlow.id)))
@@ -370,7 +352,9 @@ async def run_due(db: Any, runtime: Runtime, *, limit: int | None = None) -> Rou
     result = RoundResult()
     claims = await claim_due(db, runtime, utcnow(), limit)
     result.claimed = len(claims)
-    gate = asyncio.Semaphore(runtime.config.concurrency)
+    # SQLite has one writer: enrolments side by side would only queue on its lock (and time out
+    # on it under load), so there they run one after another.
+    gate = asyncio.Semaphore(1 if db.dialect == "sqlite" else runtime.config.concurrency)
 
     async def one(claim: tuple[int, str]) -> None:
         async with gate:

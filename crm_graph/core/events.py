@@ -267,3 +267,21 @@ def _system_deliveries(scope: Any) -> Any:
 
 
 guard_object(EventDelivery, "webhooks", extra=_system_deliveries)
+
+
+def customers_of(event: Event) -> list[int]:
+    """The customers an event is about: the customer itself, the ``customerId`` of an order, a
+    ticket or an opportunity, the ``customerIds`` of a segment membership change."""
+    from crm_graph.core import ids
+
+    data = event.data or {}
+    if event.entity_type == "Customer":
+        try:  # the entity's global ID (events show entities as the API does)
+            type_name, pk = ids.decode(event.entity_id)
+        except ValueError:
+            return []
+        return [pk] if type_name == "Customer" else []
+    if isinstance(data.get("customerIds"), list):
+        return [int(c) for c in data["customerIds"] if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
+    cid = data.get("customerId")
+    return [int(cid)] if isinstance(cid, int) or (isinstance(cid, str) and cid.isdigit()) else []
