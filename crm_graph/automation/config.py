@@ -19,7 +19,8 @@ class AutomationSettings:
     step_interval: float = 2.0
     # Seconds between two scans of date, inactivity and schedule triggers (0: off).
     scan_interval: float = 300.0
-    # Enrolments claimed per round, and run side by side within a round.
+    # Enrolments claimed per round, and run side by side within a round (on PostgreSQL; SQLite,
+    # with its single writer, runs them one after another).
     batch_size: int = 200
     concurrency: int = 8
     # A claimed enrolment whose worker died is taken over after this many seconds.

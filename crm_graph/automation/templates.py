@@ -23,7 +23,8 @@ TEMPLATES: dict[str, Template] = {t.key: t for t in (
     Template(
         "welcome", "Welcome with a coupon",
         "On registration (customer.created): a single-use 10% coupon and a welcome mail naming it; a reminder "
-        "after 3 days if no order came. A paid order is the goal: it ends the flow and counts as a conversion.",
+        "after 3 days if no order came. A paid order is the goal: it ends the flow and counts as a conversion "
+        "(the flow waits up to the coupon's 30 days for an order placed in the first 3 days to be paid).",
         {
             "trigger": {"kind": "EVENT", "eventType": "customer.created"},
             "steps": [
@@ -34,7 +35,9 @@ TEMPLATES: dict[str, Template] = {t.key: t for t in (
                     "Hello {{ customer.first_name or customer.display_name }},\n\nwelcome! Your code "
                     "{{ results.coupon.code }} takes 10% off your first order for 30 days.\n")},
                 {"key": "wait-order", "type": "WAIT_FOR_EVENT", "eventType": "order.created",
-                 "timeout": {"days": 3}, "next": None, "timedOut": "reminder"},
+                 "timeout": {"days": 3}, "next": "wait-paid", "timedOut": "reminder"},
+                {"key": "wait-paid", "type": "WAIT_FOR_EVENT", "eventType": "order.paid",
+                 "timeout": {"days": 30}, "next": None, "timedOut": None},
                 {"key": "reminder", "type": "ACTION", "action": "send_email", "params": _mail(
                     "Your welcome code is waiting",
                     "Hello {{ customer.first_name or customer.display_name }},\n\na reminder: "
