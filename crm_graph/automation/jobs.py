@@ -11,6 +11,8 @@ from crm_graph.core.jobs import Job
 
 async def run_steps(db: Any, runtime: engine.Runtime) -> str:
     r = await engine.drain(db, runtime, max_rounds=20)
+    if not r.claimed:
+        return ""
     return f"{r.claimed} enrolments run, {r.steps} steps, {r.finished} finished, {r.failed} failed"
 
 

@@ -149,7 +149,10 @@ class Scheduler:
         except Exception:  # noqa: BLE001 - a failing job is logged and retried at its next turn
             log.exception("job %s failed", job.name)
             return None
-        log.info("job %s: %s", job.name, outcome)
+        if outcome:
+            log.info("job %s: %s", job.name, outcome)
+        else:  # a run with nothing to do: not worth a line every few seconds
+            log.debug("job %s: nothing to do", job.name)
         return outcome
 
     async def stop(self) -> None:

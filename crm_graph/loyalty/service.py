@@ -216,19 +216,19 @@ def _expiry(available_at: datetime, days: int | None, settings: LoyaltySettings)
 async def earn_points(
     session: AsyncSession, *, actor: Actor, customer_id: int, points: int, idempotency_key: str, source: str = "api",
     reason: str | None = None, pending_days: int = 0, expires_at: datetime | None = None, order_id: int | None = None,
-    rule_id: int | None = None, settings: LoyaltySettings | None = None,
+    rule_id: int | None = None, settings: LoyaltySettings | None = None, available_at: datetime | None = None,
 ) -> LoyaltyEntry:
-    """Award ``points`` (a lot): available after ``pending_days``, expiring at ``expires_at`` or
-    after the program's expiry. Counts towards tiers."""
+    """Award ``points`` (a lot): available after ``pending_days`` (or at ``available_at``),
+    expiring at ``expires_at`` or after the program's expiry. Counts towards tiers."""
     key, points, reason = _key(idempotency_key), _points(points), _reason(reason)
     if not isinstance(pending_days, int) or not 0 <= pending_days <= 3650:
         raise fail("pendingDays", codes.INVALID_VALUE, "Days, 0 to 3650.")
     settings = settings or loyalty_settings()
     now = utcnow()
-    available = now + timedelta(days=pending_days)
+    available = available_at or now + timedelta(days=pending_days)
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= available):
         raise fail("expiresAt", codes.INVALID_VALUE, "A time with a time zone, after the points become available.")
-    request = {"op": "earn", "points": points, "source": source, "pendingDays": pending_days,
+    request = {"op": "earn", "points": points, "source": source, "pendingDays": pending_days, "availableAt": available_at,
                "expiresAt": expires_at, "orderId": order_id, "ruleId": rule_id}
     await _lock_account(session, customer_id, now)
     if (done := await _replayed(session, customer_id, key, request)) is not None:
@@ -442,21 +442,23 @@ async def _capped(session: AsyncSession, rule: LoyaltyRule, customer_id: int, po
 
 
 async def _award(session: AsyncSession, rule: LoyaltyRule, customer_id: int, raw: Decimal, multiplier: Decimal, *,
-                 key: str, source: str, order_id: int | None, pending_days: int, settings: LoyaltySettings,
+                 key: str, source: str, order_id: int | None, available: datetime, settings: LoyaltySettings,
                  actor: Actor, now: datetime) -> LoyaltyEntry | None:
+    expires = _expiry(available, rule.expiry_days, settings)
+    if expires is not None and expires <= max(now, available):
+        return None  # a payment older than the points' life (a back-fill): nothing left to give
     points = await _capped(session, rule, customer_id, _floor(raw * multiplier), now)
     if points <= 0:
         return None
-    available = now + timedelta(days=pending_days)
     return await earn_points(session, actor=actor, customer_id=customer_id, points=points, idempotency_key=key,
-                             source=source, reason=rule.name, pending_days=pending_days, order_id=order_id,
-                             rule_id=rule.id, expires_at=_expiry(available, rule.expiry_days, settings), settings=settings)
+                             source=source, reason=rule.name, order_id=order_id, rule_id=rule.id,
+                             available_at=available, expires_at=expires, settings=settings)
 
 
 async def earn_for_payment(session: AsyncSession, payment_id: int, *, settings: LoyaltySettings | None = None) -> list[LoyaltyEntry]:
     """The points a payment earns under the active rules, once (keys ``payment:<id>:rule:<rule>``):
     SPEND rules on the amount, PRODUCT and TAG rules on the lines' share of the payment; pending
-    through the return window."""
+    through the return window counted from when it was paid."""
     from crm_graph.sales.models import Order, OrderLineItem, OrderStatus, Payment, ProductTag
 
     settings = settings or loyalty_settings()
@@ -489,8 +491,8 @@ async def earn_for_payment(session: AsyncSession, payment_id: int, *, settings: 
                 line.product_id == rule.product_id if rule.kind is RuleKind.PRODUCT else rule.tag in tags.get(line.product_id, ()))]
             raw = sum((line.total for line in fits), Decimal(0)) * share * (rule.points or 0)
         entry = await _award(session, rule, order.customer_id, raw, multiplier, key=f"payment:{payment.id}:rule:{rule.id}",
-                             source=f"payment:{payment.id}", order_id=order.id, pending_days=settings.return_window_days,
-                             settings=settings, actor=SYSTEM, now=now)
+                             source=f"payment:{payment.id}", order_id=order.id, settings=settings, actor=SYSTEM, now=now,
+                             available=payment.paid_at + timedelta(days=settings.return_window_days))
         if entry is not None:
             out.append(entry)
     return out
@@ -514,7 +516,7 @@ async def earn_for_event(session: AsyncSession, *, event_id: str, event_type: st
         for rule in awards:
             entry = await _award(session, rule, customer_id, rule.points or Decimal(0), multiplier,
                                  key=f"event:{event_id}:rule:{rule.id}", source=f"event:{event_id}", order_id=None,
-                                 pending_days=0, settings=settings, actor=SYSTEM, now=now)
+                                 available=now, settings=settings, actor=SYSTEM, now=now)
             if entry is not None:
                 out.append(entry)
     return out

@@ -31,9 +31,11 @@ async def order(session: Any, customer_id: int, *product_ids: int) -> Any:
         "customerId": customer_id, "lineItems": [{"productId": p, "quantity": Decimal(1)} for p in product_ids]})
 
 
-async def pay(session: Any, order_id: int, amount: str) -> Any:
-    payment, _ = await orders.record_payment(session, actor=SYSTEM, data={
-        "orderId": order_id, "amount": {"amount": Decimal(amount), "currency": "EUR"}})
+async def pay(session: Any, order_id: int, amount: str, paid_at: Any = None) -> Any:
+    data = {"orderId": order_id, "amount": {"amount": Decimal(amount), "currency": "EUR"}}
+    if paid_at is not None:
+        data["paidAt"] = paid_at
+    payment, _ = await orders.record_payment(session, actor=SYSTEM, data=data)
     return payment
 
 

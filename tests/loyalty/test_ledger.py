@@ -87,6 +87,23 @@ async def test_payments_earn_pending_points_once_and_refunds_take_them_back(clie
         assert len(await events.types("loyalty.points_reversed")) == 2
 
 
+async def test_a_payment_recorded_late_counts_from_when_it_was_paid(client, db):
+    events = EventLog(client.app)
+    with frozen_clock(START):
+        async with db.writer() as s, s.begin():
+            cid = await f.customer(s)
+            product = await f.product(s, "10.00")
+            await f.rule(s, kind="SPEND", name="10 per euro", points=Decimal(10))
+            recent, ancient = await f.order(s, cid, product), await f.order(s, cid, product)
+            await f.pay(s, recent.id, "10.00", paid_at=START - timedelta(days=100))
+            await f.pay(s, ancient.id, "10.00", paid_at=START - timedelta(days=400))  # past the points' 365 days
+        await events.deliver()
+        assert await balance(db, cid) == (100, 0)
+        async with db.reader() as s:
+            (lot,) = (await s.scalars(sa.select(LoyaltyEntry).where(LoyaltyEntry.customer_id == cid))).all()
+        assert lot.available_at == START - timedelta(days=70) and lot.expires_at == START + timedelta(days=295)
+
+
 async def test_redeeming_spends_soonest_expiring_first_and_a_refund_restores_in_proportion(db):
     with frozen_clock(START) as clock:
         async with db.writer() as s, s.begin():
@@ -234,3 +251,23 @@ async def test_coupons_are_unique_reservable_and_used_once(db):
             async with db.writer() as s, s.begin():
                 await loyalty.redeem_coupon(s, actor=SYSTEM, code=batch[1].code, order_id=theirs.id)
         assert expired.value.errors[0].message == "The coupon has expired."
+
+
+async def test_concurrent_redemptions_never_spend_a_point_twice(db):
+    import asyncio
+
+    async with db.writer() as s, s.begin():
+        cid = await f.customer(s)
+        await loyalty.earn_points(s, actor=SYSTEM, customer_id=cid, points=100, idempotency_key="start")
+
+    async def spend(key: str) -> str:
+        try:
+            async with db.writer() as s, s.begin():
+                await loyalty.redeem_points(s, actor=SYSTEM, customer_id=cid, points=70, idempotency_key=key)
+            return "spent"
+        except DomainError as exc:
+            return exc.errors[0].code
+
+    outcomes = await asyncio.gather(*(spend(f"k{i}") for i in range(4)))
+    assert sorted(outcomes) == ["INSUFFICIENT_POINTS"] * 3 + ["spent"]
+    assert await balance(db, cid) == (30, 0)
