@@ -363,22 +363,22 @@ async def _check_enrolment(session: AsyncSession, rule: Mapping[str, Any] | None
     rule = dict(rule or {})
     again = rule.get("reenrolAfterDays")
     if again is not None and (not isinstance(again, int) or not 1 <= again <= 3650):
-        errors.add("enrolment.reenrolAfterDays", codes.INVALID_VALUE, "Days, 1 to 3650 (null: once per customer).")
-    await _check_filter(session, rule.get("stayWhile"), "enrolment.stayWhile", errors)
+        errors.add("enrolmentRule.reenrolAfterDays", codes.INVALID_VALUE, "Days, 1 to 3650 (null: once per customer).")
+    await _check_filter(session, rule.get("stayWhile"), "enrolmentRule.stayWhile", errors)
     for i, segment_id in enumerate(rule.get("suppressionSegmentIds") or ()):
-        await _check_segment(session, segment_id, f"enrolment.suppressionSegmentIds.{i}", errors)
+        await _check_segment(session, segment_id, f"enrolmentRule.suppressionSegmentIds.{i}", errors)
     cap, days = rule.get("messageCap"), rule.get("messageCapDays")
     if cap is not None and (not isinstance(cap, int) or cap < 0):
-        errors.add("enrolment.messageCap", codes.INVALID_VALUE, "Messages per customer per period, 0 or more.")
+        errors.add("enrolmentRule.messageCap", codes.INVALID_VALUE, "Messages per customer per period, 0 or more.")
     if cap is not None and (not isinstance(days, int) or not 1 <= days <= 365):
-        errors.add("enrolment.messageCapDays", codes.REQUIRED, "The cap's period in days, 1 to 365.")
+        errors.add("enrolmentRule.messageCapDays", codes.REQUIRED, "The cap's period in days, 1 to 365.")
     start, end = rule.get("quietHoursStart"), rule.get("quietHoursEnd")
-    _check_time(start, "enrolment.quietHoursStart", errors)
-    _check_time(end, "enrolment.quietHoursEnd", errors)
+    _check_time(start, "enrolmentRule.quietHoursStart", errors)
+    _check_time(end, "enrolmentRule.quietHoursEnd", errors)
     if (start is None) != (end is None):
-        errors.add("enrolment.quietHoursEnd" if start else "enrolment.quietHoursStart", codes.REQUIRED,
+        errors.add("enrolmentRule.quietHoursEnd" if start else "enrolmentRule.quietHoursStart", codes.REQUIRED,
                    "Quiet hours need both a start and an end.")
-    _check_zone(rule.get("timeZone"), "enrolment.timeZone", errors)
+    _check_zone(rule.get("timeZone"), "enrolmentRule.timeZone", errors)
     return jsonable(rule)
 
 
@@ -388,7 +388,7 @@ async def check_definition(session: AsyncSession, data: Mapping[str, Any], actio
     with every problem added to ``errors``."""
     await _check_trigger(session, data.get("trigger"), errors)
     steps = await _check_steps(session, data.get("steps"), actions, errors)
-    enrolment = await _check_enrolment(session, data.get("enrolment"), errors)
+    enrolment = await _check_enrolment(session, data.get("enrolmentRule"), errors)
     goal = data.get("goal")
     if goal:
         _check_pattern(goal.get("eventType"), "goal.eventType", errors)
@@ -397,7 +397,7 @@ async def check_definition(session: AsyncSession, data: Mapping[str, Any], actio
     if trigger.get("kind") == "EVENT":
         trigger["conditions"] = _check_conditions(trigger.get("conditions"), "trigger.conditions", ErrorCollector())
     return {"trigger": jsonable({k: v for k, v in trigger.items() if v is not None}), "steps": steps,
-            "enrolment": enrolment, "goal": goal or None}
+            "enrolmentRule": enrolment, "goal": goal or None}
 
 
 def known_event_types() -> list[str]:

@@ -78,7 +78,7 @@ class Version:
 
     @property
     def rule(self) -> Mapping[str, Any]:
-        return self.definition.get("enrolment") or {}
+        return self.definition.get("enrolmentRule") or {}
 
     @property
     def goal(self) -> Mapping[str, Any] | None:

@@ -4,7 +4,7 @@ flows.
 
 Definitions travel in the input's field names (the stored JSON of ``definition.py``). The IDs in
 them are global IDs in the API and primary keys in the store: ``trigger.segmentId``,
-``enrolment.suppressionSegmentIds`` and the ID parameters of actions (``segmentId``, ``teamId``,
+``enrolmentRule.suppressionSegmentIds`` and the ID parameters of actions (``segmentId``, ``teamId``,
 ``pipelineId``, ``customerId``) are decoded here before the service checks the definition, and
 encoded again when a flow is read.
 """
@@ -95,9 +95,9 @@ def _map_ids(data: Mapping[str, Any], convert: Any) -> dict[str, Any]:
     out = dict(data)
     if isinstance(out.get("trigger"), Mapping) and "segmentId" in out["trigger"]:
         out["trigger"] = {**out["trigger"], "segmentId": convert(out["trigger"]["segmentId"], "Segment")}
-    rule = out.get("enrolment")
+    rule = out.get("enrolmentRule")
     if isinstance(rule, Mapping) and isinstance(rule.get("suppressionSegmentIds"), list):
-        out["enrolment"] = {**rule, "suppressionSegmentIds": [convert(s, "Segment") for s in rule["suppressionSegmentIds"]]}
+        out["enrolmentRule"] = {**rule, "suppressionSegmentIds": [convert(s, "Segment") for s in rule["suppressionSegmentIds"]]}
     if isinstance(out.get("steps"), list):
         steps = []
         for step in out["steps"]:
@@ -245,8 +245,8 @@ class AutomationFlow(Node):
         return self.definition.get("steps") or []
 
     @strawberry.field(description="The enrolment rule: re-enrolment, stayWhile, suppression segments, message cap, quiet hours.")
-    def enrolment(self) -> JSON:
-        return self.definition.get("enrolment") or {}
+    def enrolment_rule(self) -> JSON:
+        return self.definition.get("enrolmentRule") or {}
 
     @strawberry.field(description="The goal event that ends an enrolment as a conversion, or null.")
     def goal(self) -> JSON | None:
@@ -479,7 +479,7 @@ class CreateAutomationFlowInput:
     description: str | None = None
     trigger: AutomationTriggerInput
     steps: list[AutomationStepInput]
-    enrolment: AutomationEnrolmentInput | None = None
+    enrolment_rule: AutomationEnrolmentInput | None = None
     goal: AutomationGoalInput | None = None
 
 
@@ -489,7 +489,7 @@ class UpdateAutomationFlowInput:
     description: str | None = UNSET
     trigger: AutomationTriggerInput | None = UNSET
     steps: list[AutomationStepInput] | None = UNSET
-    enrolment: AutomationEnrolmentInput | None = UNSET
+    enrolment_rule: AutomationEnrolmentInput | None = UNSET
     goal: AutomationGoalInput | None = strawberry.field(default=UNSET, description="null removes the goal.")
 
 

@@ -108,8 +108,8 @@ async def update_flow(session: AsyncSession, *, actor: Actor, runtime: engine.Ru
         flow.name = _name(data, errors) or flow.name
     if "description" in data:
         flow.description = data.get("description")
-    if any(k in data for k in ("trigger", "steps", "enrolment", "goal")):
-        merged = {**flow.definition, **{k: data[k] for k in ("trigger", "steps", "enrolment", "goal") if k in data}}
+    if any(k in data for k in ("trigger", "steps", "enrolmentRule", "goal")):
+        merged = {**flow.definition, **{k: data[k] for k in ("trigger", "steps", "enrolmentRule", "goal") if k in data}}
         definition = await d.check_definition(session, merged, runtime.actions, errors)
         if not errors:
             flow.definition = definition
@@ -353,7 +353,7 @@ async def simulate(session: AsyncSession, runtime: engine.Runtime, flow: Automat
     customer = await session.get(Customer, customer_id)
     if customer is None or customer.deleted_at is not None:
         raise ValidationFailed([FieldError("customerId", codes.NOT_FOUND, "The customer was not found.")])
-    rule, trigger = definition.get("enrolment") or {}, definition.get("trigger") or {}
+    rule, trigger = definition.get("enrolmentRule") or {}, definition.get("trigger") or {}
     reason = "the customer meets the enrolment rule"
     would = True
     last = await session.execute(sa.select(AutomationEnrolment.status, AutomationEnrolment.enrolled_at).where(

@@ -43,7 +43,7 @@ TEMPLATES: dict[str, Template] = {t.key: t for t in (
                     "Hello {{ customer.first_name or customer.display_name }},\n\na reminder: "
                     "{{ results.coupon.code }} still takes 10% off your first order.\n")},
             ],
-            "enrolment": {"messageCap": 3, "messageCapDays": 7},
+            "enrolmentRule": {"messageCap": 3, "messageCapDays": 7},
             "goal": {"eventType": "order.paid"},
         },
     ),
@@ -65,7 +65,7 @@ TEMPLATES: dict[str, Template] = {t.key: t for t in (
                     "subject": "Call {{ customer.display_name }}: no order since the win-back offer",
                     "assignTo": "OWNER", "dueInDays": 2}},
             ],
-            "enrolment": {"reenrolAfterDays": 180},
+            "enrolmentRule": {"reenrolAfterDays": 180},
             "goal": {"eventType": "order.paid"},
         },
     ),
@@ -81,7 +81,7 @@ TEMPLATES: dict[str, Template] = {t.key: t for t in (
                     "Happy birthday, {{ customer.first_name or customer.display_name }}!",
                     "Happy birthday! We have added 100 points to your account.\n")},
             ],
-            "enrolment": {"reenrolAfterDays": 300},
+            "enrolmentRule": {"reenrolAfterDays": 300},
         },
     ),
     Template(
@@ -100,7 +100,7 @@ TEMPLATES: dict[str, Template] = {t.key: t for t in (
                     "Hello {{ customer.first_name or customer.display_name }},\n\nwe are sorry we did not do better. "
                     "Someone from our team will call you shortly.\n")},
             ],
-            "enrolment": {"reenrolAfterDays": 1},
+            "enrolmentRule": {"reenrolAfterDays": 1},
         },
     ),
 )}

@@ -460,16 +460,14 @@ class LoyaltyMutation:
 
     @access.mutation("loyalty", "update", description="Add a tier: key, name, threshold, multiplier.")
     async def create_loyalty_tier(self, info: Info, input: LoyaltyTierInput) -> LoyaltyTierPayload:
-        data = {k: v for k, v in {"key": input.key, "name": input.name, "threshold": input.threshold,
-                                  "multiplier": input.multiplier}.items() if v is not None}
+        data = _tier_data(input)
         done, errors = await unit_of_work(info, lambda s: service.save_tier(s, actor=info.context.actor, data=data))
         return LoyaltyTierPayload(tier=LoyaltyTier.from_model(done) if done else None, errors=errors)
 
     @access.mutation("loyalty", "update", description="Change a tier; members are re-ranked when they next earn or are reviewed.")
     async def update_loyalty_tier(self, info: Info, id: strawberry.ID, input: LoyaltyTierInput) -> LoyaltyTierPayload:
         pk = decode_global_id(id, "LoyaltyTier")[1]
-        data = {k: v for k, v in {"key": input.key, "name": input.name, "threshold": input.threshold,
-                                  "multiplier": input.multiplier}.items() if v is not None}
+        data = _tier_data(input)
         done, errors = await unit_of_work(info, lambda s: service.save_tier(s, actor=info.context.actor, data=data, tier_id=pk))
         return LoyaltyTierPayload(tier=LoyaltyTier.from_model(done) if done else None, errors=errors)
 
@@ -524,6 +522,11 @@ class LoyaltyMutation:
         done, errors = await unit_of_work(info, lambda s: service.redeem_coupon(
             s, actor=info.context.actor, code=code.strip().upper(), order_id=order, reservation=reservation))
         return CouponPayload(coupon=Coupon.from_model(done) if done else None, errors=errors)
+
+
+def _tier_data(input: LoyaltyTierInput) -> dict[str, Any]:
+    given = {"key": input.key, "name": input.name, "threshold": input.threshold, "multiplier": input.multiplier}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 async def _save_rule(info: Info, input: LoyaltyRuleInput, rule_id: int | None) -> LoyaltyRulePayload:

@@ -16,7 +16,7 @@ from crm_graph.testing.client import GraphQLClient, asgi_client
 from crm_graph.testing.events import EventLog
 
 FLOW_FIELDS = """
-  id name status templateKey trigger steps enrolment goal activatedAt version
+  id name status templateKey trigger steps enrolmentRule goal activatedAt version
   versions { number } currentVersion { number }
   stats { enrolled active completed converted failed steps { key entered waiting completed skipped failed } }
 """
@@ -83,7 +83,7 @@ async def test_a_bad_definition_gives_errors_with_the_paths_of_its_fields(client
             {"key": "mail", "type": "WAIT", "wait": {"days": 1}},
             {"key": "check", "type": "CONDITION", "condition": {"city": {"eq": "Porto"}}, "yes": "nowhere"},
         ],
-        "enrolment": {"quietHoursStart": "22:00", "timeZone": "Mars/Olympus"},
+        "enrolmentRule": {"quietHoursStart": "22:00", "timeZone": "Mars/Olympus"},
     }})
     payload = body["createAutomationFlow"]
     assert payload["automationFlow"] is None
@@ -94,8 +94,8 @@ async def test_a_bad_definition_gives_errors_with_the_paths_of_its_fields(client
         ("steps.0.action", "INVALID_VALUE"),
         ("steps.0.key", "DUPLICATE"),
         ("steps.1.key", "DUPLICATE"),
-        ("enrolment.quietHoursEnd", "REQUIRED"),
-        ("enrolment.timeZone", "INVALID_VALUE"),
+        ("enrolmentRule.quietHoursEnd", "REQUIRED"),
+        ("enrolmentRule.timeZone", "INVALID_VALUE"),
     }
     unknown_action = next(e for e in payload["errors"] if e["field"] == "steps.0.action")
     assert "send_email" in unknown_action["message"]  # the message lists the actions there are
@@ -230,10 +230,10 @@ async def test_segment_ids_in_a_definition_are_global_ids(client):
     flow = await create_flow(client, {
         "name": "VIP welcome", "trigger": {"kind": "SEGMENT_ENTERED", "segmentId": segment["id"]},
         "steps": [{"key": "tag", "type": "ACTION", "action": "update_customer", "params": {"addTags": ["vip"]}}],
-        "enrolment": {"suppressionSegmentIds": [segment["id"]], "reenrolAfterDays": 30},
+        "enrolmentRule": {"suppressionSegmentIds": [segment["id"]], "reenrolAfterDays": 30},
     })
     assert flow["trigger"]["segmentId"] == segment["id"]
-    assert flow["enrolment"]["suppressionSegmentIds"] == [segment["id"]]
+    assert flow["enrolmentRule"]["suppressionSegmentIds"] == [segment["id"]]
 
 
 async def test_a_customer_time_zone_is_an_iana_name(client):
