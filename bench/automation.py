@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 import time
 import uuid
@@ -105,8 +106,8 @@ async def main() -> None:
         db = Database.from_settings(settings)
         pm = plugin_manager.make_plugin_manager(settings)
         runtime = engine.runtime_of(settings, pm)
-        runtime = engine.Runtime(**{**runtime.__dict__, "config": type(runtime.config)(
-            **{**runtime.config.__dict__, "concurrency": args.concurrency, "batch_size": 500})})
+        runtime = dataclasses.replace(runtime, config=dataclasses.replace(
+            runtime.config, concurrency=args.concurrency, batch_size=500))
         await load(db, args.customers)
         with frozen_clock(NOW):
             async with db.writer() as session, session.begin():

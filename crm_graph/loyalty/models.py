@@ -202,5 +202,13 @@ guard_object(LoyaltyAccount, "loyalty", _visible_through(LoyaltyAccount.customer
 guard_object(LoyaltyEntry, "loyalty", _visible_through(LoyaltyEntry.customer_id))  # type: ignore[arg-type]
 guard_object(LoyaltyAllocation, "loyalty")
 guard_object(LoyaltyRefund, "loyalty")
-guard_object(Coupon, "loyalty", lambda s: None if s.condition(Customer, "read") is None else sa.or_(
-    Coupon.customer_id.is_(None), Coupon.customer_id.in_(sa.select(Customer.id).where(s.condition(Customer, "read")))))
+_customer_coupon = _visible_through(Coupon.customer_id)  # type: ignore[arg-type]
+
+
+def _coupon_visible(scope: Scope) -> sa.ColumnElement[bool] | None:
+    """Batch codes (no customer) for everyone with `loyalty:read`; a customer's when the customer is."""
+    own = _customer_coupon(scope)  # type: ignore[operator]
+    return None if own is None else sa.or_(Coupon.customer_id.is_(None), own)
+
+
+guard_object(Coupon, "loyalty", _coupon_visible)

@@ -347,11 +347,9 @@ def _customer(gid: strawberry.ID) -> int:
     return decode_global_id(gid, "Customer")[1]
 
 
-def _balance_of(session: Any, customer_id: int) -> Any:
-    async def get() -> LoyaltyBalance:
-        b = (await service.balances(session, [customer_id]))[customer_id]
-        return LoyaltyBalance(active=b.active, pending=b.pending)
-    return get()
+async def _balance_of(session: Any, customer_id: int) -> LoyaltyBalance:
+    b = (await service.balances(session, [customer_id]))[customer_id]
+    return LoyaltyBalance(active=b.active, pending=b.pending)
 
 
 def _money(value: MoneyInput | None) -> tuple[Decimal | None, str | None]:

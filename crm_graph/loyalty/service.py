@@ -368,13 +368,15 @@ async def reverse_order_points(
     earned_lots = list(await session.scalars(sa.select(LoyaltyEntry).where(
         LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == EntryKind.EARN).order_by(LoyaltyEntry.id)))
     earned = sum(e.points for e in earned_lots)
-    reversed_ = -int(await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LoyaltyEntry.points - LoyaltyEntry.shortfall), 0))
-                                          .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == EntryKind.REVERSE)) or 0)
-    # What earlier reversals could not take counts as reversed too: it is not asked for again.
-    spent = -int(await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LoyaltyEntry.points), 0))
-                                      .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == EntryKind.REDEEM)) or 0)
-    restored = int(await session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LoyaltyEntry.points), 0))
-                                        .where(LoyaltyEntry.order_id == order_id, LoyaltyEntry.kind == EntryKind.RESTORE)) or 0)
+    # What earlier reversals could not take (their shortfall) counts as reversed too: it is not asked for again.
+    totals = dict((await session.execute(
+        sa.select(LoyaltyEntry.kind, sa.func.sum(LoyaltyEntry.points - LoyaltyEntry.shortfall))
+        .where(LoyaltyEntry.order_id == order_id,
+               LoyaltyEntry.kind.in_((EntryKind.REVERSE, EntryKind.REDEEM, EntryKind.RESTORE)))
+        .group_by(LoyaltyEntry.kind))).all())
+    reversed_ = -int(totals.get(EntryKind.REVERSE) or 0)
+    spent = -int(totals.get(EntryKind.REDEEM) or 0)
+    restored = int(totals.get(EntryKind.RESTORE) or 0)
     to_reverse = min(_floor(earned * share), earned) - reversed_
     to_restore = min(_floor(spent * share), spent) - restored
     source = f"refund:{refund.id}"

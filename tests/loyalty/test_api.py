@@ -80,7 +80,7 @@ async def test_bad_input_gets_field_errors_and_changes_nothing(client):
 
 async def test_who_may_earn_adjust_and_configure(client, settings, db):
     cid = await new_customer(client)
-    for role, earn, adjust in (("SALES", True, False), ("READ_ONLY", False, False), ("MARKETING", True, True)):
+    for role, earn, adjust, balance in (("SALES", True, False, 5), ("READ_ONLY", False, False, 5), ("MARKETING", True, True, 15)):
         token, _ = await make_key(db, settings, role=role, email=f"{role.lower()}@example.com")
         app = create_app(settings, db=db, dispatcher=False, jobs=False)
         async with asgi_client(app, token) as http:
@@ -90,7 +90,7 @@ async def test_who_may_earn_adjust_and_configure(client, settings, db):
             got = await user.post(ADJUST, {"input": {"customerId": cid, "points": 5, "reason": "r", "idempotencyKey": f"a-{role}"}})
             assert ("errors" not in got) is adjust, (role, got)
             seen = await user.execute(LOYALTY, {"id": cid})
-            assert seen["node"]["loyalty"]["balance"]["active"] >= 0
+            assert seen["node"]["loyalty"]["balance"]["active"] == balance  # every role that reads sees the points
 
 
 async def test_a_page_of_customers_with_their_loyalty_costs_a_fixed_number_of_queries(client, sql_counter):
