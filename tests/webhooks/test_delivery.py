@@ -70,8 +70,13 @@ async def test_a_receiver_that_is_down_for_a_while_gets_every_event_once_back(se
     assert all(e.startswith("connection failed") or e == "timed out" for e in errors), errors
 
     await receiver.start()  # back, on the same port
-    clock.advance(seconds=10)
-    await server.drain()
+    # Retries until nothing is pending. On a loaded machine an attempt can still run out of its
+    # (test-short) time and wait for its next turn; what matters is that each event arrives once.
+    for _ in range(5):
+        clock.advance(seconds=10)
+        await server.drain()
+        if {d["status"] for d in await deliveries(server.client)} == {"DELIVERED"}:
+            break
     assert all(r.verified for r in receiver.received)
     assert sorted(receiver.counts().values()) == [1, 1, 1, 1, 1]  # each event exactly once
     assert {r.json()["entity"]["id"] for r in receiver.received} == {c["id"] for c in customers}
