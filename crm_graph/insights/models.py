@@ -81,6 +81,44 @@ class CustomerValue(Base):
     )
 
 
+class ChurnRisk(Base):
+    """A customer who is, or was, a churn risk: their recency and frequency scores fell between
+    the two latest comparable RFM runs and their probability alive is low (docs/insights.md).
+
+    One row per customer: ``cleared_at`` is null while they are at risk. A customer who becomes
+    a risk again after being cleared gets a new ``raised_at`` (and a new event); the figures are
+    those of the newest assessment that found them at risk.
+    """
+
+    __tablename__ = "churn_risks"
+
+    customer_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    assessed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The RFM runs compared (by id; runs are kept) and the customer-value run read.
+    rfm_run_id: Mapped[int] = mapped_column(IdType)
+    previous_rfm_run_id: Mapped[int] = mapped_column(IdType)
+    value_run_id: Mapped[int] = mapped_column(IdType)
+    as_of: Mapped[date] = mapped_column(sa.Date)  # the newer RFM run's
+    previous_as_of: Mapped[date] = mapped_column(sa.Date)
+    currency: Mapped[str] = mapped_column(sa.String(3))  # of the RFM runs' monetary value
+    recency_score_before: Mapped[int] = mapped_column(sa.SmallInteger)
+    recency_score: Mapped[int] = mapped_column(sa.SmallInteger)
+    frequency_score_before: Mapped[int] = mapped_column(sa.SmallInteger)
+    frequency_score: Mapped[int] = mapped_column(sa.SmallInteger)
+    recency_days: Mapped[int] = mapped_column(sa.Integer)
+    monetary: Mapped[Decimal] = mapped_column(AmountType)  # revenue in the newer run's window: the rank
+    probability_alive: Mapped[float] = mapped_column(sa.Double)
+    clv: Mapped[Decimal] = mapped_column(AmountType)
+    clv_currency: Mapped[str] = mapped_column(sa.String(3))
+
+    __table_args__ = (sa.Index("ix_churn_risks_open_rank", "cleared_at", "monetary", "customer_id"),)
+
+
 guard_object(CustomerValueRun, "insights")
 # A customer's figures are the customer's: hidden customer, hidden figures.
 guard_child(CustomerValue, "insights", Customer, "customer_id")
+guard_child(ChurnRisk, "insights", Customer, "customer_id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from crm_graph import hookimpl
 from crm_graph.core.extensions import FilterCondition, TypeExtension
+from crm_graph.insights import events  # noqa: F401 - registers the event types
 
 
 @hookimpl

@@ -7,6 +7,7 @@ The per-customer figures are ``Customer.lifetimeValue`` (``customer_fields.py``)
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -16,8 +17,16 @@ from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
 from crm_graph.graphql.errors import UserError, user_errors
 from crm_graph.graphql.mutations import unit_of_work
+from crm_graph.core.pagination import paginate
+from crm_graph.graphql.money import Money
+from crm_graph.graphql.relay import Connection, page_args
+from crm_graph.insights.config import insights_settings
+from crm_graph.insights.models import ChurnRisk as ChurnRiskModel
 from crm_graph.insights.models import CustomerValueRun, TimeUnit
-from crm_graph.insights.service import runs
+from crm_graph.insights.service import churn, runs
+
+if TYPE_CHECKING:
+    from crm_graph.customers.schema import Customer
 
 strawberry.enum(TimeUnit, name="CustomerValueTimeUnit",
                 description="The unit the model counts time in: DAY, or WEEK (7 days, the unit of the original papers).")
@@ -72,8 +81,95 @@ class CustomerValueModelPayload:
     errors: list[UserError]
 
 
+@strawberry.type(description="How one of a customer's RFM scores moved between two runs (5 is best).")
+class ScoreChange:
+    before: int = strawberry.field(description="In the earlier run.")
+    now: int = strawberry.field(description="In the newer run.")
+
+    @strawberry.field(description="How many points it fell (`before - now`).")
+    def drop(self) -> int:
+        return self.before - self.now
+
+
+@strawberry.type(
+    description="A customer likely to leave: their recency and frequency scores fell between the two latest RFM runs "
+    "and their probability alive is low. `reasons` says it in words; the figures say it in numbers."
+)
+class ChurnRisk:
+    customer_pk: strawberry.Private[int]
+    raised_at: datetime = strawberry.field(description="When the customer became a churn risk (this time).")
+    assessed_at: datetime = strawberry.field(description="The newest assessment that found them at risk.")
+    as_of: date = strawberry.field(description="The newer RFM run's day.")
+    previous_as_of: date = strawberry.field(description="The earlier RFM run's day.")
+    recency_score: ScoreChange
+    frequency_score: ScoreChange
+    days_since_last_order: int = strawberry.field(description="As of the newer RFM run.")
+    probability_alive: float = strawberry.field(description="In the newest customer-value run (0 to 1).")
+    monetary: Money = strawberry.field(description="Revenue in the newer RFM run's window: what the list is ranked by.")
+    clv: Money = strawberry.field(description="Lifetime value in the newest customer-value run.")
+
+    @strawberry.field(description="Why the customer is on the list, one sentence per reason.")
+    def reasons(self) -> list[str]:
+        r, f = self.recency_score, self.frequency_score
+        return [
+            f"Recency score fell from {r.before} to {r.now} ({self.days_since_last_order} days since the last order).",
+            f"Frequency score fell from {f.before} to {f.now}." if f.drop() else f"Frequency score stayed at {f.now}.",
+            f"Probability alive is {self.probability_alive:.0%}.",
+            f"Brought {self.monetary.amount} {self.monetary.currency} in the RFM window; lifetime value "
+            f"{self.clv.amount} {self.clv.currency}.",
+        ]
+
+    @strawberry.field(description="The customer; null if you may no longer see them.")
+    async def customer(self, info: Info) -> Annotated["Customer", strawberry.lazy("crm_graph.customers.schema")] | None:
+        from crm_graph.customers.schema import load_customer
+
+        return await load_customer(info, self.customer_pk)
+
+    @classmethod
+    def of(cls, row: ChurnRiskModel) -> ChurnRisk:
+        return cls(
+            customer_pk=row.customer_id, raised_at=row.raised_at, assessed_at=row.assessed_at, as_of=row.as_of,
+            previous_as_of=row.previous_as_of,
+            recency_score=ScoreChange(before=row.recency_score_before, now=row.recency_score),
+            frequency_score=ScoreChange(before=row.frequency_score_before, now=row.frequency_score),
+            days_since_last_order=row.recency_days, probability_alive=row.probability_alive,
+            monetary=Money.of(row.monetary, row.currency), clv=Money.of(row.clv, row.clv_currency),
+        )
+
+
+@strawberry.type
+class ChurnRiskConnection(Connection[ChurnRisk]):
+    pass
+
+
+@strawberry.type(description="What one churn-risk assessment changed.")
+class ChurnAssessment:
+    as_of: date = strawberry.field(description="The newer RFM run's day.")
+    previous_as_of: date = strawberry.field(description="The earlier RFM run's day.")
+    raised: int = strawberry.field(description="Customers who became a churn risk (one `customer.churn_risk_raised` each).")
+    still_at_risk: int = strawberry.field(description="Customers at risk before and still (no new event).")
+    cleared: int = strawberry.field(description="Customers no longer at risk.")
+
+
+@strawberry.type
+class ChurnAssessmentPayload:
+    assessment: ChurnAssessment | None
+    errors: list[UserError]
+
+
 @strawberry.type
 class InsightsQuery:
+    @access.query(
+        "insights",
+        description="Customers at risk of leaving, most revenue first (the ones most worth keeping), as of the newest "
+        "`assessChurnRisks`; each says why. Only the customers you may see.",
+    )
+    async def churn_risks(self, info: Info, first: int | None = None, after: str | None = None,
+                          last: int | None = None, before: str | None = None) -> ChurnRiskConnection:
+        page = await paginate(info.context.db.reader, churn.open_risks_select(), churn.RISK_ORDER,
+                              page_args(first, after, last, before))
+        return ChurnRiskConnection.from_page(page, ChurnRisk.of)
+
     @access.query("insights", description="The newest customer-value run; null before the first `refreshCustomerValueModel`.")
     async def customer_value_model(self, info: Info) -> CustomerValueModel | None:
         async with info.context.db.reader() as session:
@@ -103,6 +199,23 @@ class InsightsMutation:
             return CustomerValueModelPayload(model=None, errors=user_errors(exc))
         run, errors = await unit_of_work(info, lambda s: runs.store_model(s, computed))
         return CustomerValueModelPayload(model=CustomerValueModel.of(run) if run is not None else None, errors=errors)
+
+    @access.mutation(
+        "insights", "update",
+        description="Compare the two latest RFM runs (of one window and currency) and the newest customer-value run: "
+        "customers whose recency and frequency scores fell (CRM_INSIGHTS_CHURN_MIN_SCORE_DROP points together, neither "
+        "rising) with a probability alive under CRM_INSIGHTS_CHURN_MAX_PROBABILITY_ALIVE are churn risks. Those new to the "
+        "list raise `customer.churn_risk_raised`, once; those no longer at risk leave it. Errors: fewer than two RFM runs "
+        "(NO_RFM_RUNS), no customer-value run (NO_VALUE_MODEL).",
+    )
+    async def assess_churn_risks(self, info: Info) -> ChurnAssessmentPayload:
+        config = insights_settings()
+        found, errors = await unit_of_work(info, lambda s: churn.assess(s, actor=info.context.actor, config=config))
+        if found is None:
+            return ChurnAssessmentPayload(assessment=None, errors=errors)
+        return ChurnAssessmentPayload(assessment=ChurnAssessment(
+            as_of=found.as_of, previous_as_of=found.previous_as_of, raised=found.raised, still_at_risk=found.still,
+            cleared=found.cleared), errors=[])
 
 
 SCHEMA = SchemaPart(query=InsightsQuery, mutation=InsightsMutation)
