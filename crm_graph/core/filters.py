@@ -105,6 +105,18 @@ def escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# Longest text a `contains`, `startsWith` or `search` looks for: longer is refused before it
+# reaches SQL (no name or email is that long, and SQLite refuses LIKE patterns past 50,000 bytes).
+MAX_SEARCH_LENGTH = 200
+
+
+def search_text(value: str, path: str) -> str:
+    """``value`` as a text to search for; ``FilterError`` when it is longer than anything stored."""
+    if len(value) > MAX_SEARCH_LENGTH:
+        raise FilterError(path, f"at most {MAX_SEARCH_LENGTH} characters")
+    return value
+
+
 STRING_OPS = ("eq", "neq", "in", "contains", "startsWith", "isNull")
 COMPARABLE_OPS = ("eq", "neq", "in", "gt", "gte", "lt", "lte", "isNull")
 ENUM_OPS = ("eq", "neq", "in", "isNull")
@@ -125,8 +137,10 @@ def string_condition(column: sa.ColumnElement[Any], ops: Mapping[str, Any], path
         elif op == "neq":
             clauses.append(sa.or_(column != value, column.is_(None)))
         elif op == "contains":
+            value = search_text(value, f"{path}.{op}")
             clauses.append(sa.func.lower(column).like(f"%{escape_like(value.lower())}%", escape="\\"))
         elif op == "startsWith":
+            value = search_text(value, f"{path}.{op}")
             clauses.append(sa.func.lower(column).like(f"{escape_like(value.lower())}%", escape="\\"))
     return sa.and_(sa.true(), *clauses)
 

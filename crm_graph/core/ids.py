@@ -26,7 +26,9 @@ def decode(global_id: str) -> tuple[str, int]:
         number = int(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError, AttributeError, TypeError) as exc:
         raise ValueError(f"malformed ID {str(global_id)[:64]!r}") from exc
-    if not type_name or not 1 <= number <= MAX_PK:
+    # Only the encoding this module writes: no padding, no leading zeros or signs, no stray bits,
+    # so one row has one ID (caches and clients comparing IDs never see two spellings).
+    if not type_name or not 1 <= number <= MAX_PK or encode(type_name, number) != global_id:
         raise ValueError(f"malformed ID {str(global_id)[:64]!r}")
     return type_name, number
 

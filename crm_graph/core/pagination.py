@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# Far more than any cursor this module writes (a few sort values); longer input is not decoded.
+MAX_CURSOR_LENGTH = 1024
 
 T = TypeVar("T")
 
@@ -85,22 +87,38 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def _signature(keys: Sequence[SortKey]) -> str:
-    """Names the ordering a cursor belongs to, so a cursor from another ordering is refused."""
-    return ",".join(("-" if key.descending else "") + key.attr for key in keys)
+    """Names the list (its table) and the ordering a cursor belongs to, so a cursor from another
+    list or ordering is refused rather than read as a position it never was."""
+    return ",".join(("-" if key.descending else "") + _table_of(key) + key.attr for key in keys)
 
 
-def encode_cursor(row: Any, keys: Sequence[SortKey]) -> str:
-    values = [_signature(keys), *(_dump(getattr(row, key.attr)) for key in keys)]
+def _table_of(key: SortKey) -> str:
+    table = getattr(key.column, "table", None)
+    name = getattr(table, "name", None)
+    return f"{name}." if isinstance(name, str) else ""
+
+
+def _encode(values: list[Any]) -> str:
     raw = json.dumps(values, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def encode_cursor(row: Any, keys: Sequence[SortKey]) -> str:
+    return _encode([_signature(keys), *(_dump(getattr(row, key.attr)) for key in keys)])
+
+
 def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+    """The sort values of a cursor this list issued; only its canonical spelling is accepted (the
+    one ``encode_cursor`` writes), so one position has one cursor."""
     try:
+        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("length")
         padded = cursor + "=" * (-len(cursor) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(decoded, list) or len(decoded) != len(keys) + 1 or decoded[0] != _signature(keys):
             raise ValueError("shape")
+        if _encode(decoded) != cursor:
+            raise ValueError("not canonical")
         values = decoded[1:]
         return [key.parse(value) for key, value in zip(keys, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:

@@ -251,7 +251,7 @@ def _registered(condition: FilterCondition, ctx: FilterContext, ops: Any, path: 
 
 def search_condition(text: str) -> sa.ColumnElement[bool]:
     """``search``: any word-part of the name, an email, or (for 4+ digits) a phone number."""
-    text = text.strip()
+    text = f.search_text(text.strip(), "search")
     if not text:
         return sa.true()
     like = f"%{f.escape_like(text.lower())}%"

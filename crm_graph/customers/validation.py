@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from crm_graph.core import text as core_text
 from crm_graph.core.clock import utcnow
 from crm_graph.customers.models import CustomFieldDefinition, CustomFieldType
 
@@ -119,6 +120,10 @@ def text(value: Any, max_length: int, *, required: bool = False) -> str | None:
         if required:
             raise InvalidValue("This field is required.")
         return None
+    try:
+        value = core_text.clean(value)
+    except ValueError as exc:
+        raise InvalidValue(str(exc)) from None
     if len(value) > max_length:
         raise InvalidValue(f"At most {max_length} characters.")
     return value

@@ -52,6 +52,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from crm_graph.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from crm_graph.graphql.inputs import control_character_errors
 
 LIST_LENGTH = 10  # expected length of a list of objects that takes no `first` / `last`
 MUTATION_COST = 10  # a write costs more than the objects it answers with
@@ -251,9 +252,10 @@ class DocumentLimits(SchemaExtension):
             errors = entry[1]
         else:
             errors = validate_document(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
+            errors = list(errors) or control_character_errors(ctx.graphql_document, None)
             if entry is not None:
                 entry[1] = errors
-        errors = list(errors) or self.check(ctx)
+        errors = list(errors) or control_character_errors(None, ctx.variables) or self.check(ctx)
         if self.limiter is not None and ctx.context is not None:
             # Refused documents cost a point too: parsing and validating them was work.
             self.decision = self.limiter.charge(ctx.context, 1 if errors else max(1, self.figures.cost))

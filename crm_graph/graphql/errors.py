@@ -47,6 +47,19 @@ class ClientError(Exception):
 
 SAFE_EXCEPTIONS = (ClientError, PaginationError, FilterError)
 
+# What a client is told when SQLite stayed locked by another process (a CLI command, a second
+# server) for longer than CRM_SQLITE_BUSY_TIMEOUT: nothing was written, the same request may be
+# sent again. Writers inside one server queue for the lock and never see this.
+BUSY_MESSAGE = "The database is busy with another program's write; nothing was changed: retry in a moment."
+BUSY_EXTENSIONS = {"code": "DATABASE_BUSY", "retryable": True, "retryAfter": 1}
+
+
+def database_busy(original: BaseException | None) -> bool:
+    """Whether ``original`` is SQLite giving up on a lock another connection holds."""
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(original, OperationalError) and "database is locked" in str(original.orig)
+
 
 def should_mask(error: GraphQLError) -> bool:
     """Mask every error that came from an unexpected exception; keep validation/syntax errors."""
@@ -55,5 +68,8 @@ def should_mask(error: GraphQLError) -> bool:
         return False
     if isinstance(original, SAFE_EXCEPTIONS):
         return False
+    if database_busy(original):
+        log.warning("database busy in %s: %s", error.path, original)
+        return True
     log.error("unexpected error in %s", error.path, exc_info=original)
     return True

@@ -6,11 +6,15 @@ import dataclasses
 import enum
 from datetime import date, datetime
 from decimal import Decimal
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError, StringValueNode, Visitor, visit
 from strawberry.types.unset import UNSET
 from strawberry.utils.str_converters import to_camel_case
+
+from crm_graph.core import text as core_text
 
 
 @strawberry.enum(description="Sort direction.")
@@ -129,3 +133,57 @@ def order_input(field_enum: type[enum.Enum], name: str) -> type:
         "direction": OrderDirection.ASC,
     }
     return strawberry.input(type(name, (), namespace))
+
+
+# --- text in a request ------------------------------------------------------------------------
+
+
+def control_character_errors(document: Any, variables: Mapping[str, Any] | None) -> list[GraphQLError]:
+    """A request error for the first control character (``crm_graph.core.text``) in a string
+    literal of ``document`` or in a value of ``variables``: refused before anything runs, so no
+    domain can store one (PostgreSQL cannot even hold U+0000) and no SQL ever sees one."""
+    for node in _string_literals(document) if document is not None else ():
+        char = core_text.control_character(node.value)
+        if char is not None:
+            return [_control_error(f"A string in the document contains the control character {core_text.describe(char)}", node)]
+    for name, value in (variables or {}).items():
+        found = _control_in_value(value, f"${name}")
+        if found is not None:
+            where, char = found
+            return [_control_error(f"{where} contains the control character {core_text.describe(char)}", None)]
+    return []
+
+
+def _control_error(what: str, node: Any) -> GraphQLError:
+    return GraphQLError(f"{what}; text may hold tabs and line breaks, no other control characters.",
+                        nodes=node, extensions={"code": "INVALID_TEXT"})
+
+
+def _string_literals(document: Any) -> Iterator[StringValueNode]:
+    found: list[StringValueNode] = []
+
+    class Strings(Visitor):
+        def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+            found.append(node)
+
+    visit(document, Strings())
+    return iter(found)
+
+
+def _control_in_value(value: Any, where: str) -> tuple[str, str] | None:
+    """(path, character) of the first control character in a JSON value, depth first."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            char = core_text.control_character(item)
+            if char is not None:
+                return path, char
+        elif isinstance(item, Mapping):
+            for key, inner in item.items():
+                if isinstance(key, str) and (char := core_text.control_character(key)) is not None:
+                    return f"{path} (a key)", char
+                stack.append((inner, f"{path}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{path}.{i}") for i, inner in enumerate(item))
+    return None

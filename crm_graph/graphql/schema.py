@@ -23,7 +23,7 @@ from crm_graph.domains import SchemaPart, schema_parts
 from crm_graph.graphql.access import fail_closed, signed_in
 from crm_graph.graphql.cost import DocumentCache, DocumentLimits
 from crm_graph.graphql.ratelimit import RateLimiter
-from crm_graph.graphql.errors import SAFE_EXCEPTIONS, should_mask
+from crm_graph.graphql.errors import BUSY_EXTENSIONS, BUSY_MESSAGE, SAFE_EXCEPTIONS, database_busy, should_mask
 from crm_graph.core.extensions import Registry
 from crm_graph.graphql.extend import Extensions
 from crm_graph.graphql.suggestions import NoSuggestions
@@ -63,7 +63,10 @@ class ErrorPolicy(MaskErrors):
         for error in errors:
             if self.should_mask_error(error):
                 masked = self.anonymise_error(error)
-                masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+                if database_busy(error.original_error):
+                    masked.message, masked.extensions = BUSY_MESSAGE, dict(BUSY_EXTENSIONS)
+                else:
+                    masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
                 out.append(masked)
                 continue
             original = error.original_error

@@ -28,6 +28,7 @@ from crm_graph.auth.service.common import (
 from crm_graph.core.access import AccessDenied
 from crm_graph.core.actor import Actor
 from crm_graph.core.errors import DUPLICATE, INVALID_VALUE, NOT_FOUND, REQUIRED, ErrorCollector, NotFound, ValidationFailed, VersionConflict
+from crm_graph.core.filters import escape_like, search_text
 from crm_graph.core.pagination import SortKey
 
 # Lists: users by email, teams by name, the id breaking ties.
@@ -204,7 +205,7 @@ def user_select(
     if active is not None:
         stmt = stmt.where(User.active.is_(active))
     if search and search.strip():
-        pattern = "%" + search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = f"%{escape_like(search_text(search.strip(), 'search').lower())}%"
         stmt = stmt.where(sa.or_(User.email.like(pattern, escape="\\"), sa.func.lower(User.name).like(pattern, escape="\\")))
     return stmt
 

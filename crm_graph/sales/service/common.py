@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core import money
+from crm_graph.core import text as core_text
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, FieldError, ValidationFailed
 from crm_graph.sales import codes
@@ -62,7 +63,10 @@ def text(value: Any, limit: int, *, required: bool = False, what: str = "This fi
         return None
     if not isinstance(value, str):
         raise Invalid(codes.INVALID_VALUE, "Expected text.")
-    value = value.strip()
+    try:
+        value = core_text.clean(value.strip())
+    except ValueError as exc:
+        raise Invalid(codes.INVALID_VALUE, str(exc)) from None
     if len(value) > limit:
         raise Invalid(codes.INVALID_VALUE, f"At most {limit} characters.")
     return value
