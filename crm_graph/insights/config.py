@@ -46,6 +46,9 @@ class InsightsSettings:
     support_minutes_per_reply: float = 10.0
     marketing_cost_per_message: float = 0.01
 
+    # Seconds between two runs of the insights job (lifecycle stages, then churn risks; 0: off).
+    job_interval: float = 86400.0
+
 
 def insights_settings(environ: Mapping[str, str] | None = None) -> InsightsSettings:
     env = os.environ if environ is None else environ
@@ -69,6 +72,8 @@ def check(value: InsightsSettings) -> None:
         problems.append("ASSOCIATIONS_WINDOW_DAYS and ASSOCIATIONS_MIN_SUPPORT_COUNT >= 1")
     if not 0 <= value.associations_min_confidence <= 1 or value.associations_min_lift < 0:
         problems.append("ASSOCIATIONS_MIN_CONFIDENCE is 0 to 1, ASSOCIATIONS_MIN_LIFT >= 0")
+    if value.job_interval < 0:
+        problems.append("JOB_INTERVAL >= 0")
     names = ("support_hourly_rate", "support_minutes_per_ticket", "support_minutes_per_reply", "marketing_cost_per_message")
     if min(getattr(value, n) for n in names) < 0:
         problems.append("the cost settings are >= 0")

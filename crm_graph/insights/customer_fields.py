@@ -8,7 +8,7 @@ any horizon costs no further query.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import strawberry
@@ -17,8 +17,15 @@ from strawberry.types import Info
 from crm_graph.core.errors import DomainError
 from crm_graph.graphql.errors import ClientError
 from crm_graph.graphql.money import Money
-from crm_graph.insights.models import CustomerValue, CustomerValueRun
-from crm_graph.insights.service import runs
+from crm_graph.customers.models import LifecycleStage
+from crm_graph.insights.models import (
+    CustomerLifecycle,
+    CustomerLifecycleState,
+    CustomerValue,
+    CustomerValueRun,
+    LifecycleChangeSource,
+)
+from crm_graph.insights.service import lifecycle, runs
 
 
 def _checked(check: Any, value: Any, name: str) -> None:
@@ -87,3 +94,74 @@ class CustomerValueFields:
     async def lifetime_value(self, info: Info) -> CustomerLifetimeValue | None:
         found = await info.context.loader("customer.lifetimeValue", runs.values_for).load(self.pk)  # type: ignore[attr-defined]
         return CustomerLifetimeValue.of(*found) if found is not None else None
+
+
+# --- lifecycle stages --------------------------------------------------------------------------------
+
+strawberry.enum(LifecycleChangeSource, description="What changed a lifecycle stage: a RUN, a PIN by hand, or an UNPIN.")
+
+
+@strawberry.type(
+    description="How the customer's `lifecycleStage` is kept: computed by lifecycle runs from the order volume "
+    "(docs/insights.md), or pinned by hand; with the figures of the newest run that covered them."
+)
+class CustomerLifecycleInfo:
+    computed_stage: LifecycleStage | None = strawberry.field(
+        description="What the newest run computed (whether or not the stage is pinned); null before a run covered them.")
+    since: datetime = strawberry.field(description="When a run or a pin last changed the stage.")
+    pinned: bool = strawberry.field(description="Set by hand: runs do not change it until it is unpinned.")
+    pinned_at: datetime | None
+    pinned_by: str | None = strawberry.field(description="Who pinned it (`user:<id>`, `api_key:<id>`).")
+    pin_note: str | None
+    as_of: date | None = strawberry.field(description="The day of the newest run that covered the customer.")
+    orders: int | None = strawberry.field(description="Counted orders up to that day, in the customer's main currency.")
+    volume: Money | None = strawberry.field(description="Order volume in the latest window (CRM_INSIGHTS_LIFECYCLE_WINDOW_DAYS).")
+    previous_volume: Money | None = strawberry.field(description="Order volume in the window before it.")
+    days_since_last_order: int | None
+
+    @classmethod
+    def of(cls, state: CustomerLifecycleState, row: CustomerLifecycle | None, run_day: date | None) -> CustomerLifecycleInfo:
+        return cls(
+            computed_stage=state.computed_stage, since=state.since, pinned=state.pinned,
+            pinned_at=state.pinned_at, pinned_by=state.pinned_by, pin_note=state.pin_note,
+            as_of=run_day if row is not None else None, orders=row.orders if row else None,
+            volume=Money.of(row.volume, row.currency) if row else None,
+            previous_volume=Money.of(row.previous_volume, row.currency) if row else None,
+            days_since_last_order=row.days_since_last_order if row else None,
+        )
+
+
+@strawberry.type(description="One change of a customer's lifecycle stage.")
+class LifecycleStageChangeInfo:
+    from_stage: LifecycleStage | None
+    to_stage: LifecycleStage | None
+    source: LifecycleChangeSource
+    actor: str = strawberry.field(description="Who made it: `system` for a scheduled run, else the user or key.")
+    changed_at: datetime
+
+
+async def _lifecycle_states(session: Any, customer_ids: list[int]) -> dict[int, Any]:
+    return await lifecycle.states_for(session, customer_ids)
+
+
+@strawberry.type
+class CustomerLifecycleFields:
+    """Resolvers here read ``self.pk``, the customer's primary key."""
+
+    @strawberry.field(description="Whether `lifecycleStage` is pinned, what the newest lifecycle run computed and its "
+                      "figures; null before a run covered the customer or anyone pinned a stage.")
+    async def lifecycle(self, info: Info) -> CustomerLifecycleInfo | None:
+        found = await info.context.loader("customer.lifecycle", _lifecycle_states).load(self.pk)  # type: ignore[attr-defined]
+        return CustomerLifecycleInfo.of(*found) if found is not None else None
+
+    @strawberry.field(description="Changes of the lifecycle stage, newest first (at most `first`, 1 to 100, default 10).")
+    async def lifecycle_history(self, info: Info, first: int = 10) -> list[LifecycleStageChangeInfo]:
+        if not 1 <= first <= 100:
+            raise ClientError("first is 1 to 100.")
+
+        async def batch(session: Any, customer_ids: list[int]) -> dict[int, Any]:
+            return await lifecycle.history_for(session, customer_ids, first=first)
+
+        rows = await info.context.loader(("customer.lifecycleHistory", first), batch, list).load(self.pk)  # type: ignore[attr-defined]
+        return [LifecycleStageChangeInfo(from_stage=r.from_stage, to_stage=r.to_stage, source=r.source, actor=r.actor,
+                                         changed_at=r.changed_at) for r in rows]

@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_graph.core import filters as f
 from crm_graph.core.extensions import FilterContext
 from crm_graph.customers.models import Customer
+from crm_graph.customers.models import LifecycleStage
+from crm_graph.customers.schema import LifecycleStageFilter
 from crm_graph.graphql.inputs import DecimalFilter, IntFilter
-from crm_graph.insights.models import CustomerValue, CustomerValueRun
+from crm_graph.insights.models import CustomerLifecycleState, CustomerValue, CustomerValueRun
 from crm_graph.sales.filters import bounded_decimal
 
 RUN = "lifetimeValue"  # FilterContext.state key: the newest run's id
@@ -85,4 +87,38 @@ def lifetime_value_condition(ctx: FilterContext, ops: Mapping[str, Any], path: s
         # the column, and a customer without a row has none either.
         accepts_missing = bool(present) and all(op == "neq" or (op == "isNull" and v) for op, v in present.items())
         clauses.append(sa.or_(matched, Customer.id.not_in(rows)) if accepts_missing else matched)
+    return sa.and_(sa.true(), *clauses)
+
+
+# --- lifecycle ------------------------------------------------------------------------------------
+# The stage itself is the customer's column (the core `lifecycleStage` condition); these are about
+# how it is kept.
+
+
+@strawberry.input(description="How the customer's lifecycle stage is kept: pinned by hand or not, and what the newest "
+                  "lifecycle run computed. A customer no run covered and nobody pinned has no computed stage and is not pinned.")
+class LifecycleFilter:
+    pinned: bool | None = strawberry.field(default=None, description="true: pinned by hand; false: kept by the runs.")
+    computed_stage: LifecycleStageFilter | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="The stage the newest run computed, pinned or not.")
+
+
+def lifecycle_condition(ctx: FilterContext, ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
+    ops = f.operators(ops, path, ("pinned", "computedStage"))
+    state = CustomerLifecycleState
+    rows = sa.select(state.customer_id)
+    clauses = []
+    if ops.get("pinned") is not None:
+        if not isinstance(ops["pinned"], bool):
+            raise f.FilterError(f"{path}.pinned", "expected true or false")
+        pinned = Customer.id.in_(rows.where(state.pinned))
+        clauses.append(pinned if ops["pinned"] else ~pinned)
+    if "computedStage" in ops:
+        here = f"{path}.computedStage"
+        condition = f.enum_condition(state.computed_stage, ops["computedStage"], here, LifecycleStage.__members__)
+        matched = Customer.id.in_(rows.where(condition))
+        present = f.operators(ops["computedStage"], here, f.ENUM_OPS)
+        if present and all(op == "neq" or (op == "isNull" and v) for op, v in present.items()):
+            matched = sa.or_(matched, Customer.id.not_in(rows))
+        clauses.append(matched)
     return sa.and_(sa.true(), *clauses)

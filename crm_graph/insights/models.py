@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_graph.core.access import guard_child, guard_object
 from crm_graph.core.money import AmountType
-from crm_graph.customers.models import Customer
+from crm_graph.customers.models import Customer, LifecycleStage
 from crm_graph.db.base import Base, IdMixin
 from crm_graph.db.types import IdType, UTCDateTime, enum_column
 
@@ -118,7 +118,86 @@ class ChurnRisk(Base):
     __table_args__ = (sa.Index("ix_churn_risks_open_rank", "cleared_at", "monetary", "customer_id"),)
 
 
+class LifecycleChangeSource(enum.Enum):
+    RUN = "RUN"  # a lifecycle run computed another stage
+    PIN = "PIN"  # someone pinned a stage by hand
+    UNPIN = "UNPIN"  # a pin was lifted: back to the computed stage
+
+
+class LifecycleRun(IdMixin, Base):
+    """One computation of every customer's lifecycle stage as of a day, with the thresholds used."""
+
+    __tablename__ = "lifecycle_runs"
+
+    as_of: Mapped[date] = mapped_column(sa.Date)
+    window_days: Mapped[int] = mapped_column(sa.Integer)
+    churned_after_days: Mapped[int] = mapped_column(sa.Integer)
+    trial_orders: Mapped[int] = mapped_column(sa.Integer)
+    growth_ratio: Mapped[float] = mapped_column(sa.Double)
+    decline_ratio: Mapped[float] = mapped_column(sa.Double)
+    customer_count: Mapped[int] = mapped_column(sa.Integer)
+    changed: Mapped[int] = mapped_column(sa.Integer)  # customers whose stage changed with this run
+    # Over every customer (the job, an administrator), or only those its caller may change.
+    complete: Mapped[bool] = mapped_column(sa.Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerLifecycle(Base):
+    """A customer's order volume and computed stage in one lifecycle run (their main currency)."""
+
+    __tablename__ = "customer_lifecycles"
+
+    run_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("lifecycle_runs.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    stage: Mapped[LifecycleStage] = mapped_column(enum_column(LifecycleStage))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    orders: Mapped[int] = mapped_column(sa.Integer)  # counted orders up to the run's as-of day
+    volume: Mapped[Decimal] = mapped_column(AmountType)  # in the latest window
+    previous_volume: Mapped[Decimal] = mapped_column(AmountType)  # in the window before it
+    days_since_last_order: Mapped[int] = mapped_column(sa.Integer)
+
+
+class CustomerLifecycleState(Base):
+    """What the lifecycle runs and pins know of a customer. The stage itself is the customer's
+    own ``lifecycle_stage`` column (``Customer.lifecycleStage``): runs set it unless it is pinned."""
+
+    __tablename__ = "customer_lifecycle_states"
+
+    customer_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    computed_stage: Mapped[LifecycleStage | None] = mapped_column(enum_column(LifecycleStage))
+    run_id: Mapped[int | None] = mapped_column(IdType)  # the newest run that covered the customer
+    since: Mapped[datetime] = mapped_column(UTCDateTime)  # when the stage was last changed by a run or a pin
+    pinned: Mapped[bool] = mapped_column(sa.Boolean)
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pinned_by: Mapped[str | None] = mapped_column(sa.String(200))
+    pin_note: Mapped[str | None] = mapped_column(sa.String(500))
+
+
+class LifecycleStageChange(IdMixin, Base):
+    """One change of a customer's stage: by a run, a pin or an unpin."""
+
+    __tablename__ = "lifecycle_stage_changes"
+
+    customer_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("customers.id", ondelete="CASCADE"))
+    from_stage: Mapped[LifecycleStage | None] = mapped_column(enum_column(LifecycleStage))
+    to_stage: Mapped[LifecycleStage | None] = mapped_column(enum_column(LifecycleStage))
+    source: Mapped[LifecycleChangeSource] = mapped_column(enum_column(LifecycleChangeSource))
+    run_id: Mapped[int | None] = mapped_column(IdType)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.Index("ix_lifecycle_stage_changes_customer", "customer_id", "changed_at", "id"),)
+
+
 guard_object(CustomerValueRun, "insights")
 # A customer's figures are the customer's: hidden customer, hidden figures.
 guard_child(CustomerValue, "insights", Customer, "customer_id")
 guard_child(ChurnRisk, "insights", Customer, "customer_id")
+guard_object(LifecycleRun, "insights")
+guard_child(CustomerLifecycle, "insights", Customer, "customer_id")
+guard_child(CustomerLifecycleState, "insights", Customer, "customer_id")
+guard_child(LifecycleStageChange, "insights", Customer, "customer_id")

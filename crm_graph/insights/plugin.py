@@ -9,19 +9,44 @@ from crm_graph.insights import events  # noqa: F401 - registers the event types
 
 
 @hookimpl
-def crm_register_type_extensions() -> list[TypeExtension]:
-    from crm_graph.insights.customer_fields import CustomerValueFields
+def crm_configure(settings: object) -> None:
+    """Refuse bad CRM_INSIGHTS_* settings when the application starts, not at the first run."""
+    from crm_graph.insights.config import insights_settings
 
-    return [TypeExtension("Customer", CustomerValueFields)]
+    insights_settings()
+
+
+@hookimpl
+def crm_startup(app: object) -> None:
+    from crm_graph.insights.jobs import jobs_of
+
+    app.state.scheduler.jobs.extend(jobs_of(app))  # type: ignore[attr-defined]
+
+
+@hookimpl
+def crm_register_type_extensions() -> list[TypeExtension]:
+    from crm_graph.insights.customer_fields import CustomerLifecycleFields, CustomerValueFields
+
+    return [TypeExtension("Customer", CustomerValueFields), TypeExtension("Customer", CustomerLifecycleFields)]
 
 
 @hookimpl
 def crm_register_filters() -> list[FilterCondition]:
-    from crm_graph.insights.filters import LifetimeValueFilter, lifetime_value_condition, prepare_value_run
+    from crm_graph.insights.filters import (
+        LifecycleFilter,
+        LifetimeValueFilter,
+        lifecycle_condition,
+        lifetime_value_condition,
+        prepare_value_run,
+    )
 
     return [
         FilterCondition(
             "Customer", "lifetimeValue", lifetime_value_condition, LifetimeValueFilter,
             description="Figures in the newest customer-value run (probability alive, CLV...).", prepare=prepare_value_run,
+        ),
+        FilterCondition(
+            "Customer", "lifecycle", lifecycle_condition, LifecycleFilter,
+            description="How the lifecycle stage is kept: pinned or not, the stage the newest lifecycle run computed.",
         ),
     ]

@@ -7,7 +7,7 @@ The per-customer figures are ``Customer.lifetimeValue`` (``customer_fields.py``)
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -23,7 +23,11 @@ from crm_graph.graphql.relay import Connection, page_args
 from crm_graph.insights.config import insights_settings
 from crm_graph.insights.models import ChurnRisk as ChurnRiskModel
 from crm_graph.insights.models import CustomerValueRun, TimeUnit
-from crm_graph.insights.service import churn, runs
+from crm_graph.graphql.relay import decode_global_id
+from crm_graph.customers.models import LifecycleStage
+from crm_graph.insights.customer_fields import CustomerLifecycleInfo
+from crm_graph.insights.models import LifecycleRun
+from crm_graph.insights.service import churn, lifecycle, runs
 
 if TYPE_CHECKING:
     from crm_graph.customers.schema import Customer
@@ -157,8 +161,70 @@ class ChurnAssessmentPayload:
     errors: list[UserError]
 
 
+@strawberry.type(description="One computation of every customer's lifecycle stage, with the thresholds it used.")
+class LifecycleRunInfo:
+    as_of: date = strawberry.field(description="Orders up to and including this day were read.")
+    window_days: int = strawberry.field(description="Length of each of the two windows whose volumes are compared.")
+    churned_after_days: int
+    trial_orders: int
+    growth_ratio: float
+    decline_ratio: float
+    customers: int = strawberry.field(description="Customers with a counted order by `asOf` (of those the run covers): "
+                                      "each got a computed stage.")
+    changed: int = strawberry.field(description="Customers whose stage changed with this run (pinned ones excepted).")
+    complete: bool = strawberry.field(description="Over every customer (the scheduled job, an administrator); false: over "
+                                      "the customers its caller may change only.")
+    computed_at: datetime
+
+    @classmethod
+    def of(cls, run: LifecycleRun) -> LifecycleRunInfo:
+        return cls(as_of=run.as_of, window_days=run.window_days, churned_after_days=run.churned_after_days,
+                   trial_orders=run.trial_orders, growth_ratio=run.growth_ratio, decline_ratio=run.decline_ratio,
+                   customers=run.customer_count, changed=run.changed, complete=run.complete,
+                   computed_at=run.created_at)
+
+
+@strawberry.input
+class RefreshLifecycleStagesInput:
+    as_of: date | None = strawberry.field(default=None, description="Read orders up to and including this day (UTC); default today.")
+
+
+@strawberry.type
+class LifecycleRunPayload:
+    run: LifecycleRunInfo | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class PinLifecycleStageInput:
+    customer_id: strawberry.ID
+    stage: LifecycleStage
+    note: str | None = strawberry.field(default=None, description="Why (at most 500 characters).")
+
+
+@strawberry.input
+class UnpinLifecycleStageInput:
+    customer_id: strawberry.ID
+
+
+@strawberry.type
+class CustomerLifecyclePayload:
+    lifecycle: CustomerLifecycleInfo | None
+    errors: list[UserError]
+
+
+def _customer_pk(value: strawberry.ID) -> int:
+    return decode_global_id(value, "Customer")[1]
+
+
 @strawberry.type
 class InsightsQuery:
+    @access.query("insights", description="The newest lifecycle run; null before the first `refreshLifecycleStages`.")
+    async def lifecycle_run(self, info: Info) -> LifecycleRunInfo | None:
+        async with info.context.db.reader() as session:
+            run = await lifecycle.latest_run(session)
+        return LifecycleRunInfo.of(run) if run is not None else None
+
     @access.query(
         "insights",
         description="Customers at risk of leaving, most revenue first (the ones most worth keeping), as of the newest "
@@ -216,6 +282,56 @@ class InsightsMutation:
         return ChurnAssessmentPayload(assessment=ChurnAssessment(
             as_of=found.as_of, previous_as_of=found.previous_as_of, raised=found.raised, still_at_risk=found.still,
             cleared=found.cleared), errors=[])
+
+    @access.mutation(
+        "insights", "update",
+        description="Compute every customer's lifecycle stage from their order volume up to `asOf` and store the run; "
+        "each customer whose stage changes (pinned ones excepted) gets a history row and `customer.lifecycle_changed`. "
+        "The run covers the customers you may change (the scheduled job covers everyone). "
+        "Errors: `asOf` in the future (INVALID_VALUE).",
+    )
+    async def refresh_lifecycle_stages(self, info: Info, input: RefreshLifecycleStagesInput | None = None) -> LifecycleRunPayload:
+        data = input or RefreshLifecycleStagesInput()
+        config = insights_settings()
+        run, errors = await unit_of_work(
+            info, lambda s: lifecycle.refresh_stages(s, actor=info.context.actor, config=config, as_of=data.as_of))
+        return LifecycleRunPayload(run=LifecycleRunInfo.of(run) if run is not None else None, errors=errors)
+
+    @access.mutation(
+        "insights", "update",
+        description="Set a customer's lifecycle stage by hand: it stays until `unpinLifecycleStage`, whatever runs compute "
+        "(they keep computing `computedStage`). Raises `customer.lifecycle_changed` when the stage changes. Errors: "
+        "unknown customer (NOT_FOUND), a customer you may not change (FORBIDDEN), a note over 500 characters (INVALID_VALUE).",
+    )
+    async def pin_lifecycle_stage(self, info: Info, input: PinLifecycleStageInput) -> CustomerLifecyclePayload:
+        pk = _customer_pk(input.customer_id)
+        found, errors = await unit_of_work(info, lambda s: _pinned(s, info, pk, input.stage, input.note))
+        return CustomerLifecyclePayload(lifecycle=found, errors=errors)
+
+    @access.mutation(
+        "insights", "update",
+        description="Lift a pinned lifecycle stage: the customer's stage is the newest computed one again (unchanged if no run "
+        "covered them yet). Errors: unknown customer (NOT_FOUND), a stage that is not pinned (INVALID_STATE).",
+    )
+    async def unpin_lifecycle_stage(self, info: Info, input: UnpinLifecycleStageInput) -> CustomerLifecyclePayload:
+        pk = _customer_pk(input.customer_id)
+        found, errors = await unit_of_work(info, lambda s: _unpinned(s, info, pk))
+        return CustomerLifecyclePayload(lifecycle=found, errors=errors)
+
+
+async def _info_of(session: Any, pk: int) -> CustomerLifecycleInfo:
+    found = (await lifecycle.states_for(session, [pk]))[pk]
+    return CustomerLifecycleInfo.of(*found)
+
+
+async def _pinned(session: Any, info: Info, pk: int, stage: LifecycleStage, note: str | None) -> CustomerLifecycleInfo:
+    await lifecycle.pin_stage(session, actor=info.context.actor, customer_id=pk, stage=stage, note=note)
+    return await _info_of(session, pk)
+
+
+async def _unpinned(session: Any, info: Info, pk: int) -> CustomerLifecycleInfo:
+    await lifecycle.unpin_stage(session, actor=info.context.actor, customer_id=pk)
+    return await _info_of(session, pk)
 
 
 SCHEMA = SchemaPart(query=InsightsQuery, mutation=InsightsMutation)

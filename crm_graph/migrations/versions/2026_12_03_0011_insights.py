@@ -23,6 +23,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('lifecycle_runs',
+    sa.Column('as_of', sa.Date(), nullable=False),
+    sa.Column('window_days', sa.Integer(), nullable=False),
+    sa.Column('churned_after_days', sa.Integer(), nullable=False),
+    sa.Column('trial_orders', sa.Integer(), nullable=False),
+    sa.Column('growth_ratio', sa.Double(), nullable=False),
+    sa.Column('decline_ratio', sa.Double(), nullable=False),
+    sa.Column('customer_count', sa.Integer(), nullable=False),
+    sa.Column('changed', sa.Integer(), nullable=False),
+    sa.Column('complete', sa.Boolean(), nullable=False),
+    sa.Column('created_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lifecycle_runs'))
+    )
     op.create_table('churn_risks',
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('raised_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
@@ -49,10 +63,63 @@ def upgrade() -> None:
     with op.batch_alter_table('churn_risks', schema=None) as batch_op:
         batch_op.create_index('ix_churn_risks_open_rank', ['cleared_at', 'monetary', 'customer_id'], unique=False)
 
+    op.create_table('customer_lifecycle_states',
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('computed_stage', sa.Enum('LEAD', 'EXPLORATION', 'FORMATION', 'STABILITY', 'DECLINE', 'CHURNED', name='lifecyclestage', native_enum=False, length=32), nullable=True),
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('since', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('pinned', sa.Boolean(), nullable=False),
+    sa.Column('pinned_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pinned_by', sa.String(length=200), nullable=True),
+    sa.Column('pin_note', sa.String(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_lifecycle_states_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_customer_lifecycle_states'))
+    )
+    op.create_table('customer_lifecycles',
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('stage', sa.Enum('LEAD', 'EXPLORATION', 'FORMATION', 'STABILITY', 'DECLINE', 'CHURNED', name='lifecyclestage', native_enum=False, length=32), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('orders', sa.Integer(), nullable=False),
+    sa.Column('volume', sa.Numeric(precision=19, scale=4).with_variant(crm_graph.core.money.ScaledInteger(), 'sqlite'), nullable=False),
+    sa.Column('previous_volume', sa.Numeric(precision=19, scale=4).with_variant(crm_graph.core.money.ScaledInteger(), 'sqlite'), nullable=False),
+    sa.Column('days_since_last_order', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_lifecycles_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['run_id'], ['lifecycle_runs.id'], name=op.f('fk_customer_lifecycles_run_id_lifecycle_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('run_id', 'customer_id', name=op.f('pk_customer_lifecycles'))
+    )
+    with op.batch_alter_table('customer_lifecycles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_customer_lifecycles_customer_id'), ['customer_id'], unique=False)
+
+    op.create_table('lifecycle_stage_changes',
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('from_stage', sa.Enum('LEAD', 'EXPLORATION', 'FORMATION', 'STABILITY', 'DECLINE', 'CHURNED', name='lifecyclestage', native_enum=False, length=32), nullable=True),
+    sa.Column('to_stage', sa.Enum('LEAD', 'EXPLORATION', 'FORMATION', 'STABILITY', 'DECLINE', 'CHURNED', name='lifecyclestage', native_enum=False, length=32), nullable=True),
+    sa.Column('source', sa.Enum('RUN', 'PIN', 'UNPIN', name='lifecyclechangesource', native_enum=False, length=32), nullable=False),
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('changed_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_lifecycle_stage_changes_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lifecycle_stage_changes'))
+    )
+    with op.batch_alter_table('lifecycle_stage_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_lifecycle_stage_changes_customer', ['customer_id', 'changed_at', 'id'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('lifecycle_stage_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_lifecycle_stage_changes_customer')
+
+    op.drop_table('lifecycle_stage_changes')
+    with op.batch_alter_table('customer_lifecycles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_customer_lifecycles_customer_id'))
+
+    op.drop_table('customer_lifecycles')
+    op.drop_table('customer_lifecycle_states')
     with op.batch_alter_table('churn_risks', schema=None) as batch_op:
         batch_op.drop_index('ix_churn_risks_open_rank')
 
     op.drop_table('churn_risks')
+    op.drop_table('lifecycle_runs')
