@@ -31,8 +31,8 @@ class InsightsSettings:
     # DECLINE: the latest window's volume is at most this multiple of the one before.
     lifecycle_decline_ratio: float = 0.67
 
-    # Cross-sell: association rules over the baskets (counted orders) of the last this many
-    # days, kept when their antecedent was bought by at least `min_support_count` customers...
+    # Cross-sell: association rules over what each customer bought (counted orders) in the last
+    # this many days, kept when at least `min_support_count` customers bought both products...
     associations_window_days: int = 365
     associations_min_support_count: int = 2
     # ... with at least this confidence and a lift above this.
@@ -46,7 +46,7 @@ class InsightsSettings:
     support_minutes_per_reply: float = 10.0
     marketing_cost_per_message: float = 0.01
 
-    # Seconds between two runs of the insights job (lifecycle stages, then churn risks; 0: off).
+    # Seconds between two runs of the insights job (lifecycle stages, churn risks, product rules; 0: off).
     job_interval: float = 86400.0
 
 

@@ -8,8 +8,9 @@ any horizon costs no further query.
 
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -25,7 +26,10 @@ from crm_graph.insights.models import (
     CustomerValueRun,
     LifecycleChangeSource,
 )
-from crm_graph.insights.service import lifecycle, runs
+from crm_graph.insights.service import associations, lifecycle, runs
+
+if TYPE_CHECKING:
+    from crm_graph.sales.schema.types import Product
 
 
 def _checked(check: Any, value: Any, name: str) -> None:
@@ -165,3 +169,70 @@ class CustomerLifecycleFields:
         rows = await info.context.loader(("customer.lifecycleHistory", first), batch, list).load(self.pk)  # type: ignore[attr-defined]
         return [LifecycleStageChangeInfo(from_stage=r.from_stage, to_stage=r.to_stage, source=r.source, actor=r.actor,
                                          changed_at=r.changed_at) for r in rows]
+
+
+# --- recommendations -------------------------------------------------------------------------------
+
+
+@strawberry.enum(description="CROSS_SELL: another product that buyers of one the customer bought also buy. UP_SELL: "
+                 "such a product that shares a tag with the one bought and costs more (same currency).")
+class RecommendationKind(enum.Enum):
+    CROSS_SELL = "CROSS_SELL"
+    UP_SELL = "UP_SELL"
+
+
+@strawberry.type(description="A product the customer has not bought, offered because of an association rule from one "
+                 "they did buy (the newest `productAssociationRun`).")
+class Recommendation:
+    product_pk: strawberry.Private[int]
+    based_on_pk: strawberry.Private[int]
+    kind: RecommendationKind
+    tag: str | None = strawberry.field(description="For an up-sell: the tag the two products share.")
+    support: float = strawberry.field(description="Share of all buying customers who bought both products (0 to 1).")
+    confidence: float = strawberry.field(description="Share of the buyers of `basedOn` who also bought `product` (0 to 1).")
+    lift: float = strawberry.field(description="How much likelier buyers of `basedOn` buy `product` than customers at large.")
+    buyers: int = strawberry.field(description="Customers who bought `basedOn` in the run's window.")
+
+    @strawberry.field(description="The product recommended; null if you may not see products.")
+    async def product(self, info: Info) -> Annotated["Product", strawberry.lazy("crm_graph.sales.schema.types")] | None:
+        from crm_graph.sales.schema.types import load_product
+
+        return await load_product(info, self.product_pk)
+
+    @strawberry.field(description="The product the customer bought that the rule starts from.")
+    async def based_on(self, info: Info) -> Annotated["Product", strawberry.lazy("crm_graph.sales.schema.types")] | None:
+        from crm_graph.sales.schema.types import load_product
+
+        return await load_product(info, self.based_on_pk)
+
+    @strawberry.field(description='Why, in words: "bought by 34% of buyers of X, lift 3.1".')
+    async def reason(self, info: Info) -> str:
+        from crm_graph.sales.schema.types import load_product
+
+        base = await load_product(info, self.based_on_pk)
+        name = base.name if base is not None else "a product they bought"
+        words = f"bought by {self.confidence:.0%} of buyers of {name}, lift {self.lift:.1f}"
+        if self.kind is RecommendationKind.UP_SELL:
+            words = f"a step up from {name} (tag '{self.tag}'): " + words
+        return words[0].upper() + words[1:]
+
+
+@strawberry.type
+class CustomerRecommendationFields:
+    """Resolvers here read ``self.pk``, the customer's primary key."""
+
+    @strawberry.field(description="Products to offer the customer, strongest first (at most `first`, 1 to 100, default 5): "
+                      "ones they have not bought that buyers of what they bought also buy, from the newest product "
+                      "association run. Empty before the first `refreshProductAssociations`.")
+    async def recommendations(self, info: Info, first: int = 5) -> list[Recommendation]:
+        if not 1 <= first <= associations.MAX_RECOMMENDATIONS:
+            raise ClientError(f"first is 1 to {associations.MAX_RECOMMENDATIONS}.")
+
+        async def batch(session: Any, customer_ids: list[int]) -> dict[int, Any]:
+            return await associations.recommendations_for(session, customer_ids, first=first)
+
+        rows = await info.context.loader(("customer.recommendations", first), batch, list).load(self.pk)  # type: ignore[attr-defined]
+        return [Recommendation(product_pk=r.product_id, based_on_pk=r.based_on_id,
+                               kind=RecommendationKind.UP_SELL if r.up_sell else RecommendationKind.CROSS_SELL, tag=r.tag,
+                               support=r.support, confidence=r.confidence, lift=r.lift, buyers=r.antecedent_count)
+                for r in rows]

@@ -1,6 +1,6 @@
 """The insights job of `serve` and `crm-graph worker`: every CRM_INSIGHTS_JOB_INTERVAL seconds
 (checked hourly, so several processes share one schedule) a lifecycle run over every customer,
-then a churn-risk assessment, as the system."""
+a churn-risk assessment and a run of product association rules, as the system."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from crm_graph.core.errors import ValidationFailed
 from crm_graph.core.jobs import Job
 from crm_graph.insights.config import InsightsSettings, insights_settings
 from crm_graph.insights.models import LifecycleRun
-from crm_graph.insights.service import churn, lifecycle
+from crm_graph.insights.service import associations, churn, lifecycle
 
 
 async def run(db: Any, config: InsightsSettings) -> str:
@@ -30,7 +30,9 @@ async def run(db: Any, config: InsightsSettings) -> str:
         assessed = f"{risks.raised} new churn risks"
     except ValidationFailed as exc:
         assessed = f"no churn assessment ({exc.errors[0].code})"
-    return f"{stages.customer_count} lifecycle stages ({stages.changed} changed), {assessed}"
+    async with db.writer() as session, session.begin():
+        rules = await associations.refresh_rules(session, config=config)
+    return f"{stages.customer_count} lifecycle stages ({stages.changed} changed), {assessed}, {rules.rule_count} product rules"
 
 
 def jobs_of(app: Any) -> list[Job]:

@@ -193,11 +193,49 @@ class LifecycleStageChange(IdMixin, Base):
     __table_args__ = (sa.Index("ix_lifecycle_stage_changes_customer", "customer_id", "changed_at", "id"),)
 
 
+class AssociationRun(IdMixin, Base):
+    """One computation of product association rules over the customers' purchases in a window."""
+
+    __tablename__ = "product_association_runs"
+
+    as_of: Mapped[date] = mapped_column(sa.Date)
+    window_days: Mapped[int] = mapped_column(sa.Integer)
+    customers: Mapped[int] = mapped_column(sa.Integer)  # customers who bought a product in the window: N
+    min_support_count: Mapped[int] = mapped_column(sa.Integer)
+    min_confidence: Mapped[float] = mapped_column(sa.Double)
+    min_lift: Mapped[float] = mapped_column(sa.Double)
+    rule_count: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProductAssociation(Base):
+    """A rule "buyers of the antecedent also buy the consequent" in one run. Counts are of
+    customers: ``both`` bought the two, ``antecedent_count`` / ``consequent_count`` each one."""
+
+    __tablename__ = "product_associations"
+
+    run_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("product_association_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    antecedent_id: Mapped[int] = mapped_column(IdType, sa.ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    consequent_id: Mapped[int] = mapped_column(
+        IdType, sa.ForeignKey("products.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    both: Mapped[int] = mapped_column(sa.Integer)
+    antecedent_count: Mapped[int] = mapped_column(sa.Integer)
+    consequent_count: Mapped[int] = mapped_column(sa.Integer)
+    support: Mapped[float] = mapped_column(sa.Double)  # both / N
+    confidence: Mapped[float] = mapped_column(sa.Double)  # both / antecedent_count
+    lift: Mapped[float] = mapped_column(sa.Double)  # confidence / (consequent_count / N)
+
+
 guard_object(CustomerValueRun, "insights")
 # A customer's figures are the customer's: hidden customer, hidden figures.
 guard_child(CustomerValue, "insights", Customer, "customer_id")
 guard_child(ChurnRisk, "insights", Customer, "customer_id")
 guard_object(LifecycleRun, "insights")
+guard_object(AssociationRun, "insights")
+guard_object(ProductAssociation, "insights")
 guard_child(CustomerLifecycle, "insights", Customer, "customer_id")
 guard_child(CustomerLifecycleState, "insights", Customer, "customer_id")
 guard_child(LifecycleStageChange, "insights", Customer, "customer_id")

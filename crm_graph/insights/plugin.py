@@ -25,9 +25,14 @@ def crm_startup(app: object) -> None:
 
 @hookimpl
 def crm_register_type_extensions() -> list[TypeExtension]:
-    from crm_graph.insights.customer_fields import CustomerLifecycleFields, CustomerValueFields
+    from crm_graph.insights.customer_fields import (
+        CustomerLifecycleFields,
+        CustomerRecommendationFields,
+        CustomerValueFields,
+    )
 
-    return [TypeExtension("Customer", CustomerValueFields), TypeExtension("Customer", CustomerLifecycleFields)]
+    return [TypeExtension("Customer", fields)
+            for fields in (CustomerValueFields, CustomerLifecycleFields, CustomerRecommendationFields)]
 
 
 @hookimpl

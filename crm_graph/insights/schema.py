@@ -15,7 +15,7 @@ from strawberry.types import Info
 from crm_graph.core.errors import DomainError
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
-from crm_graph.graphql.errors import UserError, user_errors
+from crm_graph.graphql.errors import ClientError, UserError, user_errors
 from crm_graph.graphql.mutations import unit_of_work
 from crm_graph.core.pagination import paginate
 from crm_graph.graphql.money import Money
@@ -27,10 +27,14 @@ from crm_graph.graphql.relay import decode_global_id
 from crm_graph.customers.models import LifecycleStage
 from crm_graph.insights.customer_fields import CustomerLifecycleInfo
 from crm_graph.insights.models import LifecycleRun
-from crm_graph.insights.service import churn, lifecycle, runs
+from crm_graph.insights.models import AssociationRun, ProductAssociation
+from crm_graph.insights.service import associations, churn, lifecycle, runs
 
 if TYPE_CHECKING:
     from crm_graph.customers.schema import Customer
+    from crm_graph.sales.schema.types import Product
+
+ProductRef = Annotated["Product", strawberry.lazy("crm_graph.sales.schema.types")]
 
 strawberry.enum(TimeUnit, name="CustomerValueTimeUnit",
                 description="The unit the model counts time in: DAY, or WEEK (7 days, the unit of the original papers).")
@@ -213,12 +217,92 @@ class CustomerLifecyclePayload:
     errors: list[UserError]
 
 
+@strawberry.type(description="Buyers of `antecedent` also buy `consequent`: a rule of a product association run. Counts "
+                 "are of customers who bought in the run's window.")
+class ProductAssociationRule:
+    antecedent_pk: strawberry.Private[int]
+    consequent_pk: strawberry.Private[int]
+    both: int = strawberry.field(description="Customers who bought both.")
+    antecedent_buyers: int
+    consequent_buyers: int
+    support: float = strawberry.field(description="both / customers of the run.")
+    confidence: float = strawberry.field(description="both / antecedentBuyers.")
+    lift: float = strawberry.field(description="confidence / (consequentBuyers / customers of the run).")
+
+    @strawberry.field
+    async def antecedent(self, info: Info) -> ProductRef | None:
+        from crm_graph.sales.schema.types import load_product
+
+        return await load_product(info, self.antecedent_pk)
+
+    @strawberry.field
+    async def consequent(self, info: Info) -> ProductRef | None:
+        from crm_graph.sales.schema.types import load_product
+
+        return await load_product(info, self.consequent_pk)
+
+    @classmethod
+    def of(cls, row: ProductAssociation) -> ProductAssociationRule:
+        return cls(antecedent_pk=row.antecedent_id, consequent_pk=row.consequent_id, both=row.both,
+                   antecedent_buyers=row.antecedent_count, consequent_buyers=row.consequent_count, support=row.support,
+                   confidence=row.confidence, lift=row.lift)
+
+
+@strawberry.type(description="One computation of product association rules (cross-sell) over what customers bought in a window.")
+class ProductAssociationRun:
+    run: strawberry.Private[AssociationRun]
+    as_of: date
+    window_days: int
+    customers: int = strawberry.field(description="Customers who bought a product in the window: the N of support and lift.")
+    min_support_count: int
+    min_confidence: float
+    min_lift: float
+    rule_count: int
+    computed_at: datetime
+
+    @strawberry.field(description="Rules by lift, then confidence (at most `first`, 1 to 100, default 20); of one "
+                      "antecedent product when `productId` is given.")
+    async def rules(self, info: Info, first: int = 20, product_id: strawberry.ID | None = None) -> list[ProductAssociationRule]:
+        if not 1 <= first <= 100:
+            raise ClientError("first is 1 to 100.")
+        pk = decode_global_id(product_id, "Product")[1] if product_id is not None else None
+        async with info.context.db.reader() as session:
+            found = await associations.rules_of(session, self.run, first=first, product_id=pk)
+        return [ProductAssociationRule.of(r) for r in found]
+
+    @classmethod
+    def of(cls, run: AssociationRun) -> ProductAssociationRun:
+        return cls(run=run, as_of=run.as_of, window_days=run.window_days, customers=run.customers,
+                   min_support_count=run.min_support_count, min_confidence=run.min_confidence, min_lift=run.min_lift,
+                   rule_count=run.rule_count, computed_at=run.created_at)
+
+
+@strawberry.input
+class RefreshProductAssociationsInput:
+    as_of: date | None = strawberry.field(default=None, description="Last day of purchases read (UTC); default today.")
+    window_days: int | None = strawberry.field(
+        default=None, description="Days of purchases read, ending on asOf; default CRM_INSIGHTS_ASSOCIATIONS_WINDOW_DAYS (365).")
+
+
+@strawberry.type
+class ProductAssociationRunPayload:
+    run: ProductAssociationRun | None
+    errors: list[UserError]
+
+
 def _customer_pk(value: strawberry.ID) -> int:
     return decode_global_id(value, "Customer")[1]
 
 
 @strawberry.type
 class InsightsQuery:
+    @access.query("insights", description="The newest product association run (cross-sell rules); null before the first "
+                  "`refreshProductAssociations`.")
+    async def product_association_run(self, info: Info) -> ProductAssociationRun | None:
+        async with info.context.db.reader() as session:
+            run = await associations.latest_run(session)
+        return ProductAssociationRun.of(run) if run is not None else None
+
     @access.query("insights", description="The newest lifecycle run; null before the first `refreshLifecycleStages`.")
     async def lifecycle_run(self, info: Info) -> LifecycleRunInfo | None:
         async with info.context.db.reader() as session:
@@ -317,6 +401,21 @@ class InsightsMutation:
         pk = _customer_pk(input.customer_id)
         found, errors = await unit_of_work(info, lambda s: _unpinned(s, info, pk))
         return CustomerLifecyclePayload(lifecycle=found, errors=errors)
+
+    @access.mutation(
+        "insights", "update",
+        description="Compute association rules over every customer's purchases in the window (support, confidence, lift; "
+        "the thresholds are CRM_INSIGHTS_ASSOCIATIONS_*) and store the run `Customer.recommendations` reads. Errors: "
+        "`asOf` in the future, `windowDays` outside 1 to 36600 (INVALID_VALUE).",
+    )
+    async def refresh_product_associations(
+        self, info: Info, input: RefreshProductAssociationsInput | None = None
+    ) -> ProductAssociationRunPayload:
+        data = input or RefreshProductAssociationsInput()
+        config = insights_settings()
+        run, errors = await unit_of_work(
+            info, lambda s: associations.refresh_rules(s, config=config, as_of=data.as_of, window_days=data.window_days))
+        return ProductAssociationRunPayload(run=ProductAssociationRun.of(run) if run is not None else None, errors=errors)
 
 
 async def _info_of(session: Any, pk: int) -> CustomerLifecycleInfo:

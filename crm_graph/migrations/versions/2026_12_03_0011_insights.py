@@ -37,6 +37,36 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lifecycle_runs'))
     )
+    op.create_table('product_association_runs',
+    sa.Column('as_of', sa.Date(), nullable=False),
+    sa.Column('window_days', sa.Integer(), nullable=False),
+    sa.Column('customers', sa.Integer(), nullable=False),
+    sa.Column('min_support_count', sa.Integer(), nullable=False),
+    sa.Column('min_confidence', sa.Double(), nullable=False),
+    sa.Column('min_lift', sa.Double(), nullable=False),
+    sa.Column('rule_count', sa.Integer(), nullable=False),
+    sa.Column('created_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_product_association_runs'))
+    )
+    op.create_table('product_associations',
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('antecedent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('consequent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('both', sa.Integer(), nullable=False),
+    sa.Column('antecedent_count', sa.Integer(), nullable=False),
+    sa.Column('consequent_count', sa.Integer(), nullable=False),
+    sa.Column('support', sa.Double(), nullable=False),
+    sa.Column('confidence', sa.Double(), nullable=False),
+    sa.Column('lift', sa.Double(), nullable=False),
+    sa.ForeignKeyConstraint(['antecedent_id'], ['products.id'], name=op.f('fk_product_associations_antecedent_id_products'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['consequent_id'], ['products.id'], name=op.f('fk_product_associations_consequent_id_products'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['run_id'], ['product_association_runs.id'], name=op.f('fk_product_associations_run_id_product_association_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('run_id', 'antecedent_id', 'consequent_id', name=op.f('pk_product_associations'))
+    )
+    with op.batch_alter_table('product_associations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_product_associations_consequent_id'), ['consequent_id'], unique=False)
+
     op.create_table('churn_risks',
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('raised_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
@@ -122,4 +152,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_churn_risks_open_rank')
 
     op.drop_table('churn_risks')
+    with op.batch_alter_table('product_associations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_product_associations_consequent_id'))
+
+    op.drop_table('product_associations')
+    op.drop_table('product_association_runs')
     op.drop_table('lifecycle_runs')
