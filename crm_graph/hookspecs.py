@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from crm_graph.core.accounting import AccountingBackend
     from crm_graph.core.automation import AutomationAction
+    from crm_graph.core.costs import SentMessages
     from crm_graph.core.actor import Actor
     from crm_graph.core.documents import Attachment, DocumentConverter, DocumentEngine
     from crm_graph.core.errors import FieldError
@@ -378,4 +379,16 @@ def crm_automation_actions() -> AutomationAction | Sequence[AutomationAction] | 
     ``update_customer``, ...) are registered this way by ``crm_graph.automation.plugin``. Two
     actions of one name are a ``PluginError`` naming both plugins when the engine sets up.
     Synchronous.
+    """
+
+
+@hookspec
+def crm_messages_sent() -> SentMessages | Sequence[SentMessages] | None:
+    """Return where the plugin keeps the messages it sent to customers: ``crm_graph.core.costs.
+    SentMessages`` (a ``name`` and ``select()`` building a select of ``customer_id`` and
+    ``sent_at``, one row per message sent).
+
+    ``Customer.profitability`` and ``Segment.profitability`` count a customer's messages in every
+    source and charge ``CRM_INSIGHTS_MARKETING_COST_PER_MESSAGE`` for each. The email marketing
+    plugin registers its campaign sends this way. Synchronous; called when profitability is read.
     """

@@ -39,8 +39,10 @@ class InsightsSettings:
     associations_min_confidence: float = 0.05
     associations_min_lift: float = 1.0
 
-    # Profitability: cost of one hour of support work, minutes counted per ticket and per agent
-    # comment, and the cost of one marketing message sent (amounts in the customer's currency).
+    # Profitability: the currency of the rates below (and of the revenue counted), the cost of one
+    # hour of support work, the minutes counted per ticket and per agent comment, and the cost of
+    # one marketing message sent.
+    cost_currency: str = "EUR"
     support_hourly_rate: float = 40.0
     support_minutes_per_ticket: float = 15.0
     support_minutes_per_reply: float = 10.0
@@ -72,6 +74,8 @@ def check(value: InsightsSettings) -> None:
         problems.append("ASSOCIATIONS_WINDOW_DAYS and ASSOCIATIONS_MIN_SUPPORT_COUNT >= 1")
     if not 0 <= value.associations_min_confidence <= 1 or value.associations_min_lift < 0:
         problems.append("ASSOCIATIONS_MIN_CONFIDENCE is 0 to 1, ASSOCIATIONS_MIN_LIFT >= 0")
+    if not (len(value.cost_currency) == 3 and value.cost_currency.isalpha() and value.cost_currency.isupper()):
+        problems.append("COST_CURRENCY is an ISO 4217 code (EUR)")
     if value.job_interval < 0:
         problems.append("JOB_INTERVAL >= 0")
     names = ("support_hourly_rate", "support_minutes_per_ticket", "support_minutes_per_reply", "marketing_cost_per_message")

@@ -26,7 +26,10 @@ from crm_graph.insights.models import (
     CustomerValueRun,
     LifecycleChangeSource,
 )
-from crm_graph.insights.service import associations, lifecycle, runs
+from crm_graph.core.costs import sent_message_sources
+from crm_graph.customers.models import Customer
+from crm_graph.insights.config import insights_settings
+from crm_graph.insights.service import associations, lifecycle, profitability, runs
 
 if TYPE_CHECKING:
     from crm_graph.sales.schema.types import Product
@@ -236,3 +239,99 @@ class CustomerRecommendationFields:
                                kind=RecommendationKind.UP_SELL if r.up_sell else RecommendationKind.CROSS_SELL, tag=r.tag,
                                support=r.support, confidence=r.confidence, lift=r.lift, buyers=r.antecedent_count)
                 for r in rows]
+
+
+# --- profitability ---------------------------------------------------------------------------------
+
+
+def _profit_fields(p: profitability.Profitability) -> dict[str, Any]:
+    c = p.currency
+    return dict(
+        currency=c, window_days=p.window_days, orders=p.orders, revenue=Money.of(p.revenue, c),
+        discounts=Money.of(p.discounts, c), tickets=p.tickets, agent_replies=p.agent_replies,
+        support_minutes=p.support_minutes, support_cost=Money.of(p.support_cost, c), messages_sent=p.messages,
+        marketing_cost=Money.of(p.marketing_cost, c), cost_to_serve=Money.of(p.cost_to_serve, c),
+        profit=Money.of(p.profit, c),
+    )
+
+
+@strawberry.type(description="Revenue minus the cost to serve (docs/insights.md), in CRM_INSIGHTS_COST_CURRENCY, from what "
+                 "you may see: over the whole history, or the last `windowDays`.")
+class CustomerProfitability:
+    currency: str = strawberry.field(description="CRM_INSIGHTS_COST_CURRENCY: orders in other currencies are left out.")
+    window_days: int | None = strawberry.field(description="Null: the whole history.")
+    orders: int = strawberry.field(description="Counted orders (paid or fulfilled, not cancelled or refunded).")
+    revenue: Money = strawberry.field(description="Their list value: subtotals before discounts, without tax.")
+    discounts: Money = strawberry.field(description="Discounts given on them.")
+    tickets: int
+    agent_replies: int = strawberry.field(description="Comments agents wrote on the tickets.")
+    support_minutes: float = strawberry.field(description="Tickets and replies at their standard handling times.")
+    support_cost: Money = strawberry.field(description="supportMinutes at CRM_INSIGHTS_SUPPORT_HOURLY_RATE.")
+    messages_sent: int = strawberry.field(description="Marketing messages sent (sources registered by plugins).")
+    marketing_cost: Money = strawberry.field(description="messagesSent at CRM_INSIGHTS_MARKETING_COST_PER_MESSAGE.")
+    cost_to_serve: Money = strawberry.field(description="discounts + supportCost + marketingCost.")
+    profit: Money = strawberry.field(description="revenue - costToServe.")
+
+
+@strawberry.type(description="The profitability of a segment's members, summed.")
+class SegmentProfitability(CustomerProfitability):
+    customers: int = strawberry.field(description="Members counted (those you may see).")
+
+    @strawberry.field(description="profit / customers; null without members.")
+    def profit_per_customer(self) -> Money | None:
+        if not self.customers:
+            return None
+        return Money.of((self.profit.amount / self.customers).quantize(profitability.CENT), self.currency)
+
+
+def _window(window_days: int | None) -> None:
+    if window_days is not None and not 1 <= window_days <= profitability.MAX_WINDOW_DAYS:
+        raise ClientError(f"windowDays is 1 to {profitability.MAX_WINDOW_DAYS}.")
+
+
+@strawberry.type
+class CustomerProfitabilityFields:
+    """Resolvers here read ``self.pk``, the customer's primary key."""
+
+    @strawberry.field(description="What the customer brought minus what serving them cost (support time, discounts, "
+                      "marketing messages); over the last `windowDays` (1 to 36600) or, by default, the whole history. "
+                      "Null without `insights:read`.")
+    async def profitability(self, info: Info, window_days: int | None = None) -> CustomerProfitability | None:
+        _window(window_days)
+        ctx = info.context
+        if not ctx.actor.can("insights", "read"):
+            return None
+        config = insights_settings()
+        sources = sent_message_sources(ctx.plugins)
+
+        async def batch(session: Any, customer_ids: list[int]) -> dict[int, Any]:
+            return await profitability.for_customers(session, customer_ids, config=config, window_days=window_days,
+                                                     sources=sources)
+
+        found = await ctx.loader(("customer.profitability", window_days), batch).load(self.pk)  # type: ignore[attr-defined]
+        return CustomerProfitability(**_profit_fields(found)) if found is not None else None
+
+
+@strawberry.type
+class SegmentProfitabilityFields:
+    """Resolvers here read ``self.model``, the segment's row."""
+
+    @strawberry.field(description="The summed profitability of the segment's members (as `Customer.profitability`); null "
+                      "without `insights:read` or when the stored filter no longer validates.")
+    async def profitability(self, info: Info, window_days: int | None = None) -> SegmentProfitability | None:
+        from crm_graph.core.filters import FilterError
+        from crm_graph.segments.service.reads import members_select
+
+        _window(window_days)
+        ctx = info.context
+        if not ctx.actor.can("insights", "read"):
+            return None
+        config = insights_settings()
+        async with ctx.db.reader() as session:
+            try:
+                members = (await members_select(session, self.model)).with_only_columns(Customer.id)  # type: ignore[attr-defined]
+            except FilterError:
+                return None
+            found = await profitability.for_members(session, members, config=config, window_days=window_days,
+                                                    sources=sent_message_sources(ctx.plugins))
+        return SegmentProfitability(customers=found.customers, **_profit_fields(found))

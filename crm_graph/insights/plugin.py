@@ -27,12 +27,15 @@ def crm_startup(app: object) -> None:
 def crm_register_type_extensions() -> list[TypeExtension]:
     from crm_graph.insights.customer_fields import (
         CustomerLifecycleFields,
+        CustomerProfitabilityFields,
         CustomerRecommendationFields,
         CustomerValueFields,
+        SegmentProfitabilityFields,
     )
 
-    return [TypeExtension("Customer", fields)
-            for fields in (CustomerValueFields, CustomerLifecycleFields, CustomerRecommendationFields)]
+    return [*(TypeExtension("Customer", fields) for fields in (
+        CustomerValueFields, CustomerLifecycleFields, CustomerRecommendationFields, CustomerProfitabilityFields)),
+        TypeExtension("Segment", SegmentProfitabilityFields)]
 
 
 @hookimpl

@@ -110,3 +110,18 @@ def crm_register_commands(cli: click.Group) -> None:
     from crm_marketing.cli import marketing
 
     cli.add_command(marketing)
+
+
+@hookimpl
+def crm_messages_sent():  # type: ignore[no-untyped-def]
+    """Campaign mails sent, for the marketing cost in customer profitability."""
+    import sqlalchemy as sa
+
+    from crm_graph.core.costs import SentMessages
+    from crm_marketing.models import Recipient, RecipientStatus
+
+    def select() -> sa.Select:  # type: ignore[type-arg]
+        return sa.select(Recipient.customer_id.label("customer_id"), Recipient.sent_at.label("sent_at")).where(
+            Recipient.status == RecipientStatus.SENT)
+
+    return SentMessages("campaigns", select, "Campaign mails sent (crm_marketing plugin).")
