@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_graph.core import errors as codes
+from crm_graph.core import money
 from crm_graph.core.actor import SYSTEM, Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, FieldError, NotFound, ValidationFailed
@@ -100,8 +101,6 @@ def _reason(value: Any) -> str | None:
 
 
 def _is_currency(value: Any) -> bool:
-    from crm_graph.core import money
-
     try:
         return money.currency_code(value) == value
     except money.InvalidCurrency:
@@ -650,14 +649,22 @@ def _code(prefix: str) -> str:
     return f"{prefix}-{body}" if prefix else body
 
 
+def _number_in(value: Any, highest: Decimal | int) -> bool:
+    """Whether ``value`` is a Decimal above 0, at most ``highest``, with at most the columns' four
+    places. NaN and the infinities are not (comparing a NaN raises), nor are more places than the
+    column keeps (they would be rounded away silently)."""
+    return (isinstance(value, Decimal) and value.is_finite() and 0 < value <= highest
+            and money.places(value.normalize()) <= money.SCALE)
+
+
 def _offer(errors: ErrorCollector, percent_off: Any, amount_off: Any, currency: Any) -> None:
     if (percent_off is None) == (amount_off is None):
         errors.add("percentOff", codes.REQUIRED, "Give percentOff or amountOff (with currency).")
-    if percent_off is not None and not (isinstance(percent_off, Decimal) and 0 < percent_off <= 100):
-        errors.add("percentOff", codes.INVALID_VALUE, "A percentage above 0, at most 100.")
+    if percent_off is not None and not _number_in(percent_off, 100):
+        errors.add("percentOff", codes.INVALID_VALUE, "A percentage above 0, at most 100, with at most 4 decimal places.")
     if amount_off is not None:
-        if not isinstance(amount_off, Decimal) or amount_off <= 0:
-            errors.add("amountOff", codes.INVALID_VALUE, "A positive amount.")
+        if not _number_in(amount_off, money.MAX_AMOUNT):
+            errors.add("amountOff", codes.INVALID_VALUE, f"A positive amount up to {money.MAX_AMOUNT:,}, with at most 4 decimal places.")
         if not isinstance(currency, str) or not _is_currency(currency):
             errors.add("currency", codes.INVALID_VALUE, "An amount off needs an ISO 4217 currency.")
 
@@ -851,7 +858,7 @@ async def save_tier(session: AsyncSession, *, actor: Actor, data: Mapping[str, A
     threshold, multiplier = data.get("threshold"), data.get("multiplier")
     if ("threshold" in data or tier_id is None) and (not isinstance(threshold, int) or not 0 <= threshold <= MAX_POINTS):
         errors.add("threshold", codes.INVALID_VALUE, f"Qualifying points, 0 to {MAX_POINTS:,}.")
-    if multiplier is not None and not (isinstance(multiplier, Decimal) and 0 < multiplier <= 100):
+    if multiplier is not None and not _number_in(multiplier, 100):
         errors.add("multiplier", codes.INVALID_VALUE, "A factor above 0, at most 100 (1: the base rate).")
     errors.raise_if_any()
     if tier_id is None:
@@ -901,9 +908,9 @@ async def save_rule(session: AsyncSession, *, actor: Actor, data: Mapping[str, A
         if merged.get(field) is None:
             errors.add(field, codes.REQUIRED, f"A {kind.name} rule needs {field}.")  # type: ignore[union-attr]
     points = merged.get("points")
-    if points is not None and not (isinstance(points, Decimal) and 0 < points <= 1_000_000):
+    if points is not None and not _number_in(points, 1_000_000):
         errors.add("points", codes.INVALID_VALUE, "Above 0, at most 1,000,000 (per currency unit, or per event).")
-    if merged.get("multiplier") is not None and not (isinstance(merged["multiplier"], Decimal) and 0 < merged["multiplier"] <= 100):
+    if merged.get("multiplier") is not None and not _number_in(merged["multiplier"], 100):
         errors.add("multiplier", codes.INVALID_VALUE, "A factor above 0, at most 100.")
     if merged.get("currency") is not None and not _is_currency(merged["currency"]):
         errors.add("currency", codes.INVALID_VALUE, "An ISO 4217 currency code.")

@@ -78,6 +78,30 @@ async def test_bad_input_gets_field_errors_and_changes_nothing(client):
     assert view["balance"] == {"active": 10, "pending": 0} and len(view["history"]) == 1
 
 
+async def test_numbers_that_are_not_finite_or_have_too_many_places_are_refused(client):
+    """NaN, the infinities and more places than the columns keep: a field error each, not an
+    internal error (comparing a NaN raises) and not a value rounded away silently."""
+    cid = await new_customer(client)
+    reward = f"mutation($input: LoyaltyRewardInput!) {{ saveLoyaltyReward(input: $input) {{ reward {{ key }} {ERRORS} }} }}"
+    tier = f"mutation($input: LoyaltyTierInput!) {{ createLoyaltyTier(input: $input) {{ tier {{ key }} {ERRORS} }} }}"
+    rule = f"mutation($input: LoyaltyRuleInput!) {{ createLoyaltyRule(input: $input) {{ rule {{ id }} {ERRORS} }} }}"
+    coupon = f"mutation($input: IssueCouponInput!) {{ issueCoupon(input: $input) {{ coupon {{ code }} {ERRORS} }} }}"
+    for number in ("NaN", "-Infinity", "Infinity", "12.34567"):
+        cases = [
+            (reward, {"key": "r", "name": "R", "cost": 10, "percentOff": number}, "percentOff"),
+            (reward, {"key": "r", "name": "R", "cost": 10, "amountOff": {"amount": number, "currency": "EUR"}}, "amountOff"),
+            (tier, {"key": "t", "name": "T", "threshold": 10, "multiplier": number}, "multiplier"),
+            (rule, {"kind": "SPEND", "name": "S", "points": number}, "points"),
+            (coupon, {"customerId": cid, "idempotencyKey": "c", "percentOff": number}, "percentOff"),
+        ]
+        for query, data, field in cases:
+            body = await client.post(query, {"input": data})
+            assert "errors" not in body, (number, body)
+            (payload,) = body["data"].values()
+            assert codes(payload) == [(field, "INVALID_VALUE")], (number, data)
+    assert (await client.mutate(reward, {"input": {"key": "r", "name": "R", "cost": 10, "percentOff": "12.5"}}))["reward"] == {"key": "r"}
+
+
 async def test_who_may_earn_adjust_and_configure(client, settings, db):
     cid = await new_customer(client)
     for role, earn, adjust, balance in (("SALES", True, False, 5), ("READ_ONLY", False, False, 5), ("MARKETING", True, True, 15)):
