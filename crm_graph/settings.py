@@ -105,6 +105,9 @@ class Settings:
     # parsed-document cache may hold (documents over 1/100 of it are not cached).
     max_query_cost: int = 5000
     max_directives: int = 50
+    # How often one selection set may select one field (one response name): validation compares
+    # such selections pairwise, so 500 copies of one field take seconds to validate.
+    max_field_repeats: int = 20
     max_query_length: int = 100_000
     max_request_bytes: int = 1_048_576
     request_timeout: float = 30.0
@@ -272,7 +275,7 @@ class Settings:
             )
 
     def _validate_request_limits(self) -> None:
-        for name in ("max_query_cost", "max_directives", "max_query_length", "max_request_bytes",
+        for name in ("max_query_cost", "max_directives", "max_field_repeats", "max_query_length", "max_request_bytes",
                      "max_request_sessions", "document_cache_chars", "rate_limit_max_buckets",
                      "max_query_depth", "max_aliases", "max_tokens"):
             if getattr(self, name) < 1:

@@ -45,6 +45,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     backends.pytest_addoption(parser)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    backends.pytest_configure(config)  # the one_pass marker, also when tests/ runs alone
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backends.pytest_collection_modifyitems(config, items)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {config.getoption('--db')}"
 
@@ -114,11 +122,13 @@ class StatementCounter:
 
     def __init__(self, db: Database) -> None:
         self.count = 0
+        self.last: list[str] = []  # the latest statements, for a failing test to show
         sa.event.listen(db.engine.sync_engine, "before_cursor_execute", self._on_execute)
 
     def _on_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
             self.count += 1
+            self.last = [*self.last[-9:], statement]
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ bounded by their total size, and hands the cost to the rate limiter (``graphql/r
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ from crm_graph.graphql.inputs import control_character_errors
 LIST_LENGTH = 10  # expected length of a list of objects that takes no `first` / `last`
 MUTATION_COST = 10  # a write costs more than the objects it answers with
 INTROSPECTION_COST = 100  # `__schema` / `__type`: GraphiQL's docs query, once
+# The least a request is charged to the rate limiter: a point per this many characters of its
+# document (GraphiQL's introspection query, about 1,700 characters, is 3 points; a document at
+# the length limit, 100,000 characters, 200).
+CHARACTERS_PER_POINT = 500
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class Analysis:
         self.variables = dict(variables or {})
         self._memo: dict[tuple[str, int | None], Figures] = {}
         self._open: set[str] = set()
+        # The first page size out of range (argument name, value): refused before anything runs.
+        self.bad_page: tuple[str, int] | None = None
 
     def operation(self, operation: OperationDefinitionNode) -> Figures:
         for definition in operation.variable_definitions or ():
@@ -159,6 +166,8 @@ class Analysis:
             elif isinstance(value, IntValueNode):
                 value = int(value.value)
             if isinstance(value, int) and not isinstance(value, bool):
+                if not 0 <= value <= MAX_PAGE_SIZE and self.bad_page is None:
+                    self.bad_page = (argument.name.value, value)
                 return max(0, min(value, MAX_PAGE_SIZE))
         return DEFAULT_PAGE_SIZE
 
@@ -177,8 +186,17 @@ def select_operation(document: DocumentNode, operation_name: str | None) -> Oper
 def measure(schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any] | None = None,
             operation_name: str | None = None) -> Figures:
     """The figures of the operation a request would run (``NOTHING`` when none can be chosen)."""
+    return analyse(schema, document, variables, operation_name)[0]
+
+
+def analyse(schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any] | None = None,
+            operation_name: str | None = None) -> tuple[Figures, tuple[str, int] | None]:
+    """The figures, and the first page size out of range (`first: 100000`) if there is one."""
     operation = select_operation(document, operation_name)
-    return Analysis(schema, document, variables).operation(operation) if operation is not None else NOTHING
+    if operation is None:
+        return NOTHING, None
+    analysis = Analysis(schema, document, variables)
+    return analysis.operation(operation), analysis.bad_page
 
 
 class DocumentCache:
@@ -206,6 +224,46 @@ class DocumentCache:
         while self.size > self.max_total:
             old, _ = self._entries.popitem(last=False)
             self.size -= len(old)
+
+
+# GraphQL's tokens as graphql-core counts them for its token limit: punctuators, names, numbers
+# and strings (a string, even a block string, is one token); comments are matched so that
+# nothing inside them counts, and are not counted either. Commas and white space are no tokens.
+_TOKEN = re.compile(r'"""(?:\\"""|[^"]|"(?!""))*"""|"(?:\\.|[^"\\\n\r])*"|(#[^\n\r]*)|\.\.\.|[!$&()\[\]{}:=@|]'
+                    r"|-?\d[\w.+-]*|[_A-Za-z]\w*")
+
+
+def over_token_limit(query: str, limit: int) -> bool:
+    """Whether ``query`` holds more than ``limit`` tokens, found with one regular-expression scan
+    (some 50 times faster than graphql-core's lexer, which would take 100-300 ms to reach the
+    limit of a flood). Never more than graphql-core counts, so it refuses nothing the parser
+    would accept."""
+    count = 0
+    for match in _TOKEN.finditer(query):
+        if match.group(1) is None:
+            count += 1
+            if count > limit:
+                return True
+    return False
+
+
+def repeat_errors(document: DocumentNode, limit: int) -> list[GraphQLError]:
+    """A ``TOO_MANY_REPEATS`` error when a selection set of ``document`` (an operation's or a
+    fragment's, as written) selects one response name more than ``limit`` times."""
+    stack = [d.selection_set for d in document.definitions if getattr(d, "selection_set", None) is not None]
+    while stack:
+        selection_set = stack.pop()
+        seen: dict[str, int] = {}
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                name = (selection.alias or selection.name).value
+                seen[name] = seen.get(name, 0) + 1
+                if seen[name] > limit:
+                    return [limit_error(f"`{name}` is selected more than {limit} times in one selection set.",
+                                        "TOO_MANY_REPEATS")]
+            if getattr(selection, "selection_set", None) is not None:
+                stack.append(selection.selection_set)
+    return []
 
 
 def limit_error(message: str, code: str, **extra: Any) -> GraphQLError:
@@ -241,27 +299,42 @@ class DocumentLimits(SchemaExtension):
         yield
         if entry is None and ctx.query is not None and ctx.graphql_document is not None:
             self.cache.put(ctx.query, ctx.graphql_document)
+        if ctx.graphql_document is None and self.limiter is not None and ctx.context is not None:
+            self.decision = self.limiter.charge(ctx.context, self.reading())  # it did not parse: nothing else runs
+
+    def reading(self) -> int:
+        """What reading the document costs, whether it then runs or is refused: a point per
+        ``CHARACTERS_PER_POINT`` characters (parsing takes some 20-60 us per token), so a client
+        cannot keep a worker parsing 5,000-token documents for a point each."""
+        return max(1, len(self.execution_context.query or "") // CHARACTERS_PER_POINT)
 
     def on_validate(self) -> Iterator[None]:
         from strawberry.schema.schema import validate_document  # a cycle at import time
 
         ctx = self.execution_context
         assert ctx.graphql_document is not None
-        entry = self.cache.get(ctx.query) if ctx.query is not None else None
-        if entry is not None and entry[1] is not None:
-            errors = entry[1]
-        else:
-            errors = validate_document(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules)
-            errors = list(errors) or control_character_errors(ctx.graphql_document, None)
-            if entry is not None:
-                entry[1] = errors
-        errors = list(errors) or control_character_errors(None, ctx.variables) or self.check(ctx)
+        # The linear measures first (depth, aliases, directives, cost, page sizes): a document
+        # past them is refused without the validation rules' work, which grows with its size.
+        errors = self.check(ctx)
+        if not errors:
+            entry = self.cache.get(ctx.query) if ctx.query is not None else None
+            if entry is not None and entry[1] is not None:
+                errors = entry[1]
+            else:
+                # Repeats before validation: its check that repeated selections can merge compares
+                # them pairwise (500 copies of one field: 10 s).
+                errors = (repeat_errors(ctx.graphql_document, self.settings.max_field_repeats)
+                          or validate_document(ctx.schema._schema, ctx.graphql_document, ctx.validation_rules))
+                errors = list(errors) or control_character_errors(ctx.graphql_document, None)
+                if entry is not None:
+                    entry[1] = errors
+            errors = list(errors) or control_character_errors(None, ctx.variables)
         if self.limiter is not None and ctx.context is not None:
-            # Refused documents cost a point too: parsing and validating them was work.
-            self.decision = self.limiter.charge(ctx.context, 1 if errors else max(1, self.figures.cost))
+            charge = self.reading() if errors or self.figures is None else max(self.reading(), self.figures.cost)
+            self.decision = self.limiter.charge(ctx.context, charge)
             if not self.decision.allowed:
                 errors = [limit_error(
-                    f"Rate limit reached: this request costs {1 if errors else self.figures.cost} points and "
+                    f"Rate limit reached: this request costs {charge} points and "
                     f"{self.decision.remaining} are left; retry in {self.decision.retry_after} s.",
                     "RATE_LIMITED", retryAfter=self.decision.retry_after,
                 )]
@@ -270,8 +343,12 @@ class DocumentLimits(SchemaExtension):
 
     def check(self, ctx: Any) -> list[GraphQLError]:
         settings = self.settings
-        figures = measure(ctx.schema._schema, ctx.graphql_document, ctx.variables, ctx.operation_name)
+        figures, bad_page = analyse(ctx.schema._schema, ctx.graphql_document, ctx.variables, ctx.operation_name)
         self.figures = figures
+        if bad_page is not None:  # the same words the list would answer with when it runs
+            name, value = bad_page
+            said = f"`{name}` must not be negative." if value < 0 else f"`{name}` must be at most {MAX_PAGE_SIZE}."
+            return [limit_error(said, "BAD_REQUEST")]
         if figures.depth > settings.max_query_depth:
             return [limit_error(f"The operation exceeds maximum operation depth of {settings.max_query_depth} "
                                 f"(it is {figures.depth} deep).", "QUERY_TOO_DEEP")]

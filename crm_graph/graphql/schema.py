@@ -72,6 +72,10 @@ class ErrorPolicy(MaskErrors):
             original = error.original_error
             if isinstance(original, SAFE_EXCEPTIONS):
                 error.extensions = {**(error.extensions or {}), "code": getattr(original, "code", "BAD_REQUEST")}
+            elif original is None and not (error.extensions or {}).get("code"):
+                # graphql-core's own refusals of a document: it did not parse, or it does not fit the schema
+                code = "GRAPHQL_PARSE_FAILED" if error.message.startswith("Syntax Error") else "GRAPHQL_VALIDATION_FAILED"
+                error.extensions = {**(error.extensions or {}), "code": code}
             out.append(error)
         return out
 
@@ -170,6 +174,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
             raise cause from None
         raise
     extended.check_all_used()
+    schema.document_cache = cache  # type: ignore[attr-defined]  # for operators and tests to inspect
     return schema
 
 

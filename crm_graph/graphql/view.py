@@ -35,6 +35,7 @@ from crm_graph.graphql import http, ide
 from crm_graph.graphql.limits import limited_body
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.subscriptions import ConnectionContext, over_http
+from crm_graph.graphql.cost import over_token_limit
 from crm_graph.settings import Settings
 
 
@@ -110,6 +111,10 @@ class GraphQLView(GraphQL):
         if isinstance(request_data.query, str) and len(request_data.query) > self.settings.max_query_length:
             # Too long to parse at all: the schema refuses it by its length (graphql/cost.py).
             return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        if isinstance(request_data.query, str) and over_token_limit(request_data.query, self.settings.max_tokens):
+            # Refused by a fast count before any of the parses below (each would lex up to the limit).
+            return _request_error(f"Syntax Error: Document contains more than {self.settings.max_tokens} tokens. "
+                                  "Parsing aborted.", "GRAPHQL_PARSE_FAILED")
         refused = over_http(request_data.query, request_data.operation_name, self.settings.max_tokens)
         if refused is not None:
             return refused
@@ -219,9 +224,9 @@ class GraphQLView(GraphQL):
         return Scope(actor, narrow=self.narrow, **({"sharing": sharing} if sharing else {}))
 
 
-def _request_error(message: str) -> ExecutionResult:
+def _request_error(message: str, code: str = "BAD_REQUEST") -> ExecutionResult:
     """A GraphQL request error (nothing runs): no ``data``, 400 under graphql-response+json."""
-    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": "BAD_REQUEST"})])
+    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
 
 async def _drain(request: Request) -> bool:

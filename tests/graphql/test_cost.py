@@ -117,7 +117,7 @@ async def test_aliases_and_directives_are_counted_with_fragments_expanded(client
     body = await client.post(document)
     assert body["errors"][0]["extensions"]["code"] == "TOO_MANY_ALIASES"
 
-    document = "{ customers { edges { node { ...B ...B } } } } fragment B on Customer { " + "id @include(if: true) " * 26 + "}"
+    document = "{ customers { edges { node { ...B ...B ...B ...B } } } } fragment B on Customer { " + "id @include(if: true) " * 13 + "}"
     assert figures(client, document).directives == 52
     body = await client.post(document)
     assert body["errors"][0]["extensions"]["code"] == "TOO_MANY_DIRECTIVES"
@@ -165,3 +165,22 @@ async def test_readme_examples_cost_what_docs_api_md_says(client):
         assert found <= 5000
         root = parse(example).definitions[0].selection_set.selections[0].name.value
         assert f"| {number} | `{root}` | {found} |" in docs, (number, root, found)
+
+
+def _graphql_core_tokens(document: str) -> int:
+    from graphql.language import Lexer, Source, TokenKind
+
+    lexer, count = Lexer(Source(document)), 0
+    while lexer.advance().kind != TokenKind.EOF:
+        count += 1
+    return count
+
+
+def test_the_fast_token_count_agrees_with_graphql_core():
+    from tests.test_readme import readme_examples
+
+    tricky = ['{ a(b: "x \\" y # no comment", c: -1.5e3, d: """blk \\""" "q" # """) { ...F @include(if: $v) } } # c { d }\n'
+              "fragment F on T { x }", 'query($a: [Int!]! = [1, 2, 3]) { x(a: $a, s: "é\\u00e9 \\\\") }']
+    for document in [*readme_examples(), *tricky]:
+        tokens = _graphql_core_tokens(document)
+        assert not cost.over_token_limit(document, tokens) and cost.over_token_limit(document, tokens - 1), document

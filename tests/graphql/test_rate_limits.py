@@ -84,6 +84,20 @@ async def test_every_answer_tells_the_budget_even_an_error(settings, db, admin_k
             assert costly.headers["RateLimit-Remaining"] == "98"
 
 
+async def test_a_long_document_costs_its_length_whether_it_parses_or_not(settings, db, admin_key):
+    app = limited_app(settings, db, rate_limit_capacity=1000)
+    with frozen_clock(START):
+        async with client_for(app, admin_key) as client:
+            flood = "{ customers(first: 1) { " + " ".join(["id"] * 4000) + " } "  # a brace short, found at the end
+            refused = await client.post("/graphql", json={"query": flood})
+            assert refused.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+            assert refused.headers["RateLimit-Remaining"] == str(1000 - len(flood) // 500)  # 24 points
+            padded = "#" + "x" * 9_998 + "\n{ __typename }"  # 10,014 characters that cost nothing to run
+            answered = await client.post("/graphql", json={"query": padded})
+            assert answered.json()["data"] == {"__typename": "Query"}
+            assert answered.headers["RateLimit-Remaining"] == str(1000 - len(flood) // 500 - 20)
+
+
 async def test_rate_limits_can_be_turned_off(settings, db, admin_key):
     app = limited_app(settings, db, rate_limit_capacity=0)
     async with client_for(app, admin_key) as client:
