@@ -4,6 +4,7 @@ statement counts, errors and permissions."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -208,3 +209,12 @@ async def test_a_run_changes_the_customers_its_caller_may_change_and_the_job_cha
         assert (await jobs.run(db, InsightsSettings(job_interval=86400))).startswith("5 lifecycle stages (3 changed)")
         assert await jobs.run(db, InsightsSettings(job_interval=86400)) == "newest lifecycle run is fresh"
     assert {name: node["lifecycleStage"] for name, node in (await _by_name(client, people)).items()} == EXPECTED
+
+
+async def test_two_runs_at_once_both_succeed_and_announce_each_change_once(client, db):
+    people = await _histories(db)
+    results = await asyncio.gather(*(client.execute(REFRESH, {"input": {"asOf": AS_OF.isoformat()}}) for _ in range(2)))
+    runs = [r["refreshLifecycleStages"] for r in results]
+    assert [r["errors"] for r in runs] == [[], []]
+    assert sorted(r["run"]["changed"] for r in runs) == [0, 5]  # one after the other: the second finds nothing new
+    assert sorted(cid for cid, _ in await _events(db)) == sorted(people[n] for n in HISTORIES)

@@ -29,6 +29,7 @@ from crm_graph.core.pagination import SortKey
 from crm_graph.customers.models import Customer
 from crm_graph.insights.config import InsightsSettings
 from crm_graph.insights.models import ChurnRisk, CustomerValue, CustomerValueRun
+from crm_graph.insights.service import locks
 from crm_graph.segments.models import RfmRun, RfmScore
 
 NO_RFM_RUNS = "NO_RFM_RUNS"
@@ -97,6 +98,7 @@ def candidates_select(newest: RfmRun, previous: RfmRun, value: CustomerValueRun,
 
 async def assess(session: AsyncSession, *, actor: Actor, config: InsightsSettings) -> Assessment:
     """Compare who is at risk now with who was, store the difference and announce the new ones."""
+    await locks.serialise(session, locks.CHURN)
     newest, previous, value = await _runs(session)
     candidates = candidates_select(newest, previous, value, config)
     found = {row.customer_id: row for row in (await session.execute(candidates)).all()}

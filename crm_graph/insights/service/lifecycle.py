@@ -38,6 +38,7 @@ from crm_graph.insights.models import (
     LifecycleRun,
     LifecycleStageChange,
 )
+from crm_graph.insights.service import locks
 from crm_graph.insights.service.summary import day_key, day_literal, days_between
 from crm_graph.sales.models import Order
 from crm_graph.sales.service.reports import counted_orders
@@ -121,6 +122,7 @@ async def refresh_stages(session: AsyncSession, *, actor: Actor, config: Insight
     if as_of > today:
         raise ValidationFailed([FieldError("asOf", codes.INVALID_VALUE, f"asOf is in the future ({as_of.isoformat()}).")])
     dialect = session.get_bind().dialect.name
+    await locks.serialise(session, locks.LIFECYCLE)
     at = utcnow()
     run = LifecycleRun(as_of=as_of, window_days=config.lifecycle_window_days,
                        churned_after_days=config.lifecycle_churned_after_days, trial_orders=config.lifecycle_trial_orders,
@@ -198,6 +200,7 @@ async def _record(session: AsyncSession, changes: Iterable[Change], source: Life
 
 
 async def _state_of(session: AsyncSession, customer_id: int) -> tuple[Customer, CustomerLifecycleState | None]:
+    await locks.serialise(session, locks.LIFECYCLE)  # a run could be inserting this customer's state
     customer = await session.scalar(sa.select(Customer).where(Customer.id == customer_id, Customer.deleted_at.is_(None)))
     if customer is None:
         raise ValidationFailed([FieldError("customerId", codes.NOT_FOUND, "The customer was not found.")])
