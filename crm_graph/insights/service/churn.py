@@ -29,7 +29,7 @@ from crm_graph.core.pagination import SortKey
 from crm_graph.customers.models import Customer
 from crm_graph.insights.config import InsightsSettings
 from crm_graph.insights.models import ChurnRisk, CustomerValue, CustomerValueRun
-from crm_graph.insights.service import locks
+from crm_graph.insights.service import locks, outbox
 from crm_graph.segments.models import RfmRun, RfmScore
 
 NO_RFM_RUNS = "NO_RFM_RUNS"
@@ -131,9 +131,10 @@ async def assess(session: AsyncSession, *, actor: Actor, config: InsightsSetting
         sa.update(table)
         .where(table.c.cleared_at.is_(None), table.c.customer_id.not_in(candidates.with_only_columns(RfmScore.customer_id)))
         .values(cleared_at=at, assessed_at=at))
-    for cid in raised:
+    await outbox.write_all(session, [
         record_event(session, type="customer.churn_risk_raised", entity_type="Customer", entity_id=cid, actor=actor,
                      payload=event_data(cid, figures(found[cid])))
+        for cid in raised])
     await session.flush()
     return Assessment(newest.as_of, previous.as_of, len(raised), len(still), int(cleared.rowcount or 0))
 

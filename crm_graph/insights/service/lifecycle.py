@@ -38,7 +38,7 @@ from crm_graph.insights.models import (
     LifecycleRun,
     LifecycleStageChange,
 )
-from crm_graph.insights.service import locks
+from crm_graph.insights.service import locks, outbox
 from crm_graph.insights.service.summary import day_key, day_literal, days_between
 from crm_graph.sales.models import Order
 from crm_graph.sales.service.reports import counted_orders
@@ -193,10 +193,11 @@ async def _record(session: AsyncSession, changes: Iterable[Change], source: Life
     await connection.execute(sa.insert(LifecycleStageChange.__table__), [
         {"customer_id": c.customer_id, "from_stage": c.before, "to_stage": c.after, "source": source, "run_id": run_id,
          "actor": actor.label, "changed_at": at} for c in changes])
-    for c in changes:
+    await outbox.write_all(session, [
         record_event(session, type="customer.lifecycle_changed", entity_type="Customer", entity_id=c.customer_id,
                      actor=actor, payload={"customerId": c.customer_id, "from": c.before, "to": c.after,
                                            "source": source, "pinned": pinned})
+        for c in changes])
 
 
 async def _state_of(session: AsyncSession, customer_id: int) -> tuple[Customer, CustomerLifecycleState | None]:
