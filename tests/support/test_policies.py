@@ -62,3 +62,23 @@ async def test_updating_a_policy_checks_the_version_and_can_drop_business_hours(
     node = await client.execute("query($id: ID!) { node(id: $id) { ... on SlaPolicy { name firstResponseMinutes } } }",
                                 {"id": policy["id"]})
     assert node["node"] == {"name": "Office", "firstResponseMinutes": 90}
+
+
+async def test_policies_created_at_once_with_one_name_make_one_policy(client):
+    """Each request's name check passes before the other's insert: the loser is DUPLICATE, not an
+    internal error (PostgreSQL's unique violation)."""
+    import asyncio
+
+    from tests.support.conftest import CREATE_POLICY
+
+    async def attempt() -> dict:
+        body = await client.post(CREATE_POLICY, {"input": {"name": "Racing", "firstResponseMinutes": 60, "resolutionMinutes": 480}})
+        assert "errors" not in body, body
+        return body["data"]["createSlaPolicy"]
+
+    results = await asyncio.gather(*(attempt() for _ in range(4)))
+    assert sum(1 for r in results if r["slaPolicy"]) == 1
+    assert [e["code"] for r in results if not r["slaPolicy"] for e in r["errors"]] == ["DUPLICATE"] * 3
+    assert all(e["field"] == "name" for r in results for e in r["errors"])
+    listed = await client.execute("{ slaPolicies(first: 10) { totalCount } }")
+    assert listed["slaPolicies"]["totalCount"] == 1

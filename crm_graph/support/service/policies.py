@@ -7,13 +7,14 @@ from datetime import time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_graph.core import errors as codes
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
-from crm_graph.core.errors import ErrorCollector, NotFound, VersionConflict
+from crm_graph.core.errors import ErrorCollector, FieldError, NotFound, ValidationFailed, VersionConflict
 from crm_graph.core.events import record_event
 from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.core.pagination import SortKey
@@ -100,7 +101,7 @@ async def create_sla_policy(session: AsyncSession, *, actor: Actor, data: Mappin
     errors.raise_if_any()
     await validate_with_plugins(session, entity="sla_policy", data=data, actor=actor)
     session.add(policy)
-    await session.flush()
+    await _flush_named(session, policy)
     record_event(session, type="sla_policy.created", entity_type="SlaPolicy", entity_id=policy.id, actor=actor,
                  payload=policy_payload(policy))
     return policy
@@ -125,7 +126,7 @@ async def update_sla_policy(
     await validate_with_plugins(session, entity="sla_policy", data={**data, "id": policy_id}, actor=actor)
     policy.updated_at = utcnow()
     try:
-        await session.flush()
+        await _flush_named(session, policy)
     except StaleDataError:
         fresh = await session.scalar(sa.select(SlaPolicy.version).where(SlaPolicy.id == policy_id))
         raise VersionConflict(expected_version or policy.version, fresh or 0) from None
@@ -134,6 +135,18 @@ async def update_sla_policy(
     record_event(session, type="sla_policy.updated", entity_type="SlaPolicy", entity_id=policy.id, actor=actor,
                  payload=after, changes={"fields": changed, "before": {k: before.get(k) for k in changed}})
     return policy
+
+
+async def _flush_named(session: AsyncSession, policy: SlaPolicy) -> None:
+    """Write the policy; a name that another request gave its policy a moment ago (after the check
+    in ``_apply``, before this write) is DUPLICATE, as one seen by the check is."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise ValidationFailed([FieldError(
+            "name", codes.DUPLICATE, f"An SLA policy called {policy.name!r} was just created by another request."
+        )]) from None
 
 
 async def _apply(session: AsyncSession, policy: SlaPolicy, data: Mapping[str, Any], errors: ErrorCollector) -> None:
