@@ -13,6 +13,7 @@ from crm_graph.core import filters as f
 from crm_graph.core import ids
 from crm_graph.core.extensions import FilterContext
 from crm_graph.customers.models import Customer
+from crm_graph.sales.filters import bounded_decimal
 from crm_graph.sales.models import Order, OrderLineItem, ProductTag
 from crm_graph.sales.service.reports import counted_orders
 
@@ -35,8 +36,10 @@ def orders_condition(ctx: FilterContext, ops: Mapping[str, Any], path: str) -> s
 
     measures = {
         "count": (aggregate(sa.func.count()), f.whole_number),
-        "totalSpent": (sa.func.coalesce(aggregate(sa.func.sum(Order.total)), 0), f.decimal_number),
-        "averageOrderValue": (aggregate(sa.func.avg(Order.total)), f.decimal_number),
+        # Bounded, as the order lists' amounts: a value the amount column cannot hold ("1e400", NaN)
+        # is a filter error, not an overflow when it is bound.
+        "totalSpent": (sa.func.coalesce(aggregate(sa.func.sum(Order.total)), 0), bounded_decimal),
+        "averageOrderValue": (aggregate(sa.func.avg(Order.total)), bounded_decimal),
         "firstOrderAt": (aggregate(sa.func.min(Order.ordered_at)), f.aware_datetime),
         "lastOrderAt": (aggregate(sa.func.max(Order.ordered_at)), f.aware_datetime),
     }

@@ -44,8 +44,11 @@ def _id(column: Any) -> f.Handler:
     return lambda ops, path: f.comparable_condition(column, ops, path, parse, allowed=ID_OPS)
 
 
-# Largest magnitude a filter or cursor may compare an amount with: beyond what the columns hold.
-_LIMIT = Decimal(10) ** 15
+# Largest magnitude a filter or cursor may compare an amount with: what every amount column can
+# hold. On SQLite an amount is a 64-bit count of ten-thousandths (crm_graph/core/money.py), so
+# 10**15 (which PostgreSQL's NUMERIC(19, 4) would take) overflows it; 10**14 is far above any
+# amount or sum a write can make.
+_LIMIT = Decimal(10) ** 14
 
 
 def bounded_decimal(value: Any) -> Decimal:

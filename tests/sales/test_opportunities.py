@@ -244,5 +244,8 @@ async def test_extreme_values_get_clear_answers_not_server_errors(client, sales)
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     body = await client.post(LIST, {"filter": {"amount": {"gt": "NaN"}}})
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    # Below 10**15 (what NUMERIC(19, 4) holds) but past SQLite's 64-bit ten-thousandths: refused too.
+    body = await client.post(LIST, {"filter": {"amount": {"gt": "999999999999999"}}})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST", body
     summary = await client.execute('{ pipelineSummary(from: "0001-01-01", to: "9999-12-31") { openCount } }')
     assert summary["pipelineSummary"]["openCount"] == 0

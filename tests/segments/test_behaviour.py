@@ -63,6 +63,22 @@ async def test_order_behaviour(client, db):
     assert await names(client, quiet) == ["Lapsed"]
 
 
+async def test_order_amounts_a_column_cannot_hold_are_filter_errors(client):
+    """Not an overflow when the value is bound (it was an internal error, "1e400" on both
+    databases), in a list and when a segment is saved."""
+    create = """mutation($f: CustomerFilter!) { createSegment(input: {kind: DYNAMIC, name: "Big spenders", filter: $f}) {
+      segment { id } errors { field code message } } }"""
+    for measure in ("totalSpent", "averageOrderValue"):
+        for value in ("1e400", "999999999999999", "NaN", "-Infinity"):
+            filter = {"orders": {measure: {"lte": value}}}
+            body = await client.post(LIST, {"f": filter})
+            (error,) = body["errors"]
+            assert error["extensions"]["code"] == "BAD_REQUEST" and f"orders.{measure}.lte" in error["message"], body
+            saved = (await client.execute(create, {"f": filter}))["createSegment"]
+            assert saved["segment"] is None and saved["errors"][0]["field"].startswith("filter"), saved
+    assert await names(client, {"orders": {"totalSpent": {"lte": "99999999999999"}}}) == []
+
+
 async def test_purchased_products_and_tags(client, db):
     async with db.writer() as session, session.begin():
         with frozen_clock(NOW):
