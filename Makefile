@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 PG_BIN ?= /usr/lib/postgresql/15/bin
 # graphql-http's server audits (pinned in tests/graphql/http_audit/package.json), installed here by npm.
 HTTP_AUDIT := var/node/http-audit
+# playwright-core (pinned in tests/insights/browser/package.json) and the dashboard's chart library,
+# for the dashboard's browser test (tests/insights/test_dashboard.py).
+DASHBOARD_BROWSER := var/node/dashboard-browser
+DASHBOARD_LIB := var/node/dashboard-lib
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
 
-.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools office-tools finance-tools clean
+.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools browser-tools office-tools finance-tools clean
 
 # The accounting programs the finance plugin (plugins/crm_finance) is tested against, each in a
 # place of its own under var/counterparts/: Tryton and fava (beancount) in their own venvs from
@@ -41,6 +45,9 @@ serve: $(STAMP)
 	@# GraphiQL's files from the npm registry, so the page works without internet access
 	@# (best effort: without npm or a registry the page loads them from its CDN).
 	-@$(BIN)/python -m crm_graph.graphql.ide fetch
+	@# The dashboard's chart library (ECharts, pinned with its hash), served at /dashboard
+	@# (best effort: without it the page says how to fetch it).
+	-@$(BIN)/python -m crm_graph.dashboard fetch
 	$(BIN)/crm-graph serve --seed-demo --host $(HOST) --port $(PORT)
 
 # Tests marked one_pass (their subject is not the database) run once: in the SQLite pass, but for
@@ -51,7 +58,7 @@ BALANCE := --one-pass-postgresql plugins/crm_documents/tests --one-pass-postgres
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
 ## The two runs go side by side (one core each; together they take about the time of the
 ## longer one); each one's output is shown whole when both have finished.
-test: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools rt-tools
+test: $(STAMP) postgres-binaries node-tools browser-tools office-tools finance-tools mail-tools rt-tools
 	@mkdir -p var
 	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
 	@$(BIN)/python -m pytest --db sqlite $(BALANCE) > var/test-sqlite.log 2>&1 & sqlite=$$!; \
@@ -60,10 +67,10 @@ test: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tool
 	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
 	test $$sqlite -eq 0 && test $$postgresql -eq 0
 
-test-sqlite: $(STAMP) node-tools office-tools finance-tools mail-tools rt-tools
+test-sqlite: $(STAMP) node-tools browser-tools office-tools finance-tools mail-tools rt-tools
 	$(BIN)/python -m pytest --db sqlite
 
-test-postgresql: $(STAMP) postgres-binaries node-tools office-tools finance-tools mail-tools rt-tools
+test-postgresql: $(STAMP) postgres-binaries node-tools browser-tools office-tools finance-tools mail-tools rt-tools
 	$(BIN)/python -m pytest --db postgresql
 
 # PostgreSQL server binaries (initdb, pg_ctl) for the test run; installed from Debian if missing.
@@ -86,6 +93,20 @@ node-tools:
 		mkdir -p $(HTTP_AUDIT) && cp tests/graphql/http_audit/package.json $(HTTP_AUDIT)/ && \
 		npm install --silent --no-audit --no-fund --no-package-lock --prefix $(HTTP_AUDIT) >/dev/null; \
 	fi
+
+# Debian's Chromium (from Debian if missing), playwright-core and the chart library, for the
+# dashboard's test in headless Chromium (tests/insights/test_dashboard.py).
+browser-tools: $(STAMP) node-tools
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Chromium missing: installing chromium"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+	@if ! cmp -s tests/insights/browser/package.json $(DASHBOARD_BROWSER)/package.json || [ ! -d $(DASHBOARD_BROWSER)/node_modules/playwright-core ]; then \
+		mkdir -p $(DASHBOARD_BROWSER) && cp tests/insights/browser/package.json $(DASHBOARD_BROWSER)/ && \
+		npm install --silent --no-audit --no-fund --no-package-lock --prefix $(DASHBOARD_BROWSER) >/dev/null; \
+	fi
+	@$(BIN)/python -m crm_graph.dashboard fetch $(DASHBOARD_LIB) >/dev/null
 
 # LibreOffice and the rest of OFFICE_PACKAGES, from Debian, when one of them is missing (~300 MB, ~30 s).
 office-tools:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from crm_graph import dashboard
 from crm_graph import plugins as plugin_registry
 from crm_graph.auth.authenticate import Authenticator
 from crm_graph.core.dispatch import Dispatcher
@@ -30,7 +31,7 @@ from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_graph")
 
-CORE_PATHS = ("/graphql", "/graphql/ide", "/healthz", "/readyz", "/")
+CORE_PATHS = ("/graphql", "/graphql/ide", "/healthz", "/readyz", "/", dashboard.PATH)
 
 
 # Answer headers a page may read: the rate limit's (crm_graph/graphql/ratelimit.py).
@@ -127,6 +128,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/", index),
+        *dashboard.routes(settings),  # the charts page (crm_graph/dashboard), reading the API as its visitor
     ]
     if not settings.is_production:
         core_routes.append(ide.asset_route(settings))

@@ -1,0 +1,146 @@
+"""The dashboard page at ``/dashboard``: charts of the pipeline, RFM, revenue concentration,
+lifetime value, churn risks and support, drawn in the browser from the GraphQL API.
+
+The page is static: ``static/index.html``, one JavaScript module (``static/dashboard.js``) and a
+stylesheet. It reads the API with the visitor's own credentials, so it shows exactly what they
+may see, and the server computes nothing for it. It is served with a Content-Security-Policy
+that allows only this server's own scripts, styles and connections: no inline script or style,
+no CDN.
+
+The chart library, Apache ECharts, is pinned below (version and the SHA-384 of the one file the
+page loads). ``python -m crm_graph.dashboard fetch`` (run by ``make serve``) downloads it from the
+npm registry (``npm pack``) into ``dashboard/`` in the data directory, refusing a file whose hash
+differs; the page's ``<script integrity=...>`` makes the browser check it again. Without the
+file the page says how to fetch it instead of drawing charts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+PATH = "/dashboard"
+STATIC = Path(__file__).parent / "static"
+
+# package, version, file inside the package, SRI hash of that file
+CHART_LIBRARY = ("echarts", "6.1.0", "dist/echarts.min.js",
+                 "sha384-C2iskrW/uPW46KzOjrvJIQo4YkV8lkD+QS0CrDN18IIPIpT/g2USu8bTP3nvmIAD")
+
+# Only this server's own resources; the page runs no inline code and is not framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+LIBRARY_TAG = '<script src="{src}" integrity="{integrity}" crossorigin="anonymous"></script>'
+MISSING_TAG = '<meta name="chart-library" content="missing">'
+
+
+def library_dir(settings: Any) -> Path:
+    """Where the fetched chart library lives: ``dashboard/`` in the data directory."""
+    return Path(settings.data_dir) / "dashboard"
+
+
+def library_file(root: Path) -> Path:
+    package, version, path, _ = CHART_LIBRARY
+    return root / f"{package}@{version}" / path
+
+
+def sri(data: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def page(root: Path) -> str:
+    """index.html with the library's script tag (or, without the file, the marker the module reads)."""
+    package, version, path, integrity = CHART_LIBRARY
+    html = (STATIC / "index.html").read_text()
+    if library_file(root).is_file():
+        tag = LIBRARY_TAG.format(src=f"{PATH}/lib/{package}@{version}/{path}", integrity=integrity)
+    else:
+        tag = MISSING_TAG
+    return html.replace("<!-- chart library -->", tag)
+
+
+def routes(settings: Any) -> list[BaseRoute]:
+    root = library_dir(settings)
+
+    async def dashboard(_: Request) -> Response:
+        try:
+            html = page(root)
+        except FileNotFoundError:  # an installation without the package's data files
+            return Response("The dashboard's files are not installed.", status_code=404, media_type="text/plain")
+        return HTMLResponse(html, headers=PAGE_HEADERS)
+
+    return [
+        Route(PATH, dashboard, methods=["GET", "HEAD"]),
+        Mount(f"{PATH}/static", app=StaticFiles(directory=STATIC, check_dir=False), name="dashboard-static"),
+        Mount(f"{PATH}/lib", app=StaticFiles(directory=root, check_dir=False), name="dashboard-lib"),
+    ]
+
+
+def fetch(root: Path) -> Path | None:
+    """Download the pinned chart library into ``root``; None when it is there already."""
+    package, version, path, integrity = CHART_LIBRARY
+    target = library_file(root)
+    if target.is_file() and sri(target.read_bytes()) == integrity:
+        return None
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run([npm, "pack", "--silent", f"{package}@{version}"], cwd=tmp,
+                                capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            raise RuntimeError(f"npm pack {package}@{version} failed: {result.stderr.strip()[:500]}")
+        tarball = Path(tmp) / result.stdout.strip().splitlines()[-1]
+        with tarfile.open(tarball) as archive:
+            member = archive.extractfile(f"package/{path}")
+            if member is None:
+                raise RuntimeError(f"{package}@{version} has no {path}")
+            data = member.read()
+    if sri(data) != integrity:
+        raise RuntimeError(f"{package}@{version}/{path} does not have the pinned hash {integrity}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3) or argv[1] != "fetch":
+        print("usage: python -m crm_graph.dashboard fetch [DIRECTORY]  (default: dashboard/ in CRM_DATA_DIR)",
+              file=sys.stderr)
+        return 2
+    if len(argv) == 3:
+        root = Path(argv[2])
+    else:
+        from crm_graph.settings import Settings
+
+        try:
+            root = library_dir(Settings.from_env())
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    try:
+        written = fetch(root)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        print(f"chart library not fetched ({exc}); /dashboard will show no charts", file=sys.stderr)
+        return 1
+    print(f"chart library in {root}: {'fetched' if written else 'up to date'}")
+    return 0
