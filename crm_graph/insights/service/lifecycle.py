@@ -152,28 +152,32 @@ async def refresh_stages(session: AsyncSession, *, actor: Actor, config: Insight
         .order_by(row.customer_id)
     ))).all()
     connection = await session.connection()
-    table = state.__table__
     moved = [r for r in rows if not r.pinned and r.current != r.stage]
     fresh = [{"customer_id": r.customer_id, "computed_stage": r.stage, "run_id": run.id, "since": at, "pinned": False,
               "pinned_at": None, "pinned_by": None, "pin_note": None} for r in rows if not r.known]
     if fresh:
-        await connection.execute(sa.insert(table), fresh)
-    known = [r for r in rows if r.known]
-    if known:
-        await connection.execute(
-            sa.update(table).where(table.c.customer_id == sa.bindparam("key")).values(computed_stage=sa.bindparam("new_stage")),
-            [{"key": r.customer_id, "new_stage": r.stage} for r in known])
+        await connection.execute(sa.insert(state.__table__), fresh)
+    # Set-based from here: the run's rows hold every stage, so no per-customer parameters.
+    table, customers, lc = state.__table__, Customer.__table__, CustomerLifecycle.__table__
+    covered = sa.select(lc.c.customer_id).where(lc.c.run_id == run.id)
     if moved:
-        ids = [{"key": r.customer_id, "new_stage": r.stage} for r in moved]
-        customers = Customer.__table__
+        # Those whose stage moves: unpinned, and their stage is not the computed one (before it is set).
         await connection.execute(
-            sa.update(customers).where(customers.c.id == sa.bindparam("key"))
-            .values(lifecycle_stage=sa.bindparam("new_stage"), version=customers.c.version + 1, updated_at=at), ids)
+            sa.update(table).where(~table.c.pinned, table.c.customer_id.in_(
+                sa.select(lc.c.customer_id).join(customers, customers.c.id == lc.c.customer_id)
+                .where(lc.c.run_id == run.id, customers.c.lifecycle_stage != lc.c.stage)))
+            .values(since=at))
+        computed = sa.select(lc.c.stage).where(lc.c.run_id == run.id, lc.c.customer_id == customers.c.id).scalar_subquery()
         await connection.execute(
-            sa.update(table).where(table.c.customer_id == sa.bindparam("key")).values(since=at), ids)
-    # Every covered customer's state names the newest run that covered them.
-    await session.execute(_skip(sa.update(state).where(state.customer_id.in_(
-        sa.select(CustomerLifecycle.customer_id).where(CustomerLifecycle.run_id == run.id))).values(run_id=run.id)))
+            sa.update(customers)
+            .where(customers.c.lifecycle_stage != computed, customers.c.id.in_(
+                sa.select(lc.c.customer_id).join(table, table.c.customer_id == lc.c.customer_id)
+                .where(lc.c.run_id == run.id, ~table.c.pinned)))
+            .values(lifecycle_stage=computed, version=customers.c.version + 1, updated_at=at))
+    # Every covered customer's state names the newest run that covered them and its stage.
+    stage_of = sa.select(lc.c.stage).where(lc.c.run_id == run.id, lc.c.customer_id == table.c.customer_id).scalar_subquery()
+    await connection.execute(
+        sa.update(table).where(table.c.customer_id.in_(covered)).values(run_id=run.id, computed_stage=stage_of))
     changes = [Change(r.customer_id, r.current, r.stage) for r in moved]
     await _record(session, changes, LifecycleChangeSource.RUN, actor, at, run_id=run.id)
     run.customer_count = int(await session.scalar(_skip(
