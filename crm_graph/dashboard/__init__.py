@@ -53,6 +53,15 @@ LIBRARY_TAG = '<script src="{src}" integrity="{integrity}" crossorigin="anonymou
 MISSING_TAG = '<meta name="chart-library" content="missing">'
 
 
+class OptionalFiles(StaticFiles):
+    """Static files from a directory that may not exist yet: 404s until it does (Starlette's
+    own check answers a missing directory with an error, a 500)."""
+
+    async def check_config(self) -> None:
+        if self.directory is not None and Path(self.directory).is_dir():
+            await super().check_config()
+
+
 def library_dir(settings: Any) -> Path:
     """Where the fetched chart library lives: ``dashboard/`` in the data directory."""
     return Path(settings.data_dir) / "dashboard"
@@ -90,8 +99,8 @@ def routes(settings: Any) -> list[BaseRoute]:
 
     return [
         Route(PATH, dashboard, methods=["GET", "HEAD"]),
-        Mount(f"{PATH}/static", app=StaticFiles(directory=STATIC, check_dir=False), name="dashboard-static"),
-        Mount(f"{PATH}/lib", app=StaticFiles(directory=root, check_dir=False), name="dashboard-lib"),
+        Mount(f"{PATH}/static", app=OptionalFiles(directory=STATIC, check_dir=False), name="dashboard-static"),
+        Mount(f"{PATH}/lib", app=OptionalFiles(directory=root, check_dir=False), name="dashboard-lib"),
     ]
 
 

@@ -193,3 +193,35 @@ async def test_the_dashboard_draws_every_chart_from_the_api_in_chromium(database
     table = page_seen["churn"]
     assert table["state"] == "ready" and int(table["total"]) == risks["totalCount"] > 0
     assert [row[0] for row in table["rows"]] == names
+
+
+async def test_the_page_pins_its_chart_library_and_says_when_it_is_missing(settings, tmp_path):
+    """No browser: the page's policy, the library's tag and hash, and a server without the file
+    (the dashboard's routes alone; the test above has them in the whole app)."""
+    import dataclasses
+
+    from starlette.applications import Starlette
+
+    from crm_graph.testing.client import asgi_client
+
+    dashboard.fetch(LIBRARY_CACHE)
+    package, version, path, integrity = dashboard.CHART_LIBRARY
+    src = f"/dashboard/lib/{package}@{version}/{path}"
+
+    without = Starlette(routes=dashboard.routes(dataclasses.replace(settings, data_dir=tmp_path / "empty")))
+    async with asgi_client(without) as http:
+        page = await http.get("/dashboard")
+        assert page.status_code == 200 and src not in page.text and '<meta name="chart-library" content="missing">' in page.text
+        assert (await http.get(src)).status_code == 404
+
+    shutil.copytree(LIBRARY_CACHE, tmp_path / "full" / "dashboard")
+    with_library = Starlette(routes=dashboard.routes(dataclasses.replace(settings, data_dir=tmp_path / "full")))
+    async with asgi_client(with_library) as http:
+        page = await http.get("/dashboard")
+        assert page.headers["content-security-policy"] == dashboard.CONTENT_SECURITY_POLICY
+        assert "'unsafe-inline'" not in page.headers["content-security-policy"] and "<script>" not in page.text
+        assert f'<script src="{src}" integrity="{integrity}" crossorigin="anonymous"></script>' in page.text
+        library = await http.get(src)
+        assert library.status_code == 200 and dashboard.sri(library.content) == integrity
+        module = await http.get("/dashboard/static/dashboard.js")
+        assert module.status_code == 200 and "javascript" in module.headers["content-type"]
