@@ -1,7 +1,9 @@
 """The generated operations of test_generated_operations.py take a minute of CPU to generate the
 first time (tests/graphql/generated_operations.py): when that test is in the run and they are
-not generated yet, they are generated in the background from the start, at a low priority,
-beside the tests that run before it."""
+not generated yet, they are generated in the background from the start, beside the tests that
+run before it, so that test finds them ready (or waits for the rest). Not at a lower priority:
+on a machine busy with other work a niced generator would hardly advance, and the test would
+wait for it all the longer."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     generated_operations.CACHE.mkdir(parents=True, exist_ok=True)
     with open(generated_operations.CACHE / "background.log", "wb") as log:
         _background.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.graphql.generated_operations", "--nice"],
+            [sys.executable, "-m", "tests.graphql.generated_operations"],
             cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         ))
 

@@ -23,7 +23,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -196,6 +195,4 @@ def cached() -> bool:
 
 
 if __name__ == "__main__":
-    if "--nice" in sys.argv:
-        os.nice(10)  # in the background of a test run: the tests before this one go first
     print(f"{len(operations())} operations in {CACHE / (digest() + '.json')}")
