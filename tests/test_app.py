@@ -291,3 +291,21 @@ async def test_serve_closes_connections_whose_headers_do_not_arrive_in_time(data
         process.terminate()
         process.wait(10)
         log.close()
+
+
+@pytest.mark.one_pass
+@pytest.mark.parametrize("first", ["crm_graph.insights.customer_fields", "crm_graph.insights.schema", "crm_graph.seed"])
+def test_the_schema_builds_whichever_module_is_imported_first(first, tmp_path):
+    """A module that uses a customer enum in its GraphQL types, imported before the customers'
+    schema declares it, must not make a second GraphQL enum of it (`make serve` seeds the demo
+    data, which reaches the insights fields, before it builds the app)."""
+    import subprocess
+    import sys
+
+    program = (f"import {first}\n"
+               "from crm_graph.app import create_app\n"
+               "from crm_graph.settings import Settings\n"
+               f"create_app(Settings(database_url='sqlite+aiosqlite:///{tmp_path}/x.sqlite3', data_dir='{tmp_path}'))\n"
+               "print('built')\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "built", done.stderr[-2000:]

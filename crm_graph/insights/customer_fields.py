@@ -18,7 +18,7 @@ from strawberry.types import Info
 from crm_graph.core.errors import DomainError
 from crm_graph.graphql.errors import ClientError
 from crm_graph.graphql.money import Money
-from crm_graph.customers.models import LifecycleStage
+from crm_graph.customers.schema import LifecycleStage  # the GraphQL enum is declared there: import it decorated
 from crm_graph.insights.models import (
     CustomerLifecycle,
     CustomerLifecycleState,

@@ -24,7 +24,7 @@ from crm_graph.insights.config import insights_settings
 from crm_graph.insights.models import ChurnRisk as ChurnRiskModel
 from crm_graph.insights.models import CustomerValueRun, TimeUnit
 from crm_graph.graphql.relay import decode_global_id
-from crm_graph.customers.models import LifecycleStage
+from crm_graph.customers.schema import LifecycleStage  # the GraphQL enum is declared there: import it decorated
 from crm_graph.insights.customer_fields import CustomerLifecycleInfo
 from crm_graph.insights.models import LifecycleRun
 from crm_graph.insights.models import AssociationRun, ProductAssociation
