@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, DecimalException, InvalidOperation
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -187,3 +187,22 @@ def _control_in_value(value: Any, where: str) -> tuple[str, str] | None:
         elif isinstance(item, list):
             stack.extend((inner, f"{path}.{i}") for i, inner in enumerate(item))
     return None
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+
+def _finite_decimal(text: str) -> Decimal:
+    number = Decimal(text)
+    if not number.is_finite():
+        raise InvalidOperation("NaN and infinities are no amounts")
+    return number
+
+
+def finite_decimal_scalar() -> Any:
+    """The ``Decimal`` scalar as Strawberry has it, but refusing NaN and infinities when an input
+    is read, for every field at once (each field still checks its own places and range)."""
+    from strawberry.schema.types.base_scalars import DecimalDefinition, wrap_parser
+
+    return dataclasses.replace(DecimalDefinition, parse_value=wrap_parser(
+        _finite_decimal, "Decimal", exceptions=(DecimalException,), include_error=False, accept_non_string=True))

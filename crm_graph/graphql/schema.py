@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -26,6 +27,7 @@ from crm_graph.graphql.ratelimit import RateLimiter
 from crm_graph.graphql.errors import BUSY_EXTENSIONS, BUSY_MESSAGE, SAFE_EXCEPTIONS, database_busy, should_mask
 from crm_graph.core.extensions import Registry
 from crm_graph.graphql.extend import Extensions
+from crm_graph.graphql.inputs import finite_decimal_scalar
 from crm_graph.graphql.suggestions import NoSuggestions
 from crm_graph.graphql.relay import Node, NodeResolver, resolve_nodes
 from crm_graph.graphql.subscriptions import LiveSubscription
@@ -160,7 +162,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
         schema = CrmSchema(
             query=query, mutation=mutation, subscription=subscription, types=types, extensions=extensions,
             fields=extended, nodes={n.name: n.resolve for p in parts for n in p.nodes},
-            timeout=settings.request_timeout,
+            timeout=settings.request_timeout, scalar_overrides={Decimal: finite_decimal_scalar()},
         )
     except Exception as exc:  # graphql-core wraps what get_fields raised: give the plugin's error back
         cause: BaseException | None = exc

@@ -176,6 +176,9 @@ class GraphQLView(GraphQL):
         body = process_result(result)
         if http.is_request_error(result):
             body.pop("data", None)
+            for error in body.get("errors") or ():  # e.g. a variable's value the scalar refused
+                if not (error.get("extensions") or {}).get("code"):
+                    error["extensions"] = {**(error.get("extensions") or {}), "code": "BAD_REQUEST"}
         return body
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:

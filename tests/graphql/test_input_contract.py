@@ -103,3 +103,17 @@ async def test_control_characters_are_refused_before_anything_runs(client, sql_c
 async def test_an_overlong_search_is_refused_before_it_reaches_sql(client, query, variables):
     (error,) = (await client.post(query, variables))["errors"]
     assert error["extensions"]["code"] == "BAD_REQUEST" and "at most 200 characters" in error["message"]
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity", "Infinity", "sNaN", "nan"])
+async def test_a_decimal_that_is_no_number_is_refused_wherever_one_is_taken(client, value):
+    queries = [
+        ("query($d: Decimal!) { orders(first: 1, filter: {total: {gt: $d}}) { totalCount } }", {"d": value}),
+        ("mutation($d: Decimal!) { createProduct(input: {sku: \"N-1\", name: \"N\", "
+         "unitPrice: {amount: $d, currency: \"EUR\"}}) { errors { code } } }", {"d": value}),
+    ]
+    for query, variables in queries:
+        body = await client.post(query, variables)
+        (error,) = body["errors"]
+        assert "data" not in body and error["extensions"]["code"] == "BAD_REQUEST", body  # refused as it is read
+        assert "Value cannot represent a Decimal" in error["message"], body

@@ -73,6 +73,10 @@ async def test_order_amounts_a_column_cannot_hold_are_filter_errors(client):
             filter = {"orders": {measure: {"lte": value}}}
             body = await client.post(LIST, {"f": filter})
             (error,) = body["errors"]
+            if value in ("NaN", "-Infinity"):  # no number: the Decimal scalar refuses it as it is read
+                assert error["extensions"]["code"] == "BAD_REQUEST" and "cannot represent a Decimal" in error["message"], body
+                assert "errors" in await client.post(create, {"f": filter})
+                continue
             assert error["extensions"]["code"] == "BAD_REQUEST" and f"orders.{measure}.lte" in error["message"], body
             saved = (await client.execute(create, {"f": filter}))["createSegment"]
             assert saved["segment"] is None and saved["errors"][0]["field"].startswith("filter"), saved
