@@ -331,9 +331,14 @@ class EximServer:
         """Empty both sinks (and their rejections) and remove every mail still queued."""
         self.receiver.clear()
         self.catcher.clear()
-        ids = re.findall(r"\b\w{6}-\w{6,11}-\w{2,4}\b", self._run("-bp"))
-        if ids:
+        # A message exim is delivering at that moment (a delay warning on its way out, say) is
+        # locked and not removed: try again until the queue is empty, for a few seconds at most.
+        for _ in range(50):
+            ids = re.findall(r"\b\w{6}-\w{6,11}-\w{2,4}\b", self._run("-bp"))
+            if not ids:
+                return
             self._run("-Mrm", *ids)
+            time.sleep(0.1)
 
     def queue(self) -> str:
         """exim's queue listing (``exim4 -bp``)."""
