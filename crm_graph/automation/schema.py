@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
@@ -35,6 +35,7 @@ from crm_graph.customers.schema import Customer, CustomerFilter, load_customer
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import StringFilter, enum_filter, to_plain
 from crm_graph.graphql.mutations import unit_of_work
@@ -48,22 +49,50 @@ from crm_graph.graphql.relay import (
     page_args,
 )
 
-strawberry.enum(
+graphql_enum(
     FlowStatus,
-    name="AutomationFlowStatus",
-    description="DRAFT: being built, enrols nobody. ACTIVE: enrols and runs its published version. "
+    "DRAFT: being built, enrols nobody. ACTIVE: enrols and runs its published version. "
     "PAUSED: enrols nobody and runs no step; enrolments wait where they are. ARCHIVED: ended for good, "
     "its running enrolments were unenrolled; history and stats stay.",
+    {
+        "DRAFT": "Being built: enrols nobody until `activateAutomationFlow`.",
+        "ACTIVE": "Enrols customers and runs their steps, on the newest published version.",
+        "PAUSED": "Enrols nobody and runs no step; enrolments wait where they are until it is activated again.",
+        "ARCHIVED": "Ended for good: cannot change or be activated; its history and stats stay.",
+    },
+    name="AutomationFlowStatus",
 )
-strawberry.enum(
+graphql_enum(
     EnrolmentStatus,
-    name="AutomationEnrolmentStatus",
-    description="ACTIVE: its current step is due at `nextRunAt`. WAITING: waiting for an event until `nextRunAt`. "
+    "ACTIVE: its current step is due at `nextRunAt`. WAITING: waiting for an event until `nextRunAt`. "
     "COMPLETED: reached an exit or the end. CONVERTED: reached the flow's goal. UNENROLLED: left early "
     "(a condition stopped holding, a suppression segment, the flow was archived). FAILED: a step failed every "
     "attempt (the dead letter; `redriveAutomationEnrolment` puts it back).",
+    {
+        "ACTIVE": "Running: its current step is due at `nextRunAt` (a failed attempt is retried then).",
+        "WAITING": "Waiting for the event `waitingFor` until `nextRunAt`, when the wait times out.",
+        "COMPLETED": "Finished: reached an EXIT step or the end of the flow.",
+        "CONVERTED": "Finished: the flow's goal event happened.",
+        "UNENROLLED": "Left early: `stayWhile` stopped holding, a suppression segment, the customer was deleted "
+        "or the flow archived.",
+        "FAILED": "A step failed every attempt (the dead letter); `redriveAutomationEnrolment` puts it back.",
+    },
+    name="AutomationEnrolmentStatus",
 )
-strawberry.enum(StepOutcome, name="AutomationStepOutcome", description="What one enrolment did at one step.")
+graphql_enum(
+    StepOutcome,
+    "What one enrolment did at one step.",
+    {
+        "ENTERED": "Arrived at the step (enrolled, moved on from the step before, or redriven).",
+        "WAITING": "Started waiting: a WAIT, a WAIT_FOR_EVENT, or quiet hours before a message.",
+        "COMPLETED": "Done with the step: the action ran, the condition was read, the wait ended.",
+        "SKIPPED": "Passed over: no address, opted out, the message cap reached; the enrolment moved on.",
+        "FAILED": "An attempt failed (`detail` says why); after the last one the enrolment is FAILED.",
+        "CONVERTED": "The goal event happened here: the enrolment ended as a conversion.",
+        "EXITED": "Left the flow here: an EXIT step, or unenrolled.",
+    },
+    name="AutomationStepOutcome",
+)
 
 FLOW_ORDER = [SortKey(FlowModel.id, "id", descending=True)]
 ENROLMENT_ORDER = [SortKey(EnrolmentModel.id, "id", descending=True)]
@@ -124,9 +153,9 @@ def definition_out(definition: Mapping[str, Any]) -> dict[str, Any]:
 
 @strawberry.type(description="A flow shipped ready to use; `createAutomationFlowFromTemplate(key)` makes a DRAFT of it.")
 class AutomationTemplate:
-    key: str
-    name: str
-    description: str
+    key: str = strawberry.field(description="What `createAutomationFlowFromTemplate(key:)` takes, e.g. `welcome`.")
+    name: str = strawberry.field(description="The name a flow made from it gets unless another is given.")
+    description: str = strawberry.field(description="What the flow does, in words.")
     definition: JSON = strawberry.field(description="Its trigger, steps, enrolment rule and goal, as `createAutomationFlow` takes them.")
 
 
@@ -135,7 +164,7 @@ class AutomationStepStats:
     key: str = strawberry.field(description="The step's key.")
     entered: int = strawberry.field(description="Enrolments that arrived at the step.")
     waiting: int = strawberry.field(description="Enrolments waiting there now (a wait, a wait for an event).")
-    completed: int
+    completed: int = strawberry.field(description="Enrolments that completed the step.")
     skipped: int = strawberry.field(description="Skipped: no address, opted out, the message cap reached.")
     failed: int = strawberry.field(description="Enrolments FAILED there now (the dead letter).")
     converted: int = strawberry.field(description="Enrolments that reached the goal while at the step.")
@@ -145,10 +174,10 @@ class AutomationStepStats:
 class AutomationFlowStats:
     enrolled: int = strawberry.field(description="Enrolments ever made.")
     active: int = strawberry.field(description="Enrolments running now (ACTIVE or WAITING).")
-    completed: int
-    converted: int
-    unenrolled: int
-    failed: int
+    completed: int = strawberry.field(description="Enrolments COMPLETED.")
+    converted: int = strawberry.field(description="Enrolments CONVERTED (the goal was reached).")
+    unenrolled: int = strawberry.field(description="Enrolments UNENROLLED (left early).")
+    failed: int = strawberry.field(description="Enrolments FAILED now (the dead letter).")
     conversion_rate: float | None = strawberry.field(description="converted / enrolled; null before the first enrolment.")
     steps: list[AutomationStepStats] = strawberry.field(description="In the order of the working definition's steps.")
 
@@ -162,9 +191,9 @@ class AutomationFlowStats:
 
 @strawberry.type(description="A published, immutable definition of a flow; enrolments run the version they started on.")
 class AutomationFlowVersion:
-    number: int
-    published_at: datetime
-    definition: JSON
+    number: int = strawberry.field(description="1 for the first version, counting up per flow.")
+    published_at: datetime = strawberry.field(description="When the activation that published it happened.")
+    definition: JSON = strawberry.field(description="Its trigger, steps, enrolmentRule and goal, with global IDs.")
 
     @classmethod
     def from_model(cls, m: Any) -> AutomationFlowVersion:
@@ -173,10 +202,10 @@ class AutomationFlowVersion:
 
 @strawberry.type(description="One line of an enrolment's step log.")
 class AutomationStepRun:
-    step_key: str
-    outcome: StepOutcome
+    step_key: str = strawberry.field(description="The key of the step (`-` when the enrolment was at none).")
+    outcome: StepOutcome = strawberry.field(description="What happened there.")
     detail: str | None = strawberry.field(description="Why, in words.")
-    at: datetime
+    at: datetime = strawberry.field(description="When it happened.")
 
 
 @strawberry.type(description="One customer's way through one flow, started by one trigger.")
@@ -184,17 +213,18 @@ class AutomationEnrolment(Node):
     pk: strawberry.Private[int]
     flow_pk: strawberry.Private[int]
     customer_pk: strawberry.Private[int]
-    status: EnrolmentStatus
+    status: EnrolmentStatus = strawberry.field(description="Where the enrolment stands.")
     step_key: str | None = strawberry.field(description="The step it is at (null once finished at the end).")
     waiting_for: str | None = strawberry.field(description="The event type a WAITING enrolment waits for.")
     next_run_at: datetime | None = strawberry.field(description="When its current step is due (or its wait times out).")
     attempts: int = strawberry.field(description="Failed attempts of the current step.")
-    last_error: str | None
+    last_error: str | None = strawberry.field(description="The error of the last failed attempt; null after a step succeeds.")
     trigger_key: str = strawberry.field(description="What enrolled the customer (`event:<id>`, `date:<day>`, `once`...).")
-    enrolled_at: datetime
-    finished_at: datetime | None
+    enrolled_at: datetime = strawberry.field(description="When the customer was enrolled.")
+    finished_at: datetime | None = strawberry.field(description="When it finished (COMPLETED, CONVERTED, UNENROLLED); "
+                                                    "null while it runs or is FAILED.")
 
-    @strawberry.field
+    @strawberry.field(description="The flow it belongs to.")
     async def flow(self, info: Info) -> AutomationFlow | None:
         return (await _load_flows(info, [self.flow_pk]))[0]
 
@@ -226,13 +256,13 @@ class AutomationEnrolmentConnection(Connection[AutomationEnrolment]):
 class AutomationFlow(Node):
     pk: strawberry.Private[int]
     definition: strawberry.Private[dict[str, Any]]
-    name: str
-    description: str | None
-    status: FlowStatus
+    name: str = strawberry.field(description="At most 200 characters.")
+    description: str | None = strawberry.field(description="What the flow is for, in words (at most 5,000 characters).")
+    status: FlowStatus = strawberry.field(description="Whether it enrols and runs (ACTIVE), and how it can change.")
     template_key: str | None = strawberry.field(description="The template it was made from.")
     activated_at: datetime | None = strawberry.field(description="When it last became ACTIVE.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When the flow was created.")
+    updated_at: datetime = strawberry.field(description="When it last changed (updated, activated, paused, archived).")
     version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion`.")
 
     @strawberry.field(description="The working definition's trigger: `kind` (EVENT, SEGMENT_ENTERED, SEGMENT_LEFT, DATE, INACTIVITY, SCHEDULE) and its fields.")
@@ -268,7 +298,9 @@ class AutomationFlow(Node):
         return AutomationFlowStats.of(found or service.FlowStats())
 
     @strawberry.field(description="Its enrolments, newest first; `status` narrows them (e.g. [FAILED]: the dead letter).")
-    async def enrolments(self, info: Info, status: list[EnrolmentStatus] | None = None, first: int | None = None,
+    async def enrolments(self, info: Info, status: Annotated[list[EnrolmentStatus] | None, strawberry.argument(
+                             description="Only enrolments in one of these statuses; null or empty: all.")] = None,
+                         first: int | None = None,
                          after: str | None = None) -> AutomationEnrolmentConnection:
         statuses = tuple(status or ())
 
@@ -298,10 +330,10 @@ class AutomationFlowConnection(Connection[AutomationFlow]):
 
 @strawberry.type(description="One step of a simulation: what the flow would do there, in words.")
 class AutomationSimulatedStep:
-    key: str
+    key: str = strawberry.field(description="The step's key (`goal` for the goal).")
     type: str = strawberry.field(description="The step's type (ACTION, CONDITION, WAIT, WAIT_FOR_EVENT, EXIT; GOAL for the goal).")
     outcome: str = strawberry.field(description="WOULD_RUN, WOULD_SKIP, WOULD_WAIT, YES, NO or END.")
-    explanation: str
+    explanation: str = strawberry.field(description="What it would do and why, in words.")
 
 
 @strawberry.type(description="What a flow would do for one customer now, changing nothing.")
@@ -330,8 +362,9 @@ FlowStatusFilter = enum_filter(FlowStatus, "AutomationFlowStatusFilter")
 
 @strawberry.input(description="Conditions on flows; fields combine with AND.")
 class AutomationFlowFilter:
-    name: StringFilter | None = None
-    status: FlowStatusFilter | None = None  # type: ignore[valid-type]
+    name: StringFilter | None = strawberry.field(default=None, description="The flow's name.")
+    status: FlowStatusFilter | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="The flow's status.")
 
 
 # --- queries ---------------------------------------------------------------------------------
@@ -339,14 +372,14 @@ class AutomationFlowFilter:
 
 @strawberry.type(description="An action ACTION steps can run (the built-in ones and those plugins add).")
 class AutomationActionInfo:
-    name: str
-    description: str
+    name: str = strawberry.field(description="What an ACTION step's `action` names, e.g. `send_email`.")
+    description: str = strawberry.field(description="What it does and the `params` it takes.")
     sends_message: bool = strawberry.field(description="Counts toward the message cap and waits out quiet hours.")
 
 
 @strawberry.type(description="What simulateFlow answers: the simulation, or why there is none.")
 class AutomationSimulationResult:
-    simulation: AutomationSimulation | None
+    simulation: AutomationSimulation | None = strawberry.field(description="Null when there are errors.")
     errors: list[UserError]
 
 
@@ -368,7 +401,8 @@ class AutomationQuery:
                 for a in sorted(_runtime(info).actions.values(), key=lambda a: a.name)]
 
     @access.query("automation", description="Automation flows, newest first.")
-    async def automation_flows(self, info: Info, filter: AutomationFlowFilter | None = None, first: int | None = None,
+    async def automation_flows(self, info: Info, filter: Annotated[AutomationFlowFilter | None, strawberry.argument(
+                                   description="Only the flows that match; null: all.")] = None, first: int | None = None,
                                after: str | None = None, last: int | None = None,
                                before: str | None = None) -> AutomationFlowConnection:
         page = await paginate(info.context.db.reader, service.flow_select(to_plain(filter)), FLOW_ORDER,
@@ -376,13 +410,20 @@ class AutomationQuery:
         return AutomationFlowConnection.from_page(page, AutomationFlow.from_model)
 
     @access.query("automation", description="One flow by ID; null if unknown.")
-    async def automation_flow(self, info: Info, id: strawberry.ID) -> AutomationFlow | None:
+    async def automation_flow(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The flow's global ID.")]) -> AutomationFlow | None:
         return (await _load_flows(info, [decode_global_id(id, "AutomationFlow")[1]]))[0]
 
     @access.query("automation", description="What the flow would do for the customer now, step by step and why, changing "
                   "nothing: whether they would be enrolled, each condition as it holds now, each action in words. An ACTIVE "
                   "flow is simulated on its published version, any other on its working definition.")
-    async def simulate_flow(self, info: Info, flow_id: strawberry.ID, customer_id: strawberry.ID) -> AutomationSimulationResult:
+    async def simulate_flow(
+        self, info: Info,
+        flow_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The flow's global ID; an unknown one is the error NOT_FOUND on `flowId`.")],
+        customer_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The customer's global ID; an unknown or deleted one is the error NOT_FOUND on `customerId`.")],
+    ) -> AutomationSimulationResult:
         flow_pk = decode_global_id(flow_id, "AutomationFlow")[1]
         customer_pk = decode_global_id(customer_id, "Customer")[1]
         runtime = _runtime(info)
@@ -402,17 +443,21 @@ class AutomationQuery:
 
 @strawberry.input(description="A span of time; the parts add up.")
 class AutomationDurationInput:
-    days: int | None = None
-    hours: int | None = None
-    minutes: int | None = None
+    days: int | None = strawberry.field(default=None, description="Whole days, 0 to 3660.")
+    hours: int | None = strawberry.field(default=None, description="Whole hours, 0 or more.")
+    minutes: int | None = strawberry.field(
+        default=None, description="Whole minutes, 0 or more. The parts may not add up to zero.")
 
 
 @strawberry.input(description="A condition on the event's data: `path` (dotted; `changes.<field>` reads what changed), "
                   "`op` (EQ, NE, GT, GTE, LT, LTE, IN, EXISTS) and `value`.")
 class AutomationEventConditionInput:
-    path: str
-    op: str
-    value: JSON | None = None
+    path: str = strawberry.field(description="A dotted path into the event's data, e.g. total.amount; `changes.<field>` "
+                                 "reads what changed.")
+    op: str = strawberry.field(description="EQ, NE, GT, GTE, LT, LTE, IN or EXISTS. Numbers compare as numbers.")
+    value: JSON | None = strawberry.field(
+        default=None, description="What to compare with; a list for IN; for EXISTS, true (the path is there) or false "
+        "(it is not).")
 
 
 @strawberry.input(description="What enrols customers. `kind` is EVENT (`eventType`, `conditions`), SEGMENT_ENTERED or "
@@ -420,17 +465,22 @@ class AutomationEventConditionInput:
                   "in the customer's time zone), INACTIVITY (`inactiveDays` without a counted order) or SCHEDULE "
                   "(`schedule`, an RFC 5545 RRULE in `timeZone`). `audience` narrows who may be enrolled.")
 class AutomationTriggerInput:
-    kind: str
+    kind: str = strawberry.field(description="EVENT, SEGMENT_ENTERED, SEGMENT_LEFT, DATE, INACTIVITY or SCHEDULE.")
     event_type: str | None = strawberry.field(default=None, description="An event type or pattern, e.g. order.paid or ticket.*.")
-    conditions: list[AutomationEventConditionInput] | None = None
-    segment_id: strawberry.ID | None = None
-    date_field: str | None = None
+    conditions: list[AutomationEventConditionInput] | None = strawberry.field(
+        default=None, description="EVENT: conditions on the event's data, all of which must hold.")
+    segment_id: strawberry.ID | None = strawberry.field(
+        default=None, description="SEGMENT_ENTERED, SEGMENT_LEFT: the global ID of the segment.")
+    date_field: str | None = strawberry.field(
+        default=None, description="DATE: `birthday` (the default) or the key of a custom field of type DATE.")
     offset_days: int | None = strawberry.field(default=None, description="Days after (negative: before) the date.")
     at_time: str | None = strawberry.field(default=None, description="HH:MM, local time; default 09:00.")
-    inactive_days: int | None = None
+    inactive_days: int | None = strawberry.field(
+        default=None, description="INACTIVITY: days without a counted order, 1 to 3650.")
     schedule: str | None = strawberry.field(default=None, description="E.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0.")
     time_zone: str | None = strawberry.field(default=None, description="IANA zone of the schedule, and of customers without one.")
-    audience: CustomerFilter | None = None
+    audience: CustomerFilter | None = strawberry.field(
+        default=None, description="Only customers who match are enrolled; null: anyone.")
 
 
 @strawberry.input(description="One step. `type` is ACTION (`action`, `params`), CONDITION (`condition`, then `yes` or `no`), "
@@ -439,20 +489,27 @@ class AutomationTriggerInput:
                   "end the flow; left out, `next` and `yes` go to the following step, `no` and `timedOut` end it.")
 class AutomationStepInput:
     key: str = strawberry.field(description="Unique within the flow: letters, digits, - and _, starting with a letter.")
-    type: str
-    action: str | None = UNSET
+    type: str = strawberry.field(description="ACTION, CONDITION, WAIT, WAIT_FOR_EVENT or EXIT.")
+    action: str | None = strawberry.field(default=UNSET, description="ACTION: the action's name (see `automationActions`).")
     params: JSON | None = strawberry.field(default=UNSET, description="The action's parameters (see `automationActions`).")
-    next: str | None = UNSET
-    condition: CustomerFilter | None = UNSET
-    yes: str | None = UNSET
-    no: str | None = UNSET
-    wait: AutomationDurationInput | None = UNSET
+    next: str | None = strawberry.field(
+        default=UNSET, description="ACTION, WAIT, WAIT_FOR_EVENT (the event came): the step after; omitted, the following one.")
+    condition: CustomerFilter | None = strawberry.field(
+        default=UNSET, description="CONDITION: the customer filter to test, as the customer is when the step runs.")
+    yes: str | None = strawberry.field(
+        default=UNSET, description="CONDITION: the step when it holds; omitted, the following one.")
+    no: str | None = strawberry.field(default=UNSET, description="CONDITION: the step when it does not hold; omitted, the end.")
+    wait: AutomationDurationInput | None = strawberry.field(default=UNSET, description="WAIT: how long to wait.")
     until_weekday: str | None = strawberry.field(default=UNSET, description="MONDAY .. SUNDAY, in the customer's time zone.")
     until_time: str | None = strawberry.field(default=UNSET, description="HH:MM, in the customer's time zone.")
-    event_type: str | None = UNSET
-    conditions: list[AutomationEventConditionInput] | None = UNSET
-    timeout: AutomationDurationInput | None = UNSET
-    timed_out: str | None = UNSET
+    event_type: str | None = strawberry.field(
+        default=UNSET, description="WAIT_FOR_EVENT: the event type or pattern to wait for, e.g. order.paid.")
+    conditions: list[AutomationEventConditionInput] | None = strawberry.field(
+        default=UNSET, description="WAIT_FOR_EVENT: conditions on the event's data, all of which must hold.")
+    timeout: AutomationDurationInput | None = strawberry.field(
+        default=UNSET, description="WAIT_FOR_EVENT: how long to wait for the event (required).")
+    timed_out: str | None = strawberry.field(
+        default=UNSET, description="WAIT_FOR_EVENT: the step when the event did not come in time; omitted, the end.")
 
 
 @strawberry.input(description="Who is enrolled, how often, and how much they are sent.")
@@ -461,7 +518,8 @@ class AutomationEnrolmentInput:
     stay_while: CustomerFilter | None = strawberry.field(default=None, description="Enrolled customers leave when they stop matching.")
     suppression_segment_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Members are never enrolled, and leave.")
     message_cap: int | None = strawberry.field(default=None, description="Messages per customer in `messageCapDays`, over all flows.")
-    message_cap_days: int | None = None
+    message_cap_days: int | None = strawberry.field(
+        default=None, description="The period of `messageCap` in days, 1 to 365; required with it.")
     quiet_hours_start: str | None = strawberry.field(default=None, description="HH:MM: messages wait from then ...")
     quiet_hours_end: str | None = strawberry.field(default=None, description="... until then, in the customer's time zone.")
     time_zone: str | None = strawberry.field(default=None, description="The zone of customers without one of their own.")
@@ -469,27 +527,32 @@ class AutomationEnrolmentInput:
 
 @strawberry.input(description="The event that ends an enrolment as a conversion.")
 class AutomationGoalInput:
-    event_type: str
-    conditions: list[AutomationEventConditionInput] | None = None
+    event_type: str = strawberry.field(description="An event type or pattern about the customer, e.g. order.paid.")
+    conditions: list[AutomationEventConditionInput] | None = strawberry.field(
+        default=None, description="Conditions on the event's data, all of which must hold.")
 
 
-@strawberry.input
+@strawberry.input(description="A new flow: its name and its definition.")
 class CreateAutomationFlowInput:
-    name: str
-    description: str | None = None
-    trigger: AutomationTriggerInput
-    steps: list[AutomationStepInput]
-    enrolment_rule: AutomationEnrolmentInput | None = None
-    goal: AutomationGoalInput | None = None
+    name: str = strawberry.field(description="Required, at most 200 characters.")
+    description: str | None = strawberry.field(default=None, description="At most 5,000 characters.")
+    trigger: AutomationTriggerInput = strawberry.field(description="What enrols customers.")
+    steps: list[AutomationStepInput] = strawberry.field(description="1 to 100 steps; the first is where enrolments start. "
+                                                        "The steps may not loop.")
+    enrolment_rule: AutomationEnrolmentInput | None = strawberry.field(
+        default=None, description="Who is enrolled and how often; null: each customer once ever, no cap.")
+    goal: AutomationGoalInput | None = strawberry.field(default=None, description="Null: the flow has no goal.")
 
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are. An ACTIVE flow runs the change once activated again.")
 class UpdateAutomationFlowInput:
-    name: str | None = UNSET
-    description: str | None = UNSET
-    trigger: AutomationTriggerInput | None = UNSET
-    steps: list[AutomationStepInput] | None = UNSET
-    enrolment_rule: AutomationEnrolmentInput | None = UNSET
+    name: str | None = strawberry.field(
+        default=UNSET, description="At most 200 characters; empty or null is the error REQUIRED.")
+    description: str | None = strawberry.field(default=UNSET, description="Null removes it.")
+    trigger: AutomationTriggerInput | None = strawberry.field(default=UNSET, description="Replaces the trigger.")
+    steps: list[AutomationStepInput] | None = strawberry.field(default=UNSET, description="Replaces all the steps.")
+    enrolment_rule: AutomationEnrolmentInput | None = strawberry.field(
+        default=UNSET, description="Replaces the enrolment rule; null: each customer once ever, no cap.")
     goal: AutomationGoalInput | None = strawberry.field(default=UNSET, description="null removes the goal.")
 
 
@@ -505,15 +568,16 @@ def _plain(input: Any) -> dict[str, Any]:
 # --- mutations -------------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="What a mutation of an automation flow answers: the flow, or why not.")
 class AutomationFlowPayload:
-    automation_flow: AutomationFlow | None
+    automation_flow: AutomationFlow | None = strawberry.field(description="The flow as it is now; null when there are errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="What a mutation of an enrolment answers: the enrolment, or why not.")
 class AutomationEnrolmentPayload:
-    automation_enrolment: AutomationEnrolment | None
+    automation_enrolment: AutomationEnrolment | None = strawberry.field(
+        description="The enrolment as it is now; null when there are errors.")
     errors: list[UserError]
 
 
@@ -530,15 +594,22 @@ def _flow_pk(id: strawberry.ID) -> int:
 class AutomationMutation:
     @access.mutation("automation", "create", description="Create a DRAFT flow. Every problem of the definition is an error "
                      "with its path (`steps.2.next`); a DRAFT enrols nobody until `activateAutomationFlow`.")
-    async def create_automation_flow(self, info: Info, input: CreateAutomationFlowInput) -> AutomationFlowPayload:
+    async def create_automation_flow(self, info: Info, input: Annotated[CreateAutomationFlowInput, strawberry.argument(
+            description="The flow's name and definition.")]) -> AutomationFlowPayload:
         data, actor, runtime = _plain(input), info.context.actor, _runtime(info)
         data = {k: v for k, v in data.items() if v is not None}
         return _flow_payload(await unit_of_work(info, lambda s: service.create_flow(s, actor=actor, runtime=runtime, data=data)))
 
     @access.mutation("automation", "create", description="Create a DRAFT flow from a template (`automationTemplates`); "
                      "`activate: true` activates it at once.")
-    async def create_automation_flow_from_template(self, info: Info, key: str, name: str | None = None,
-                                                   activate: bool = False) -> AutomationFlowPayload:
+    async def create_automation_flow_from_template(
+        self, info: Info,
+        key: Annotated[str, strawberry.argument(
+            description="The template's key (`automationTemplates`); an unknown one is the error NOT_FOUND.")],
+        name: Annotated[str | None, strawberry.argument(description="The flow's name; null: the template's name.")] = None,
+        activate: Annotated[bool, strawberry.argument(
+            description="Activate the flow at once; needs `automation:update` (else the error FORBIDDEN).")] = False,
+    ) -> AutomationFlowPayload:
         actor, runtime = info.context.actor, _runtime(info)
         if activate and not actor.can("automation", "update"):
             return AutomationFlowPayload(automation_flow=None, errors=[UserError(
@@ -548,32 +619,43 @@ class AutomationMutation:
 
     @access.mutation("automation", "update", description="Change a flow's name, description or working definition. "
                      "An ACTIVE flow keeps running its published version until it is activated again.")
-    async def update_automation_flow(self, info: Info, id: strawberry.ID, input: UpdateAutomationFlowInput,
-                                     expected_version: int | None = None) -> AutomationFlowPayload:
+    async def update_automation_flow(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(
+            description="The flow's global ID; an ARCHIVED flow is the error INVALID_STATE.")],
+        input: Annotated[UpdateAutomationFlowInput, strawberry.argument(description="What to change.")],
+        expected_version: int | None = None,
+    ) -> AutomationFlowPayload:
         pk, data, actor, runtime = _flow_pk(id), _plain(input), info.context.actor, _runtime(info)
         return _flow_payload(await unit_of_work(info, lambda s: service.update_flow(
             s, actor=actor, runtime=runtime, flow_id=pk, data=data, expected_version=expected_version)))
 
     @access.mutation("automation", "update", description="Publish the working definition (a new version when it changed) "
                      "and start enrolling. Running enrolments stay on the version they started on.")
-    async def activate_automation_flow(self, info: Info, id: strawberry.ID) -> AutomationFlowPayload:
+    async def activate_automation_flow(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The flow's global ID; an ARCHIVED flow is the error INVALID_STATE.")]) -> AutomationFlowPayload:
         pk, actor, runtime = _flow_pk(id), info.context.actor, _runtime(info)
         return _flow_payload(await unit_of_work(info, lambda s: service.activate_flow(s, actor=actor, runtime=runtime, flow_id=pk)))
 
     @access.mutation("automation", "update", description="Stop enrolling and running steps; enrolments wait where they are.")
-    async def pause_automation_flow(self, info: Info, id: strawberry.ID) -> AutomationFlowPayload:
+    async def pause_automation_flow(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The global ID of an ACTIVE flow; any other status is the error INVALID_STATE.")],
+    ) -> AutomationFlowPayload:
         pk, actor = _flow_pk(id), info.context.actor
         return _flow_payload(await unit_of_work(info, lambda s: service.pause_flow(s, actor=actor, flow_id=pk)))
 
     @access.mutation("automation", "delete", description="End a flow for good: its running enrolments are unenrolled; "
                      "its history and stats stay.")
-    async def archive_automation_flow(self, info: Info, id: strawberry.ID) -> AutomationFlowPayload:
+    async def archive_automation_flow(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The flow's global ID; archiving an ARCHIVED flow changes nothing.")]) -> AutomationFlowPayload:
         pk, actor = _flow_pk(id), info.context.actor
         return _flow_payload(await unit_of_work(info, lambda s: service.archive_flow(s, actor=actor, flow_id=pk)))
 
     @access.mutation("automation", "update", description="Put a FAILED enrolment back at its failed step, due now, with "
                      "fresh attempts.")
-    async def redrive_automation_enrolment(self, info: Info, id: strawberry.ID) -> AutomationEnrolmentPayload:
+    async def redrive_automation_enrolment(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The global ID of a FAILED enrolment; any other status is the error INVALID_STATE.")],
+    ) -> AutomationEnrolmentPayload:
         pk, actor = decode_global_id(id, "AutomationEnrolment")[1], info.context.actor
         model, errors = await unit_of_work(info, lambda s: service.redrive_enrolment(s, actor=actor, enrolment_id=pk))
         return AutomationEnrolmentPayload(
