@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
@@ -21,7 +23,9 @@ class CustomerActivityFields:
     async def activities(
         self,
         info: Info,
-        filter: ActivityFilter | None = None,
+        filter: Annotated[
+            ActivityFilter | None, strawberry.argument(description="Only the customer's activities matching these conditions.")
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -38,6 +42,10 @@ class CustomerActivityFields:
 
 @strawberry.input(description="Conditions on the customer's timeline, optionally within the last `windowDays` days.")
 class ActivitiesBehaviourFilter:
-    window_days: int | None = None
-    count: IntFilter | None = None
-    last_at: DateTimeFilter | None = None
+    window_days: int | None = strawberry.field(
+        default=None, description="Only activities that occurred in the last this many days (1 to 36600); all when null."
+    )
+    count: IntFilter | None = strawberry.field(default=None, description="How many activities the customer has (in the window, if one is given).")
+    last_at: DateTimeFilter | None = strawberry.field(
+        default=None, description="When the customer's latest activity occurred; null for a customer without any."
+    )

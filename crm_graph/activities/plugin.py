@@ -19,4 +19,9 @@ def crm_register_filters() -> list[FilterCondition]:
     from crm_graph.activities.customer_conditions import activities_condition
     from crm_graph.activities.customer_fields import ActivitiesBehaviourFilter
 
-    return [FilterCondition("Customer", "activities", activities_condition, ActivitiesBehaviourFilter)]
+    return [
+        FilterCondition(
+            "Customer", "activities", activities_condition, ActivitiesBehaviourFilter,
+            description="The customer's timeline: how many activities and when the latest one occurred.",
+        )
+    ]

@@ -15,6 +15,7 @@ from crm_graph.domains import SchemaPart
 from crm_graph.core.pagination import paginate
 from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
 from crm_graph.graphql.mutations import unit_of_work
@@ -24,26 +25,41 @@ from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_g
 if TYPE_CHECKING:
     from crm_graph.customers.schema import Customer
 
-strawberry.enum(ActivityType, description="What kind of interaction an activity records.")
-strawberry.enum(Direction, description="Who started a call or email: the customer (INBOUND) or the business (OUTBOUND).")
+graphql_enum(
+    ActivityType,
+    "What kind of interaction an activity records.",
+    {
+        "NOTE": "A note written by a user.",
+        "CALL": "A phone call.",
+        "MEETING": "A meeting.",
+        "EMAIL": "An email.",
+        "TASK": "Something to do, with an optional due time and assignee; open until completed.",
+        "TICKET": "Written by the support desk when a ticket is opened or resolved; cannot be logged by hand.",
+    },
+)
+graphql_enum(
+    Direction,
+    "Who started a call or email: the customer (INBOUND) or the business (OUTBOUND).",
+    {"INBOUND": "Started by the customer.", "OUTBOUND": "Started by the business."},
+)
 
 
 @strawberry.type(description="One entry of a customer's timeline: a note, call, meeting, email or task.")
 class Activity(Node):
     pk: strawberry.Private[int]
     customer_pk: strawberry.Private[int]
-    type: ActivityType
-    subject: str
-    body: str | None
+    type: ActivityType = strawberry.field(description="What kind of interaction it records.")
+    subject: str = strawberry.field(description="One-line summary.")
+    body: str | None = strawberry.field(description="Free text with the details; null if none.")
     occurred_at: datetime = strawberry.field(description="When it happened (or, for a task, when it was created).")
-    direction: Direction | None
-    duration_minutes: int | None
+    direction: Direction | None = strawberry.field(description="Calls and emails only: who started it; null if not given.")
+    duration_minutes: int | None = strawberry.field(description="Length in minutes (0 to 1440); null if not given.")
     due_at: datetime | None = strawberry.field(description="Tasks only: when the task is due.")
     assignee: str | None = strawberry.field(description="Tasks only: who should do it.")
     completed_at: datetime | None = strawberry.field(description="Tasks only: when it was completed; null while open.")
-    created_at: datetime
-    updated_at: datetime
-    version: int
+    created_at: datetime = strawberry.field(description="When it was recorded (UTC).")
+    updated_at: datetime = strawberry.field(description="When it last changed (UTC), e.g. when a task was completed.")
+    version: int = strawberry.field(description="Optimistic-concurrency version; it grows with every change.")
 
     @strawberry.field(description="True for a task that is not completed yet.")
     def is_open_task(self) -> bool:
@@ -92,14 +108,20 @@ ActivityTypeFilter = enum_filter(ActivityType, "ActivityTypeFilter")
 
 @strawberry.input(description="Conditions on activities; combine with and/or/not.")
 class ActivityFilter:
-    and_: list[ActivityFilter] | None = strawberry.field(default=None, name="and")
-    or_: list[ActivityFilter] | None = strawberry.field(default=None, name="or")
-    not_: ActivityFilter | None = strawberry.field(default=None, name="not")
-    type: ActivityTypeFilter | None = None  # type: ignore[valid-type]
-    subject: StringFilter | None = None
-    assignee: StringFilter | None = None
-    occurred_at: DateTimeFilter | None = None
-    due_at: DateTimeFilter | None = None
+    and_: list[ActivityFilter] | None = strawberry.field(
+        default=None, name="and", description="Every one of these filters holds."
+    )
+    or_: list[ActivityFilter] | None = strawberry.field(
+        default=None, name="or", description="At least one of these filters holds."
+    )
+    not_: ActivityFilter | None = strawberry.field(default=None, name="not", description="This filter does not hold.")
+    type: ActivityTypeFilter | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="The kind of activity."
+    )
+    subject: StringFilter | None = strawberry.field(default=None, description="The one-line summary.")
+    assignee: StringFilter | None = strawberry.field(default=None, description="Who a task is assigned to.")
+    occurred_at: DateTimeFilter | None = strawberry.field(default=None, description="When it happened.")
+    due_at: DateTimeFilter | None = strawberry.field(default=None, description="When a task is due.")
     completed_at: DateTimeFilter | None = strawberry.field(
         default=None, description="`completedAt: {isNull: true}` with `type: {eq: TASK}` lists open tasks."
     )
@@ -114,14 +136,19 @@ NODES = [
 @strawberry.type
 class ActivityQuery:
     @access.query("activities", description="One activity by ID; null if unknown or deleted.")
-    async def activity(self, info: Info, id: strawberry.ID) -> Activity | None:
+    async def activity(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of an Activity.")]
+    ) -> Activity | None:
         return (await _load_activities(info, [decode_global_id(id, "Activity")[1]]))[0]
 
     @access.query("activities", description="Activities across all customers, newest first (e.g. open tasks of an assignee).")
     async def activities(
         self,
         info: Info,
-        filter: ActivityFilter | None = None,
+        filter: Annotated[
+            ActivityFilter | None,
+            strawberry.argument(description="Only activities matching these conditions; deleted customers' are never listed."),
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -136,20 +163,22 @@ class ActivityQuery:
 
 @strawberry.input(description="A communication to record on a customer's timeline.")
 class LogActivityInput:
-    customer_id: strawberry.ID
-    type: ActivityType
-    subject: str
-    body: str | None = None
+    customer_id: strawberry.ID = strawberry.field(description="Global ID of the Customer; NOT_FOUND if unknown or deleted.")
+    type: ActivityType = strawberry.field(description="Any type but TICKET, which only the support desk writes.")
+    subject: str = strawberry.field(description="One-line summary; required, trimmed, at most 300 characters.")
+    body: str | None = strawberry.field(default=None, description="Details, at most 100,000 characters.")
     occurred_at: datetime | None = strawberry.field(default=None, description="Defaults to now.")
-    direction: Direction | None = None
-    duration_minutes: int | None = None
+    direction: Direction | None = strawberry.field(
+        default=None, description="CALL and EMAIL only: who started it; other types give INVALID_VALUE."
+    )
+    duration_minutes: int | None = strawberry.field(default=None, description="Length in minutes, 0 to 1440.")
     due_at: datetime | None = strawberry.field(default=None, description="Tasks only.")
     assignee: str | None = strawberry.field(default=None, description="Tasks only.")
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of an activity mutation.")
 class ActivityPayload:
-    activity: Activity | None
+    activity: Activity | None = strawberry.field(description="The activity as stored; null when there are errors.")
     errors: list[UserError]
 
 
@@ -161,7 +190,9 @@ def _payload(result: tuple[Any, list[UserError]]) -> ActivityPayload:
 @strawberry.type
 class ActivityMutation:
     @access.mutation("activities", "create", description="Record a note, call, meeting, email or task on a customer's timeline.")
-    async def log_activity(self, info: Info, input: LogActivityInput) -> ActivityPayload:
+    async def log_activity(
+        self, info: Info, input: Annotated[LogActivityInput, strawberry.argument(description="The activity to record.")]
+    ) -> ActivityPayload:
         ctx: Context = info.context
         data = to_plain(input)
         data["customerId"] = decode_global_id(input.customer_id, "Customer")[1]
@@ -170,7 +201,14 @@ class ActivityMutation:
         )
 
     @access.mutation("activities", "update", description="Mark a task done. Completing a completed task changes nothing.")
-    async def complete_task(self, info: Info, id: strawberry.ID) -> ActivityPayload:
+    async def complete_task(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="Global ID of an Activity of type TASK; other types give INVALID_STATE."),
+        ],
+    ) -> ActivityPayload:
         ctx: Context = info.context
         pk = decode_global_id(id, "Activity")[1]
         return _payload(await unit_of_work(info, lambda s: service.complete_task(s, actor=ctx.actor, activity_id=pk)))
