@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -14,6 +14,7 @@ from crm_graph.core.clock import utcnow
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import ClientError, UserError
 from crm_graph.graphql.money import Money, MoneyInput
 from crm_graph.graphql.mutations import unit_of_work
@@ -26,25 +27,45 @@ from crm_graph.loyalty.models import LoyaltyReward as RewardModel
 from crm_graph.loyalty.models import LoyaltyRule as RuleModel
 from crm_graph.loyalty.models import LoyaltyTier as TierModel
 
-strawberry.enum(EntryKind, description="EARN, REDEEM, EXPIRE, ADJUST; REVERSE and RESTORE come from refunds and cancellations.")
-strawberry.enum(RuleKind, description="SPEND: points per currency unit paid. PRODUCT / TAG: per unit paid for those lines. "
-                "EVENT: points per event about the customer. SEGMENT_MULTIPLIER: members earn `multiplier` times.")
-strawberry.enum(CouponStatus, description="AVAILABLE, RESERVED (held by a checkout until `reservedUntil`), REDEEMED, VOID.")
+graphql_enum(EntryKind, "EARN, REDEEM, EXPIRE, ADJUST; REVERSE and RESTORE come from refunds and cancellations.", {
+    "EARN": "Points awarded: by an earning rule on a payment or an event, or by `earnPoints`.",
+    "REDEEM": "Points spent on a reward or an order (`redeemPoints`).",
+    "EXPIRE": "The unspent rest of a lot that reached its `expiresAt`.",
+    "ADJUST": "A correction by hand (`adjustPoints`), positive or negative.",
+    "REVERSE": "A refund or cancellation took back what the order earned.",
+    "RESTORE": "A refund or cancellation gave back what was spent on the order.",
+})
+graphql_enum(RuleKind, "SPEND: points per currency unit paid. PRODUCT / TAG: per unit paid for those lines. "
+             "EVENT: points per event about the customer. SEGMENT_MULTIPLIER: members earn `multiplier` times.", {
+                 "SPEND": "`points` per currency unit paid (only in `currency` when it is set).",
+                 "PRODUCT": "`points` per currency unit paid for order lines of the product `productId`.",
+                 "TAG": "`points` per currency unit paid for order lines of products tagged `tag`.",
+                 "EVENT": "`points` once per event of `eventType` about the customer.",
+                 "SEGMENT_MULTIPLIER": "Members of the segment `segmentId` earn `multiplier` times the points (the "
+                 "highest such multiplier counts, times the tier's).",
+             })
+graphql_enum(CouponStatus, "AVAILABLE, RESERVED (held by a checkout until `reservedUntil`), REDEEMED, VOID.", {
+    "AVAILABLE": "Can be reserved or redeemed until it expires (a lapsed hold shows as AVAILABLE).",
+    "RESERVED": "Held by the checkout `reservation` until `reservedUntil`; others cannot use it meanwhile.",
+    "REDEEMED": "Used on an order; it cannot be used again.",
+    "VOID": "Cancelled; it cannot be used.",
+})
 
 HISTORY_MAX = 100
 
 
 @strawberry.type(description="Points a customer can spend now (`active`) and points waiting for the return window (`pending`).")
 class LoyaltyBalance:
-    active: int
-    pending: int
+    active: int = strawberry.field(description="Points available to spend now (unexpired, past their return window).")
+    pending: int = strawberry.field(
+        description="Points not available yet: their `availableAt` (the return window, or `pendingDays`) is to come.")
 
 
 @strawberry.type(description="A level of the program, reached by qualifying points within the qualifying window.")
 class LoyaltyTier:
-    id: strawberry.ID
-    key: str
-    name: str
+    id: strawberry.ID = strawberry.field(description="Global ID of the tier, as `updateLoyaltyTier(id:)` takes it.")
+    key: str = strawberry.field(description="Unique: 1 to 40 letters, digits, _ and -.")
+    name: str = strawberry.field(description="What members see, e.g. Gold.")
     threshold: int = strawberry.field(description="Qualifying points needed.")
     multiplier: Decimal = strawberry.field(description="Earning rate of the tier's members (1: the base rate).")
 
@@ -55,17 +76,18 @@ class LoyaltyTier:
 
 @strawberry.type(description="One line of the ledger. Positive entries are lots: `remaining` of them is unspent.")
 class LoyaltyEntry:
-    id: strawberry.ID
-    kind: EntryKind
+    id: strawberry.ID = strawberry.field(description="Global ID of the entry.")
+    kind: EntryKind = strawberry.field(description="What made the entry.")
     points: int = strawberry.field(description="What the entry did to the balance (negative: taken).")
     remaining: int = strawberry.field(description="For lots: points not yet spent, expired or reversed.")
     source: str = strawberry.field(description="`payment:<id>`, `event:<id>`, `api`, `automation:<flow>`, `refund:<id>`, `lot:<id>`...")
-    reason: str | None
+    reason: str | None = strawberry.field(
+        description="Why, in words (the rule's name for earned points); at most 500 characters.")
     available_at: datetime | None = strawberry.field(description="Lots: when they count as active (after the return window).")
-    expires_at: datetime | None
+    expires_at: datetime | None = strawberry.field(description="Lots: when what is left of them expires; null: never.")
     shortfall: int = strawberry.field(description="Reversals: points already spent that could not be taken back.")
-    order_id: strawberry.ID | None
-    created_at: datetime
+    order_id: strawberry.ID | None = strawberry.field(description="Global ID of the order it was earned or spent on, if any.")
+    created_at: datetime = strawberry.field(description="When the entry was made.")
 
     @classmethod
     def from_model(cls, m: EntryModel) -> LoyaltyEntry:
@@ -77,17 +99,20 @@ class LoyaltyEntry:
 
 @strawberry.type(description="A single-use coupon.")
 class Coupon:
-    code: str
-    status: CouponStatus
-    percent_off: Decimal | None
-    amount_off: Money | None
+    code: str = strawberry.field(description="What is typed at checkout: an optional `PREFIX-` and ten characters "
+                                 "without 0, O, 1, I or L. Look-ups ignore case.")
+    status: CouponStatus = strawberry.field(description="Whether it can still be used.")
+    percent_off: Decimal | None = strawberry.field(description="Percentage off (above 0, at most 100); null for an amount off.")
+    amount_off: Money | None = strawberry.field(
+        description="Amount off, usable only on an order in its currency; null for a percentage off.")
     customer_id: strawberry.ID | None = strawberry.field(description="Whose it is; null for a batch code anyone may use.")
-    expires_at: datetime | None
-    reserved_until: datetime | None
-    reservation: str | None
+    expires_at: datetime | None = strawberry.field(description="From then on it cannot be used; null: never.")
+    reserved_until: datetime | None = strawberry.field(description="When the hold of a RESERVED coupon lapses; null otherwise.")
+    reservation: str | None = strawberry.field(description="The checkout holding a RESERVED coupon; null otherwise.")
     order_id: strawberry.ID | None = strawberry.field(description="The order it was redeemed on.")
-    redeemed_at: datetime | None
-    batch: str | None
+    redeemed_at: datetime | None = strawberry.field(description="When it was redeemed; null before.")
+    batch: str | None = strawberry.field(
+        description="The batch of `generateCoupons` it belongs to; null for a customer's coupon.")
 
     @classmethod
     def from_model(cls, m: CouponModel) -> Coupon:
@@ -103,12 +128,12 @@ class Coupon:
 @strawberry.type(description="A customer's standing in the loyalty program.")
 class CustomerLoyalty:
     customer_pk: strawberry.Private[int]
-    balance: LoyaltyBalance
-    tier: LoyaltyTier | None
-    tier_since: datetime | None
+    balance: LoyaltyBalance = strawberry.field(description="Active and pending points now.")
+    tier: LoyaltyTier | None = strawberry.field(description="The tier the customer holds; null: none.")
+    tier_since: datetime | None = strawberry.field(description="When the customer reached (or fell to) the tier.")
     tier_review_at: datetime | None = strawberry.field(description="When the tier is reviewed: a downgrade can only happen then.")
     qualifying_points: int = strawberry.field(description="Points earned (less reversed) within the qualifying window.")
-    next_tier: LoyaltyTier | None
+    next_tier: LoyaltyTier | None = strawberry.field(description="The next tier up; null at the top (or without tiers).")
     points_to_next_tier: int | None = strawberry.field(description="Qualifying points still missing for the next tier; null at the top.")
 
     @strawberry.field(description=f"Ledger entries, newest first (at most {HISTORY_MAX}).")
@@ -162,20 +187,22 @@ class CustomerLoyaltyFields:
 
 @strawberry.type(description="How customers earn points.")
 class LoyaltyRule:
-    id: strawberry.ID
-    name: str
-    kind: RuleKind
-    active: bool
-    points: Decimal | None
-    currency: str | None
-    product_id: strawberry.ID | None
-    tag: str | None
-    event_type: str | None
-    segment_id: strawberry.ID | None
-    multiplier: Decimal | None
-    cap_points: int | None
-    cap_days: int | None
-    expiry_days: int | None
+    id: strawberry.ID = strawberry.field(description="Global ID of the rule, as `updateLoyaltyRule(id:)` takes it.")
+    name: str = strawberry.field(description="Shown as the reason of the entries it makes.")
+    kind: RuleKind = strawberry.field(description="What the rule awards points for.")
+    active: bool = strawberry.field(description="Only active rules award points.")
+    points: Decimal | None = strawberry.field(
+        description="Per currency unit paid (SPEND, PRODUCT, TAG) or per event (EVENT); awards are rounded down.")
+    currency: str | None = strawberry.field(description="SPEND: only payments in this currency (ISO 4217); null: any.")
+    product_id: strawberry.ID | None = strawberry.field(description="PRODUCT: global ID of the product.")
+    tag: str | None = strawberry.field(description="TAG: the product tag (lower case).")
+    event_type: str | None = strawberry.field(description="EVENT: the event type or pattern, e.g. ticket.rated.")
+    segment_id: strawberry.ID | None = strawberry.field(description="SEGMENT_MULTIPLIER: global ID of the segment.")
+    multiplier: Decimal | None = strawberry.field(description="SEGMENT_MULTIPLIER: the factor its members earn by.")
+    cap_points: int | None = strawberry.field(description="At most this many points from the rule per customer in "
+                                              "any `capDays` days; null: no cap.")
+    cap_days: int | None = strawberry.field(description="The period of `capPoints`, in days.")
+    expiry_days: int | None = strawberry.field(description="Days the points live once available; null: the program's default.")
 
     @classmethod
     def from_model(cls, m: RuleModel) -> LoyaltyRule:
@@ -188,13 +215,13 @@ class LoyaltyRule:
 
 @strawberry.type(description="What points buy: redeeming it issues a single-use coupon.")
 class LoyaltyReward:
-    key: str
-    name: str
-    cost: int
-    active: bool
-    percent_off: Decimal | None
-    amount_off: Money | None
-    valid_days: int
+    key: str = strawberry.field(description="Unique: what `redeemPoints(input: {rewardKey})` takes.")
+    name: str = strawberry.field(description="What customers see.")
+    cost: int = strawberry.field(description="Points it costs.")
+    active: bool = strawberry.field(description="Only active rewards can be redeemed.")
+    percent_off: Decimal | None = strawberry.field(description="The coupon's percentage off; null for an amount off.")
+    amount_off: Money | None = strawberry.field(description="The coupon's amount off; null for a percentage off.")
+    valid_days: int = strawberry.field(description="Days the issued coupon stays usable.")
 
     @classmethod
     def from_model(cls, m: RewardModel) -> LoyaltyReward:
@@ -205,141 +232,158 @@ class LoyaltyReward:
 # --- inputs and payloads -----------------------------------------------------------------------
 
 
-@strawberry.input
+@strawberry.input(description="Points to award a customer by hand, as a lot that counts toward tiers.")
 class EarnPointsInput:
-    customer_id: strawberry.ID
-    points: int
+    customer_id: strawberry.ID = strawberry.field(description="Global ID of the customer; unknown or deleted: NOT_FOUND.")
+    points: int = strawberry.field(description="Whole points, 1 to 100,000,000.")
     idempotency_key: str = strawberry.field(description="The same key again returns the first entry and changes nothing.")
-    reason: str | None = None
+    reason: str | None = strawberry.field(default=None, description="Why, shown in the history; at most 500 characters.")
     pending_days: int = strawberry.field(default=0, description="Days before the points count as active.")
-    expires_at: datetime | None = None
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="With a time zone, after the points become available; null: the program's expiry.")
 
 
-@strawberry.input
+@strawberry.input(
+    description="Active points to spend: on a reward (`rewardKey`) or as points (`points`, optionally on an order).")
 class RedeemPointsInput:
-    customer_id: strawberry.ID
-    idempotency_key: str
+    customer_id: strawberry.ID = strawberry.field(description="Global ID of the customer.")
+    idempotency_key: str = strawberry.field(description="1 to 200 characters; the same key again returns the first "
+                                            "redemption (and its coupon); with other values it is IDEMPOTENCY_CONFLICT.")
     reward_key: str | None = strawberry.field(default=None, description="Redeem a reward: its coupon comes back in the payload.")
     points: int | None = strawberry.field(default=None, description="Points to spend (a reward's cost if omitted).")
     order_id: strawberry.ID | None = strawberry.field(default=None, description="Spent on this order: a refund gives them back in proportion.")
-    reason: str | None = None
+    reason: str | None = strawberry.field(default=None, description="Why, shown in the history; at most 500 characters.")
 
 
-@strawberry.input
+@strawberry.input(description="A correction of a customer's points by hand.")
 class AdjustPointsInput:
-    customer_id: strawberry.ID
+    customer_id: strawberry.ID = strawberry.field(description="Global ID of the customer.")
     points: int = strawberry.field(description="Signed: positive adds available points, negative takes active ones.")
-    reason: str
-    idempotency_key: str
+    reason: str = strawberry.field(description="Why (required, at most 500 characters); shown in the history.")
+    idempotency_key: str = strawberry.field(description="1 to 200 characters; the same key again returns the first entry "
+                                            "and changes nothing.")
 
 
-@strawberry.input
+@strawberry.input(description="A partial refund of an order, to apply to the loyalty ledger.")
 class ReverseOrderPointsInput:
-    order_id: strawberry.ID
+    order_id: strawberry.ID = strawberry.field(description="Global ID of the order; unknown: NOT_FOUND.")
     refunded_amount: MoneyInput | None = strawberry.field(
         default=None, description="The part of the order refunded now; null: everything not yet refunded.")
-    idempotency_key: str
+    idempotency_key: str = strawberry.field(description="1 to 200 characters; the same key again returns the first "
+                                            "result and changes nothing.")
 
 
-@strawberry.type
+@strawberry.type(description="What a points mutation answers: the ledger entry and the balance after it, or why not.")
 class PointsPayload:
-    entry: LoyaltyEntry | None
-    balance: LoyaltyBalance | None
-    coupon: Coupon | None = None
+    entry: LoyaltyEntry | None = strawberry.field(description="The entry made (or found, for a repeated key); null on errors.")
+    balance: LoyaltyBalance | None = strawberry.field(description="The customer's balance afterwards; null on errors.")
+    coupon: Coupon | None = strawberry.field(default=None, description="The coupon a redeemed reward issued; null otherwise.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="What `reverseOrderPoints` answers: the entries it made (null where there was nothing to do).")
 class ReverseOrderPointsPayload:
     reversed: LoyaltyEntry | None = strawberry.field(description="What was taken back of the points the order earned.")
     restored: LoyaltyEntry | None = strawberry.field(description="What was given back of the points spent on the order.")
     errors: list[UserError]
 
 
-@strawberry.input
+@strawberry.input(description="A tier's fields; on update, null fields stay as they are.")
 class LoyaltyTierInput:
-    key: str | None = None
-    name: str | None = None
-    threshold: int | None = None
-    multiplier: Decimal | None = None
+    key: str | None = strawberry.field(default=None, description="Unique: 1 to 40 letters, digits, _ and -; required to create.")
+    name: str | None = strawberry.field(default=None, description="1 to 200 characters; required to create.")
+    threshold: int | None = strawberry.field(
+        default=None, description="Qualifying points to reach the tier, 0 to 100,000,000, unique; required to create.")
+    multiplier: Decimal | None = strawberry.field(
+        default=None, description="Earning rate of its members, above 0 and at most 100; default 1 (the base rate).")
 
 
-@strawberry.type
+@strawberry.type(description="What a tier mutation answers: the tier, or why not.")
 class LoyaltyTierPayload:
-    tier: LoyaltyTier | None
+    tier: LoyaltyTier | None = strawberry.field(description="The tier as saved; null on errors.")
     errors: list[UserError]
 
 
-@strawberry.input
+@strawberry.input(description="An earning rule's fields; on update, null fields stay as they are. Each kind needs its "
+                  "own fields (SPEND: points; PRODUCT: points, productId; TAG: points, tag; EVENT: points, eventType; "
+                  "SEGMENT_MULTIPLIER: segmentId, multiplier); a missing one is REQUIRED.")
 class LoyaltyRuleInput:
-    kind: RuleKind | None = None
-    name: str | None = None
-    active: bool | None = None
+    kind: RuleKind | None = strawberry.field(default=None, description="Required to create.")
+    name: str | None = strawberry.field(default=None, description="1 to 200 characters; required to create.")
+    active: bool | None = strawberry.field(default=None, description="Default true when created.")
     points: Decimal | None = strawberry.field(default=None, description="Per currency unit (SPEND, PRODUCT, TAG) or per event (EVENT).")
     currency: str | None = strawberry.field(default=None, description="SPEND: only payments in this currency.")
-    product_id: strawberry.ID | None = None
-    tag: str | None = None
-    event_type: str | None = None
-    segment_id: strawberry.ID | None = None
-    multiplier: Decimal | None = None
+    product_id: strawberry.ID | None = strawberry.field(default=None, description="PRODUCT: global ID of the product.")
+    tag: str | None = strawberry.field(default=None, description="TAG: the product tag (stored in lower case).")
+    event_type: str | None = strawberry.field(
+        default=None, description="EVENT: an event type or pattern of the catalogue, e.g. ticket.rated.")
+    segment_id: strawberry.ID | None = strawberry.field(
+        default=None, description="SEGMENT_MULTIPLIER: global ID of the segment.")
+    multiplier: Decimal | None = strawberry.field(
+        default=None, description="SEGMENT_MULTIPLIER: the factor members earn by, above 0 and at most 100.")
     cap_points: int | None = strawberry.field(default=None, description="At most this many points from the rule per customer ...")
     cap_days: int | None = strawberry.field(default=None, description="... in any this many days.")
     expiry_days: int | None = strawberry.field(default=None, description="The points' life; the program's default if null.")
 
 
-@strawberry.type
+@strawberry.type(description="What a rule mutation answers: the rule, or why not.")
 class LoyaltyRulePayload:
-    rule: LoyaltyRule | None
+    rule: LoyaltyRule | None = strawberry.field(description="The rule as saved; null on errors.")
     errors: list[UserError]
 
 
-@strawberry.input
+@strawberry.input(description="A reward, whole: saving an existing key replaces all its fields. Give `percentOff` or "
+                  "`amountOff`, not both.")
 class LoyaltyRewardInput:
-    key: str
-    name: str
-    cost: int
-    percent_off: Decimal | None = None
-    amount_off: MoneyInput | None = None
-    valid_days: int = 30
-    active: bool = True
+    key: str = strawberry.field(description="1 to 40 letters, digits, _ and -; an existing key changes that reward.")
+    name: str = strawberry.field(description="1 to 200 characters.")
+    cost: int = strawberry.field(description="Points, 1 to 100,000,000.")
+    percent_off: Decimal | None = strawberry.field(
+        default=None, description="The coupon's percentage off, above 0 and at most 100, at most 4 decimal places.")
+    amount_off: MoneyInput | None = strawberry.field(default=None, description="The coupon's amount off, in its currency.")
+    valid_days: int = strawberry.field(default=30, description="Days the issued coupon stays usable, 1 to 3650.")
+    active: bool = strawberry.field(default=True, description="false: it cannot be redeemed.")
 
 
-@strawberry.type
+@strawberry.type(description="What `saveLoyaltyReward` answers: the reward, or why not.")
 class LoyaltyRewardPayload:
-    reward: LoyaltyReward | None
+    reward: LoyaltyReward | None = strawberry.field(description="The reward as saved; null on errors.")
     errors: list[UserError]
 
 
-@strawberry.input
+@strawberry.input(description="A single-use coupon for one customer. Give `percentOff` or `amountOff`, not both.")
 class IssueCouponInput:
-    customer_id: strawberry.ID
-    idempotency_key: str
-    percent_off: Decimal | None = None
-    amount_off: MoneyInput | None = None
-    valid_days: int = 30
-    prefix: str = ""
+    customer_id: strawberry.ID = strawberry.field(description="Global ID of the customer; unknown or deleted: NOT_FOUND.")
+    idempotency_key: str = strawberry.field(description="1 to 200 characters; the same key again (for the same customer) "
+                                            "returns the coupon issued first.")
+    percent_off: Decimal | None = strawberry.field(
+        default=None, description="Percentage off, above 0 and at most 100, at most 4 decimal places.")
+    amount_off: MoneyInput | None = strawberry.field(default=None, description="Amount off, in its currency.")
+    valid_days: int = strawberry.field(default=30, description="Days it stays usable, 1 to 3650.")
+    prefix: str = strawberry.field(default="", description="Up to 20 letters, digits and -, put before the code (upper-cased).")
 
 
-@strawberry.input
+@strawberry.input(description="A batch of unassigned coupon codes anyone may use. Give `percentOff` or `amountOff`, not both.")
 class GenerateCouponsInput:
     batch: str = strawberry.field(description="A name for the batch, used once.")
-    count: int
-    percent_off: Decimal | None = None
-    amount_off: MoneyInput | None = None
-    valid_days: int | None = 30
-    prefix: str = ""
+    count: int = strawberry.field(description="Codes to generate, 1 to 10,000.")
+    percent_off: Decimal | None = strawberry.field(
+        default=None, description="Percentage off, above 0 and at most 100, at most 4 decimal places.")
+    amount_off: MoneyInput | None = strawberry.field(default=None, description="Amount off, in its currency.")
+    valid_days: int | None = strawberry.field(default=30, description="Days the codes stay usable, 1 to 3650; null: no expiry.")
+    prefix: str = strawberry.field(default="", description="Up to 20 letters, digits and -, put before each code (upper-cased).")
 
 
-@strawberry.type
+@strawberry.type(description="What a coupon mutation answers: the coupon, or why not.")
 class CouponPayload:
-    coupon: Coupon | None
+    coupon: Coupon | None = strawberry.field(description="The coupon as it is now; null on errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="What `generateCoupons` answers: the codes of the new batch, or why not.")
 class GenerateCouponsPayload:
-    count: int
-    codes: list[str]
+    count: int = strawberry.field(description="Codes generated (0 on errors).")
+    codes: list[str] = strawberry.field(description="The codes, in alphabetical order.")
     errors: list[UserError]
 
 
@@ -378,7 +422,8 @@ class LoyaltyQuery:
             return [LoyaltyReward.from_model(r) for r in await session.scalars(sa.select(RewardModel).order_by(RewardModel.cost))]
 
     @access.query("loyalty", description="A coupon by its code (null if there is none, or it is another's the caller may not see).")
-    async def coupon(self, info: Info, code: str) -> Coupon | None:
+    async def coupon(self, info: Info, code: Annotated[str, strawberry.argument(
+            description="The code; case and surrounding spaces do not matter.")]) -> Coupon | None:
         import sqlalchemy as sa
 
         async with info.context.db.reader() as session:
@@ -389,7 +434,8 @@ class LoyaltyQuery:
 @strawberry.type
 class LoyaltyMutation:
     @access.mutation("loyalty", "create", description="Award points (raises `loyalty.points_earned`).")
-    async def earn_points(self, info: Info, input: EarnPointsInput) -> PointsPayload:
+    async def earn_points(self, info: Info, input: Annotated[EarnPointsInput, strawberry.argument(
+            description="Who gets how many points, and the idempotency key.")]) -> PointsPayload:
         ctx: Context = info.context
         cid = _customer(input.customer_id)
 
@@ -403,7 +449,8 @@ class LoyaltyMutation:
         return PointsPayload(entry=LoyaltyEntry.from_model(done[0]) if done else None, balance=done[1] if done else None, errors=errors)
 
     @access.mutation("loyalty", "create", description="Spend active points on a reward (its coupon is in the payload) or an order.")
-    async def redeem_points(self, info: Info, input: RedeemPointsInput) -> PointsPayload:
+    async def redeem_points(self, info: Info, input: Annotated[RedeemPointsInput, strawberry.argument(
+            description="What to spend; more than the active balance is INSUFFICIENT_POINTS.")]) -> PointsPayload:
         ctx: Context = info.context
         cid = _customer(input.customer_id)
         order = decode_global_id(input.order_id, "Order")[1] if input.order_id is not None else None
@@ -421,7 +468,8 @@ class LoyaltyMutation:
                              balance=done[2], errors=[])
 
     @access.mutation("loyalty", "update", description="Correct a balance by hand, with a reason (raises `loyalty.points_adjusted`).")
-    async def adjust_points(self, info: Info, input: AdjustPointsInput) -> PointsPayload:
+    async def adjust_points(self, info: Info, input: Annotated[AdjustPointsInput, strawberry.argument(
+            description="The correction; taking more than the active balance is INSUFFICIENT_POINTS.")]) -> PointsPayload:
         ctx: Context = info.context
         cid = _customer(input.customer_id)
 
@@ -436,7 +484,9 @@ class LoyaltyMutation:
     @access.mutation("loyalty", "update", description="Apply a partial refund of an order to the ledger: that share of its "
                      "points is reversed and that share of the points spent on it restored. Cancelling or refunding an "
                      "order does this for the rest by itself.")
-    async def reverse_order_points(self, info: Info, input: ReverseOrderPointsInput) -> ReverseOrderPointsPayload:
+    async def reverse_order_points(self, info: Info, input: Annotated[ReverseOrderPointsInput, strawberry.argument(
+            description="The order and the amount refunded; more than is left to refund is INVALID_VALUE, another "
+            "currency CURRENCY_MISMATCH.")]) -> ReverseOrderPointsPayload:
         ctx: Context = info.context
         order = decode_global_id(input.order_id, "Order")[1]
         amount, currency = _money(input.refunded_amount)
@@ -457,28 +507,39 @@ class LoyaltyMutation:
                                          restored=LoyaltyEntry.from_model(done[1]) if done[1] else None, errors=[])
 
     @access.mutation("loyalty", "update", description="Add a tier: key, name, threshold, multiplier.")
-    async def create_loyalty_tier(self, info: Info, input: LoyaltyTierInput) -> LoyaltyTierPayload:
+    async def create_loyalty_tier(self, info: Info, input: Annotated[LoyaltyTierInput, strawberry.argument(
+            description="The new tier; a key or threshold another tier has is DUPLICATE.")]) -> LoyaltyTierPayload:
         data = _tier_data(input)
         done, errors = await unit_of_work(info, lambda s: service.save_tier(s, actor=info.context.actor, data=data))
         return LoyaltyTierPayload(tier=LoyaltyTier.from_model(done) if done else None, errors=errors)
 
     @access.mutation("loyalty", "update", description="Change a tier; members are re-ranked when they next earn or are reviewed.")
-    async def update_loyalty_tier(self, info: Info, id: strawberry.ID, input: LoyaltyTierInput) -> LoyaltyTierPayload:
+    async def update_loyalty_tier(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the tier (`loyaltyTiers`).")],
+        input: Annotated[LoyaltyTierInput, strawberry.argument(description="The fields to change.")],
+    ) -> LoyaltyTierPayload:
         pk = decode_global_id(id, "LoyaltyTier")[1]
         data = _tier_data(input)
         done, errors = await unit_of_work(info, lambda s: service.save_tier(s, actor=info.context.actor, data=data, tier_id=pk))
         return LoyaltyTierPayload(tier=LoyaltyTier.from_model(done) if done else None, errors=errors)
 
     @access.mutation("loyalty", "update", description="Add an earning rule.")
-    async def create_loyalty_rule(self, info: Info, input: LoyaltyRuleInput) -> LoyaltyRulePayload:
+    async def create_loyalty_rule(self, info: Info, input: Annotated[LoyaltyRuleInput, strawberry.argument(
+            description="The new rule.")]) -> LoyaltyRulePayload:
         return await _save_rule(info, input, None)
 
     @access.mutation("loyalty", "update", description="Change an earning rule (only the fields given).")
-    async def update_loyalty_rule(self, info: Info, id: strawberry.ID, input: LoyaltyRuleInput) -> LoyaltyRulePayload:
+    async def update_loyalty_rule(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the rule (`loyaltyRules`).")],
+        input: Annotated[LoyaltyRuleInput, strawberry.argument(description="The fields to change.")],
+    ) -> LoyaltyRulePayload:
         return await _save_rule(info, input, decode_global_id(id, "LoyaltyRule")[1])
 
     @access.mutation("loyalty", "update", description="Add or change (by key) a reward.")
-    async def save_loyalty_reward(self, info: Info, input: LoyaltyRewardInput) -> LoyaltyRewardPayload:
+    async def save_loyalty_reward(self, info: Info, input: Annotated[LoyaltyRewardInput, strawberry.argument(
+            description="The reward, all its fields.")]) -> LoyaltyRewardPayload:
         amount, currency = _money(input.amount_off)
         data = {"key": input.key, "name": input.name, "cost": input.cost, "percentOff": input.percent_off,
                 "amountOff": amount, "currency": currency, "validDays": input.valid_days, "active": input.active}
@@ -486,7 +547,8 @@ class LoyaltyMutation:
         return LoyaltyRewardPayload(reward=LoyaltyReward.from_model(done) if done else None, errors=errors)
 
     @access.mutation("loyalty", "create", description="Issue a customer a single-use coupon; the same key again returns it.")
-    async def issue_coupon(self, info: Info, input: IssueCouponInput) -> CouponPayload:
+    async def issue_coupon(self, info: Info, input: Annotated[IssueCouponInput, strawberry.argument(
+            description="Whose coupon, and what it takes off.")]) -> CouponPayload:
         amount, currency = _money(input.amount_off)
         cid = _customer(input.customer_id)
         done, errors = await unit_of_work(info, lambda s: service.issue_coupon(
@@ -495,7 +557,8 @@ class LoyaltyMutation:
         return CouponPayload(coupon=Coupon.from_model(done) if done else None, errors=errors)
 
     @access.mutation("loyalty", "update", description=f"Generate up to {service.MAX_BATCH:,} unassigned single-use codes as a named batch.")
-    async def generate_coupons(self, info: Info, input: GenerateCouponsInput) -> GenerateCouponsPayload:
+    async def generate_coupons(self, info: Info, input: Annotated[GenerateCouponsInput, strawberry.argument(
+            description="The batch; a batch name already used is DUPLICATE.")]) -> GenerateCouponsPayload:
         amount, currency = _money(input.amount_off)
         done, errors = await unit_of_work(info, lambda s: service.generate_coupons(
             s, actor=info.context.actor, count=input.count, batch=input.batch, percent_off=input.percent_off,
@@ -503,19 +566,42 @@ class LoyaltyMutation:
         return GenerateCouponsPayload(count=len(done or []), codes=[c.code for c in done or []], errors=errors)
 
     @access.mutation("loyalty", "create", description="Hold a coupon for a checkout for `minutes` (default 15).")
-    async def reserve_coupon(self, info: Info, code: str, reservation: str, minutes: int = 15) -> CouponPayload:
+    async def reserve_coupon(
+        self, info: Info,
+        code: Annotated[str, strawberry.argument(
+            description="The coupon's code (any case); expired, REDEEMED or VOID is INVALID_STATE.")],
+        reservation: Annotated[str, strawberry.argument(
+            description="The cart or order reference that holds it, 1 to 200 characters. The same one again extends "
+            "the hold; while another holds it, INVALID_STATE.")],
+        minutes: Annotated[int, strawberry.argument(description="How long to hold it, 1 to 1440.")] = 15,
+    ) -> CouponPayload:
         done, errors = await unit_of_work(info, lambda s: service.reserve_coupon(
             s, actor=info.context.actor, code=code.strip().upper(), reservation=reservation, minutes=minutes))
         return CouponPayload(coupon=Coupon.from_model(done) if done else None, errors=errors)
 
     @access.mutation("loyalty", "create", description="Let go of a coupon held by `reservation`.")
-    async def release_coupon(self, info: Info, code: str, reservation: str) -> CouponPayload:
+    async def release_coupon(
+        self, info: Info,
+        code: Annotated[str, strawberry.argument(description="The coupon's code (any case).")],
+        reservation: Annotated[str, strawberry.argument(
+            description="The reservation that holds it; any other changes nothing.")],
+    ) -> CouponPayload:
         done, errors = await unit_of_work(info, lambda s: service.release_coupon(
             s, actor=info.context.actor, code=code.strip().upper(), reservation=reservation))
         return CouponPayload(coupon=Coupon.from_model(done) if done else None, errors=errors)
 
     @access.mutation("loyalty", "create", description="Use a coupon on an order, once (raises `coupon.redeemed`).")
-    async def redeem_coupon(self, info: Info, code: str, order_id: strawberry.ID, reservation: str | None = None) -> CouponPayload:
+    async def redeem_coupon(
+        self, info: Info,
+        code: Annotated[str, strawberry.argument(
+            description="The coupon's code (any case); expired, VOID, REDEEMED on another order, another customer's "
+            "or held by another checkout is INVALID_STATE.")],
+        order_id: Annotated[strawberry.ID, strawberry.argument(
+            description="Global ID of the order; an amount off in another currency is CURRENCY_MISMATCH. The same "
+            "coupon on the same order again returns it unchanged.")],
+        reservation: Annotated[str | None, strawberry.argument(
+            description="The reservation that holds the coupon, when one does; a hold by any other is INVALID_STATE.")] = None,
+    ) -> CouponPayload:
         order = decode_global_id(order_id, "Order")[1]
         done, errors = await unit_of_work(info, lambda s: service.redeem_coupon(
             s, actor=info.context.actor, code=code.strip().upper(), order_id=order, reservation=reservation))
