@@ -19,61 +19,73 @@ from crm_graph.core import text as core_text
 
 @strawberry.enum(description="Sort direction.")
 class OrderDirection(enum.Enum):
-    ASC = "ASC"
-    DESC = "DESC"
+    ASC = strawberry.enum_value("ASC", description="Ascending: smallest, earliest or alphabetically first at the top.")
+    DESC = strawberry.enum_value("DESC", description="Descending: largest, latest or alphabetically last at the top.")
+
+
+# The operators every filter input shares. All the conditions given in one input must hold.
+_EQ = "Equal to this value."
+_NEQ = "Not equal to this value; rows without a value match too."
+_IN = "Equal to one of these values (at most 1,000)."
+_GT, _GTE, _LT, _LTE = "Greater than this.", "This or greater.", "Less than this.", "This or less."
+_IS_NULL = "true: only rows without a value; false: only rows with one."
+
+
+def _op(description: str, **kwargs: Any) -> Any:
+    return strawberry.field(default=None, description=description, **kwargs)
 
 
 @strawberry.input(description="Conditions on a text field. `contains` and `startsWith` ignore case; `eq`, `neq` and `in` are exact.")
 class StringFilter:
-    eq: str | None = None
-    neq: str | None = None
-    in_: list[str] | None = strawberry.field(default=None, name="in")
-    contains: str | None = None
-    starts_with: str | None = None
-    is_null: bool | None = None
+    eq: str | None = _op(_EQ + " Exact, case included.")
+    neq: str | None = _op(_NEQ)
+    in_: list[str] | None = _op(_IN, name="in")
+    contains: str | None = _op("Contains this text anywhere, ignoring case (at most 200 characters).")
+    starts_with: str | None = _op("Starts with this text, ignoring case (at most 200 characters).")
+    is_null: bool | None = _op(_IS_NULL)
 
 
 @strawberry.input(description="Conditions on a timestamp (ISO 8601; compared in UTC).")
 class DateTimeFilter:
-    eq: datetime | None = None
-    gt: datetime | None = None
-    gte: datetime | None = None
-    lt: datetime | None = None
-    lte: datetime | None = None
-    is_null: bool | None = None
+    eq: datetime | None = _op("At exactly this instant. A timestamp needs its time zone or offset.")
+    gt: datetime | None = _op("After this instant.")
+    gte: datetime | None = _op("At or after this instant.")
+    lt: datetime | None = _op("Before this instant.")
+    lte: datetime | None = _op("At or before this instant.")
+    is_null: bool | None = _op(_IS_NULL)
 
 
 @strawberry.input(description="Conditions on a calendar date.")
 class DateFilter:
-    eq: date | None = None
-    gt: date | None = None
-    gte: date | None = None
-    lt: date | None = None
-    lte: date | None = None
-    is_null: bool | None = None
+    eq: date | None = _op("On this day (`YYYY-MM-DD`).")
+    gt: date | None = _op("After this day.")
+    gte: date | None = _op("On or after this day.")
+    lt: date | None = _op("Before this day.")
+    lte: date | None = _op("On or before this day.")
+    is_null: bool | None = _op(_IS_NULL)
 
 
 @strawberry.input(description="Conditions on a number.")
 class DecimalFilter:
-    eq: Decimal | None = None
-    neq: Decimal | None = None
-    gt: Decimal | None = None
-    gte: Decimal | None = None
-    lt: Decimal | None = None
-    lte: Decimal | None = None
-    is_null: bool | None = None
+    eq: Decimal | None = _op(_EQ + " Send numbers as strings (`\"19.99\"`).")
+    neq: Decimal | None = _op(_NEQ)
+    gt: Decimal | None = _op(_GT)
+    gte: Decimal | None = _op(_GTE)
+    lt: Decimal | None = _op(_LT)
+    lte: Decimal | None = _op(_LTE)
+    is_null: bool | None = _op(_IS_NULL)
 
 
 @strawberry.input(description="Conditions on a whole number.")
 class IntFilter:
-    eq: int | None = None
-    neq: int | None = None
-    in_: list[int] | None = strawberry.field(default=None, name="in")
-    gt: int | None = None
-    gte: int | None = None
-    lt: int | None = None
-    lte: int | None = None
-    is_null: bool | None = None
+    eq: int | None = _op(_EQ)
+    neq: int | None = _op(_NEQ)
+    in_: list[int] | None = _op(_IN, name="in")
+    gt: int | None = _op(_GT)
+    gte: int | None = _op(_GTE)
+    lt: int | None = _op(_LT)
+    lte: int | None = _op(_LTE)
+    is_null: bool | None = _op(_IS_NULL)
 
 
 @strawberry.input(description="Conditions on a list of tags. Tags compare without regard to case.")
@@ -117,10 +129,10 @@ def enum_filter(enum_type: type[enum.Enum], name: str) -> type:
     }
     namespace: dict[str, Any] = {
         "__annotations__": annotations,
-        "eq": None,
-        "neq": None,
-        "in_": strawberry.field(default=None, name="in"),
-        "is_null": None,
+        "eq": _op(_EQ),
+        "neq": _op(_NEQ),
+        "in_": _op(_IN, name="in"),
+        "is_null": _op(_IS_NULL),
     }
     cls = type(name, (), namespace)
     return strawberry.input(cls, description=f"Conditions on a value of {enum_type.__name__}.")
@@ -130,9 +142,11 @@ def order_input(field_enum: type[enum.Enum], name: str) -> type:
     """An ordering input ``<name> { field: <field_enum>!, direction: OrderDirection = ASC }``."""
     namespace: dict[str, Any] = {
         "__annotations__": {"field": field_enum, "direction": OrderDirection},
-        "direction": OrderDirection.ASC,
+        "field": strawberry.field(description="What to sort by."),
+        "direction": strawberry.field(default=OrderDirection.ASC, description="ASC (the default) or DESC."),
     }
-    return strawberry.input(type(name, (), namespace))
+    description = "One sort key. List several for ties; the ID breaks the last tie, in the last key's direction."
+    return strawberry.input(type(name, (), namespace), description=description)
 
 
 # --- text in a request ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from crm_graph.core import money as m
     "ISO 4217 code. Amounts show at least the currency's minor units (`12.50` EUR, `1500` JPY)."
 )
 class Money:
-    amount: Decimal
+    amount: Decimal = strawberry.field(description="The amount as a decimal string, e.g. `\"12.50\"`.")
     currency: str = strawberry.field(description="ISO 4217 code, e.g. `EUR`.")
 
     @classmethod
@@ -34,8 +34,8 @@ class Money:
     "`currency` is an ISO 4217 code."
 )
 class MoneyInput:
-    amount: Decimal
-    currency: str
+    amount: Decimal = strawberry.field(description="A decimal string, e.g. `\"19.99\"`; a float is refused.")
+    currency: str = strawberry.field(description="ISO 4217 code, e.g. `EUR`.")
 
 
 def money_plain(value: Any) -> dict[str, Any] | None:

@@ -84,15 +84,15 @@ async def resolve_nodes(info: Info, ids: list[strawberry.ID]) -> list[Any]:
 
 @strawberry.type(description="Where a page sits in the whole list.")
 class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(description="Whether rows follow this page (ask with `after: endCursor`).")
+    has_previous_page: bool = strawberry.field(description="Whether rows precede this page (ask with `before: startCursor`).")
+    start_cursor: str | None = strawberry.field(description="Cursor of the page's first row; null on an empty page.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the page's last row; null on an empty page.")
 
 
-@strawberry.type
+@strawberry.type(description="One row of a list, with the cursor that marks its place.")
 class Edge(Generic[T]):
-    node: T
+    node: T = strawberry.field(description="The row itself.")
     _page: strawberry.Private[Page[Any]]
     _row: strawberry.Private[Any]
 
@@ -101,10 +101,10 @@ class Edge(Generic[T]):
         return self._page.cursor(self._row)
 
 
-@strawberry.type
+@strawberry.type(description="A page of a list: its rows in order, where the page sits, and how many rows match in all.")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    edges: list[Edge[T]] = strawberry.field(description="The page's rows, in the list's order.")
+    page_info: PageInfo = strawberry.field(description="Whether there are rows before and after this page, and its cursors.")
     _count: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="Number of rows matching the filter, across all pages.")

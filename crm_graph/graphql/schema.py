@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -31,6 +31,7 @@ from crm_graph.graphql.inputs import finite_decimal_scalar
 from crm_graph.graphql.suggestions import NoSuggestions
 from crm_graph.graphql.relay import Node, NodeResolver, resolve_nodes
 from crm_graph.graphql.subscriptions import LiveSubscription
+from crm_graph.graphql.descriptions import describe_standard_members
 from crm_graph.plugins import PluginError
 from crm_graph.settings import Settings
 
@@ -39,14 +40,19 @@ MAX_NODES = 100
 log = logging.getLogger("crm_graph.graphql")
 
 
+_GLOBAL_ID = "A global ID, exactly as the API returned it (any `id` field)."
+
+
 @strawberry.type
 class NodeQuery:
     @signed_in(description="Any object by its global ID; null if unknown, deleted or not visible to you.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+    async def node(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description=_GLOBAL_ID)]) -> Node | None:
         return (await resolve_nodes(info, [id]))[0]
 
     @signed_in(description=f"Several objects by global ID, in the order asked (at most {MAX_NODES}); null for unknown ones.")
-    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+    async def nodes(
+        self, info: Info, ids: Annotated[list[strawberry.ID], strawberry.argument(description="Global IDs, as the API returned them.")]
+    ) -> list[Node | None]:
         from crm_graph.graphql.errors import ClientError
 
         if len(ids) > MAX_NODES:
@@ -176,6 +182,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
             raise cause from None
         raise
     extended.check_all_used()
+    describe_standard_members(schema._schema)
     schema.document_cache = cache  # type: ignore[attr-defined]  # for operators and tests to inspect
     return schema
 

@@ -19,7 +19,7 @@ import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
@@ -131,9 +131,9 @@ class LiveEvent:
         description="The event's own id, the same as a webhook body's `id` and `DomainEvent.eventId`: dedupe by it."
     )
     type: str = strawberry.field(description='E.g. "ticket.updated"; see `eventTypes`.')
-    entity_type: str
+    entity_type: str = strawberry.field(description='The kind of entity, e.g. "ticket" or "customer".')
     entity_id: strawberry.ID = strawberry.field(description="Global ID of the entity; `node(id:)` fetches it.")
-    occurred_at: datetime
+    occurred_at: datetime = strawberry.field(description="When the change was committed (UTC).")
     actor: str = strawberry.field(description='Who caused it, e.g. "user:42" or "system".')
     data: JSON = strawberry.field(description="The entity as the API showed it after the change.")
     changes: JSON | None = strawberry.field(description="What changed (`fields`, and `before` for updates), if known.")
@@ -208,7 +208,10 @@ class LiveSubscription:
         '"ticket.*", "order.paid", "*"), for records you may read at that moment. Live and best-effort: '
         "what happens while you are disconnected is not replayed (webhooks are the reliable channel).",
     )
-    async def events(self, info: Info, types: list[str]) -> AsyncGenerator[LiveEvent, None]:
+    async def events(
+        self, info: Info,
+        types: Annotated[list[str], strawberry.argument(description='Event type patterns: a type, "domain.*" or "*".')],
+    ) -> AsyncGenerator[LiveEvent, None]:
         patterns = event_types(types)
         async with listening(info, types=patterns) as listener:
             async for event in listener:
@@ -219,7 +222,9 @@ class LiveSubscription:
         description="Any object by global ID, read again each time an event about it commits; null once it "
         "is gone or no longer visible to you.",
     )
-    async def entity_changed(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Node | None, None]:
+    async def entity_changed(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The object's global ID.")]
+    ) -> AsyncGenerator[Node | None, None]:
         async with contextlib.aclosing(follow(info, id)) as found:
             async for node in found:
                 yield node
