@@ -21,10 +21,18 @@ def crm_register_filters() -> list[FilterCondition]:
     from crm_graph.segments.filter_inputs import RfmFilter, SegmentMembershipFilter, ValueTierFilter
 
     return [
-        FilterCondition("Customer", "rfm", b.rfm_condition, RfmFilter, prepare=b.prepare_rfm),
+        FilterCondition(
+            "Customer", "rfm", b.rfm_condition, RfmFilter,
+            description="Scores and group in the newest stored RFM run; a customer it did not score has null values.",
+            prepare=b.prepare_rfm,
+        ),
         FilterCondition(
             "Customer", "valueTier", b.value_tier_condition, ValueTierFilter,
             description="Tier in the newest stored RFM run.", prepare=b.prepare_rfm,
         ),
-        FilterCondition("Customer", "segment", b.segment_condition, SegmentMembershipFilter, prepare=b.prepare_segments),
+        FilterCondition(
+            "Customer", "segment", b.segment_condition, SegmentMembershipFilter,
+            description="Membership of other segments; a deleted segment or a cycle of segments gives a filter error.",
+            prepare=b.prepare_segments,
+        ),
     ]
