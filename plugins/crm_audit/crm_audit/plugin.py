@@ -42,7 +42,14 @@ def crm_register_filters():  # type: ignore[no-untyped-def]
     from crm_audit.schema import CustomerChangesFilter
     from crm_graph.core.extensions import FilterCondition
 
-    return FilterCondition("Customer", "changes", service.changes_condition, CustomerChangesFilter)
+    return FilterCondition(
+        "Customer",
+        "changes",
+        service.changes_condition,
+        CustomerChangesFilter,
+        description="Customers by the changes the change history recorded about them; callers who may not read "
+        "the change history see no changes.",
+    )
 
 
 @hookimpl

@@ -26,11 +26,14 @@ from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_g
 class ChangeHistoryEntry(Node):
     event_id: str = strawberry.field(description="The event's id, as webhooks and plugins saw it.")
     event_type: str = strawberry.field(description='E.g. "customer.updated".')
-    entity_type: str
+    entity_type: str = strawberry.field(description='GraphQL type name of the entity, e.g. "Customer".')
     entity_id: strawberry.ID = strawberry.field(description="Global ID of the entity.")
     actor: str = strawberry.field(description='Who did it, e.g. "user:42".')
-    occurred_at: datetime
-    recorded_at: datetime
+    occurred_at: datetime = strawberry.field(description="When the change happened (UTC).")
+    recorded_at: datetime = strawberry.field(
+        description="When the change history stored it (UTC); events arrive after their transaction commits, "
+        "so this can be later than `occurredAt`."
+    )
     changed_fields: list[str] | None = strawberry.field(description="For updates: the fields that changed.")
     changes: JSON | None = strawberry.field(description="What changed, with the values before the change.")
     data: JSON = strawberry.field(description="The entity right after the change.")
@@ -123,9 +126,11 @@ class CustomerChangeFields:
 @strawberry.input(description="Customers by their recorded changes (crm_audit plugin): at least one change, or "
                   "`count` of them, since `since` and by `actor` when given.")
 class CustomerChangesFilter:
-    since: datetime | None = None
+    since: datetime | None = strawberry.field(default=None, description="Only changes at or after this time.")
     actor: str | None = strawberry.field(default=None, description='Who made the changes, e.g. "user:42".')
-    count: IntFilter | None = None
+    count: IntFilter | None = strawberry.field(
+        default=None, description="How many such changes the customer must have; without it, at least one."
+    )
 
 
 SCHEMA = SchemaPart(query=ChangeHistoryQuery, nodes=NODES)

@@ -19,12 +19,31 @@ from crm_graph.core.pagination import SortKey, paginate, parse_datetime
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql.access import mutation, signed_in
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.mutations import unit_of_work
 from crm_graph.graphql.relay import Connection, Node, encode_global_id, page_args, resolve_nodes
 
-DocumentKind = strawberry.enum(KindModel, description="What a document is for; each kind has its own template context (docs/documents.md).")
-DocumentStatus = strawberry.enum(StatusModel, description="Where a document is: PENDING while it is made (a PDF converting), READY, or FAILED.")
+DocumentKind = graphql_enum(
+    KindModel,
+    "What a document is for; each kind has its own template context (docs/documents.md).",
+    {
+        "QUOTE": "A quote, made from a Quote.",
+        "ORDER_CONFIRMATION": "An order confirmation, made from an Order.",
+        "CONTRACT": "A contract, made from an Order.",
+        "INVOICE": "An invoice, made from an Order.",
+        "REPORT": "A pipeline report, made from a Pipeline for a period.",
+    },
+)
+DocumentStatus = graphql_enum(
+    StatusModel,
+    "Where a document is: PENDING while it is made (a PDF converting), READY, or FAILED.",
+    {
+        "PENDING": "Asked for and not made yet: a conversion is running or waiting for a converter.",
+        "READY": "Made; `downloadUrl` gives the file.",
+        "FAILED": "Given up; `failure` says why. Asking for the same document again tries again.",
+    },
+)
 
 NEWEST_FIRST = [
     SortKey(TemplateModel.created_at, "created_at", descending=True, parse=parse_datetime),
@@ -35,18 +54,19 @@ NEWEST_FIRST = [
 @strawberry.type(description="A Word or Excel template documents are made from. Uploading one with the same name, kind, "
                  "format and locale adds a version; documents already made keep naming the version they came from.")
 class DocumentTemplate(Node):
-    name: str
-    kind: DocumentKind  # type: ignore[valid-type]
+    name: str = strawberry.field(description="The template's name; with kind, format and locale it names the template.")
+    kind: DocumentKind = strawberry.field(description="The kind of document it makes.")  # type: ignore[valid-type]
     format: str = strawberry.field(description="The engine's format: DOCX, XLSX (or a partner engine's, e.g. ODT).")
     locale: str = strawberry.field(description="The language and formatting of documents made from it, e.g. de_DE.")
-    version: int
+    version: int = strawberry.field(description="1 for the first upload, one more for each upload of the same template.")
     is_default: bool = strawberry.field(description="Used for its kind and language when a document names no template.")
     is_current: bool = strawberry.field(description="The newest version of its name, kind, format and locale.")
     builtin: bool = strawberry.field(description="Shipped with the plugin.")
     variables: list[str] = strawberry.field(description="The context names the template reads.")
-    file_name: str
+    file_name: str = strawberry.field(description="The file name it was uploaded with (made safe), or its name plus the "
+                                      "format's extension.")
     size: int = strawberry.field(description="Bytes.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When this version was uploaded (UTC).")
 
     @classmethod
     def from_model(cls, m: TemplateModel) -> DocumentTemplate:
@@ -63,16 +83,17 @@ class DocumentTemplateConnection(Connection[DocumentTemplate]):
 
 @strawberry.type(description="A document made from a template for one record: a quote, an order, a pipeline report.")
 class Document(Node):
-    file_name: str
-    content_type: str
+    file_name: str = strawberry.field(description="The file name downloads get: the kind, the record's number and the "
+                                      "format's extension.")
+    content_type: str = strawberry.field(description="The file's media type, e.g. application/pdf.")
     format: str = strawberry.field(description="DOCX, XLSX, PDF, ...")
-    status: DocumentStatus  # type: ignore[valid-type]
+    status: DocumentStatus = strawberry.field(description="Whether the file is made yet.")  # type: ignore[valid-type]
     size: int | None = strawberry.field(description="Bytes; null until READY.")
     sha256: str | None = strawberry.field(description="SHA-256 of the file (hex); null until READY.")
     failure: str | None = strawberry.field(description="Why it could not be made (FAILED), or why the last try failed.")
     version: str = strawberry.field(description="The record's version it was made from (for a report: a digest of its figures).")
-    created_at: datetime
-    completed_at: datetime | None
+    created_at: datetime = strawberry.field(description="When it was first asked for (UTC).")
+    completed_at: datetime | None = strawberry.field(description="When it became READY or FAILED (UTC); null while PENDING.")
 
     entity_id: strawberry.Private[str]
     template_pk: strawberry.Private[int]
@@ -110,24 +131,32 @@ class Document(Node):
 
 @strawberry.input(description="Which templates: the current version of each unless `allVersions`.")
 class DocumentTemplateFilter:
-    kind: DocumentKind | None = None  # type: ignore[valid-type]
-    format: str | None = None
-    locale: str | None = None
-    name: str | None = None
-    is_default: bool | None = None
-    all_versions: bool = False
+    kind: DocumentKind | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Only templates of this kind."
+    )
+    format: str | None = strawberry.field(default=None, description="Only this format, e.g. DOCX (any case).")
+    locale: str | None = strawberry.field(default=None, description="Only this locale, exactly as templates show it, "
+                                          "e.g. de_DE.")
+    name: str | None = strawberry.field(default=None, description="Only templates of exactly this name.")
+    is_default: bool | None = strawberry.field(default=None, description="Only defaults (true) or only the others (false).")
+    all_versions: bool = strawberry.field(default=False, description="Include the older versions too, not only the "
+                                          "current one.")
 
 
 @strawberry.input(description="A template file, base64-encoded in `fileBase64` (at most CRM_DOCUMENTS_MAX_TEMPLATE_BYTES, "
                   "5 MB by default; the request itself must fit CRM_MAX_REQUEST_BYTES). It is checked: the format, every "
                   "tag, and that every variable it reads is in the kind's context.")
 class UploadDocumentTemplateInput:
-    name: str
-    kind: DocumentKind  # type: ignore[valid-type]
+    name: str = strawberry.field(description="1 to 200 characters. The same name, kind, format and locale as an existing "
+                                 "template adds a version of it.")
+    kind: DocumentKind = strawberry.field(description="The kind of document it makes; the file may use only this kind's "
+                                          "variables (else UNKNOWN_VARIABLE).")  # type: ignore[valid-type]
     format: str = strawberry.field(description="DOCX or XLSX (or a partner engine's format).")
     locale: str = strawberry.field(description="e.g. en, de-DE, zh-CN.")
-    file_base64: str
-    file_name: str | None = None
+    file_base64: str = strawberry.field(description="The file, base64-encoded. A file the engine cannot read gives "
+                                        "NOT_THIS_FORMAT, TEMPLATE_SYNTAX or TOO_LARGE, with where in the file.")
+    file_name: str | None = strawberry.field(default=None, description="The file name to keep; default: the name plus the "
+                                             "format's extension.")
     is_default: bool | None = strawberry.field(default=None, description="Make it the default of its kind and locale "
                                                "(true), or not (false); by default a new version is the default if the "
                                                "version it replaces was.")
@@ -138,8 +167,12 @@ class UploadDocumentTemplateInput:
 class GenerateDocumentInput:
     entity_id: strawberry.ID = strawberry.field(description="A Quote (QUOTE), an Order (ORDER_CONFIRMATION, INVOICE, "
                                                 "CONTRACT) or a Pipeline (REPORT).")
-    template_id: strawberry.ID | None = None
-    kind: DocumentKind | None = None  # type: ignore[valid-type]
+    template_id: strawberry.ID | None = strawberry.field(default=None, description="Global ID of the DocumentTemplate to "
+                                                         "use (any version).")
+    kind: DocumentKind | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="The kind of document, when no `templateId` is given; with one, it must be the "
+        "template's kind."
+    )
     format: str | None = strawberry.field(default=None, description="DOCX, XLSX or PDF; default: the template's own format.")
     wait: bool = strawberry.field(default=True, description="For a PDF: wait until it is made (up to "
                                   "CRM_DOCUMENTS_WAIT_TIMEOUT s), or answer at once with it PENDING; "
@@ -148,15 +181,17 @@ class GenerateDocumentInput:
     period_to: date | None = strawberry.field(default=None, description="REPORT only: the last day of the period.")
 
 
-@strawberry.type
+@strawberry.type(description="The result of `uploadDocumentTemplate`.")
 class DocumentTemplatePayload:
-    document_template: DocumentTemplate | None
+    document_template: DocumentTemplate | None = strawberry.field(description="The new template version; null when "
+                                                                  "`errors` is not empty.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The result of `generateDocument`.")
 class GenerateDocumentPayload:
-    document: Document | None
+    document: Document | None = strawberry.field(description="The document, READY or still PENDING; null when `errors` "
+                                                 "is not empty.")
     created: bool = strawberry.field(description="False when the same document had been made before and is given again.")
     errors: list[UserError]
 
@@ -165,7 +200,9 @@ class GenerateDocumentPayload:
 class DocumentsQuery:
     @signed_in(description="Document templates, newest first: the current version of each unless `filter.allVersions`.")
     async def document_templates(
-        self, info: Info, filter: DocumentTemplateFilter | None = None,
+        self, info: Info,
+        filter: Annotated[DocumentTemplateFilter | None, strawberry.argument(description="Which templates; default: the "
+                                                                              "current version of every template.")] = None,
         first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
     ) -> DocumentTemplateConnection:
         ctx: Context = info.context
@@ -184,7 +221,10 @@ class DocumentsQuery:
 @strawberry.type
 class DocumentsMutation:
     @mutation("settings", "update", description="Upload a document template (or a new version of one).")
-    async def upload_document_template(self, info: Info, input: UploadDocumentTemplateInput) -> DocumentTemplatePayload:
+    async def upload_document_template(
+        self, info: Info,
+        input: Annotated[UploadDocumentTemplateInput, strawberry.argument(description="The template file and what it is for.")],
+    ) -> DocumentTemplatePayload:
         ctx: Context = info.context
         runtime = delivery.runtime_of(ctx)
         data = {k: getattr(input, k) for k in ("name", "kind", "format", "locale", "file_base64", "file_name", "is_default")}
@@ -194,7 +234,11 @@ class DocumentsMutation:
     @signed_in("mutation", description="Make a document from a record: a quote, an order confirmation, an invoice, a contract "
                "or a pipeline report, as DOCX, XLSX or PDF. Needs read access to the record (`quotes:read`, `orders:read`, "
                "`pipelines:read`).")
-    async def generate_document(self, info: Info, input: GenerateDocumentInput) -> GenerateDocumentPayload:
+    async def generate_document(
+        self, info: Info,
+        input: Annotated[GenerateDocumentInput, strawberry.argument(description="The record, the template or kind, and "
+                                                                    "the format.")],
+    ) -> GenerateDocumentPayload:
         ctx: Context = info.context
         runtime = delivery.runtime_of(ctx)
         data = {k: getattr(input, k) for k in ("entity_id", "template_id", "kind", "format", "period_from", "period_to")}

@@ -23,6 +23,7 @@ from crm_graph.core.extensions import NodeType, TypeExtension
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql.access import mutation, query
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import ClientError, UserError, user_errors
 from crm_graph.graphql.money import Money
 from crm_graph.graphql.mutations import after_commit, unit_of_work
@@ -30,22 +31,33 @@ from crm_graph.graphql.relay import Node, encode_global_id
 from crm_graph.sales.models import OrderStatus as OrderStatusModel
 from crm_graph.sales.schema import types as _sales_types  # noqa: F401 - gives OrderStatus its GraphQL definition first
 
-FinanceSyncStatus = strawberry.enum(SyncStatusModel, name="FinanceSyncStatus",
-                                    description="Where an order is with one set of books.")
+FinanceSyncStatus = graphql_enum(
+    SyncStatusModel,
+    "Where an order is with one set of books.",
+    {
+        "PENDING": "To be pushed: waiting, being pushed, or waiting for a retry.",
+        "SYNCED": "The books have the order's invoice.",
+        "FAILED": "The last push failed (`lastError` says why); retried with backoff, then left for `retryFinanceSync`.",
+        "CANCELLED": "The order was cancelled or refunded and its invoice reversed in the books.",
+    },
+    name="FinanceSyncStatus",
+)
 
 
 @strawberry.type(description="A set of books orders are pushed to and payments read from. Credentials are never shown.")
 class FinanceConnection(Node):
-    name: str
+    name: str = strawberry.field(description="Unique among the connections; `connectionId` arguments accept it too.")
     backend: str = strawberry.field(description="tryton, fava, hledger, or a partner's backend.")
     config: JSON = strawberry.field(description="The connection's settings, without its credentials.")
     credentials: list[str] = strawberry.field(description='How each credential is kept: "password: stored (encrypted)", '
                                               '"password: from $TRYTON_PASSWORD".')
     push_statuses: list[str] = strawberry.field(description="Order statuses that push an order to these books.")
-    active: bool
-    last_pull_at: datetime | None
-    last_pull_error: str | None
-    created_at: datetime
+    active: bool = strawberry.field(description="Whether orders are pushed to these books and payments read from them.")
+    last_pull_at: datetime | None = strawberry.field(description="When payments were last read from the books (UTC); "
+                                                     "null if never.")
+    last_pull_error: str | None = strawberry.field(description="Why the last read of payments failed; null when it "
+                                                   "succeeded.")
+    created_at: datetime = strawberry.field(description="When the connection was added (UTC).")
 
     @classmethod
     def from_model(cls, m: ConnectionModel) -> FinanceConnection:
@@ -59,18 +71,20 @@ class FinanceConnection(Node):
 
 @strawberry.type(description="An order's invoice in one set of books.")
 class FinanceSync:
-    status: FinanceSyncStatus  # type: ignore[valid-type]
+    status: FinanceSyncStatus = strawberry.field(description="Where the order is with these books.")  # type: ignore[valid-type]
     remote_id: str | None = strawberry.field(description="The invoice's (or entry's) id in the books.")
     remote_number: str | None = strawberry.field(description="The books' own invoice number, when they give one.")
     last_error: str | None = strawberry.field(description="The remote's answer to the last failed try.")
-    attempts: int
-    synced_at: datetime | None
-    cancelled_at: datetime | None
+    attempts: int = strawberry.field(description="How many times the order has been pushed to these books, "
+                                     "successful tries included.")
+    synced_at: datetime | None = strawberry.field(description="When the books last took the invoice (UTC); null if never.")
+    cancelled_at: datetime | None = strawberry.field(description="When the invoice was reversed in the books (UTC); null "
+                                                     "unless CANCELLED.")
     unapplied: Money | None = strawberry.field(description="Paid in the books beyond the order's balance "
                                                        "(an overpayment): not applied to the order.")
     connection_pk: strawberry.Private[int]
 
-    @strawberry.field
+    @strawberry.field(description="The set of books this is about.")
     async def connection(self, info: Info) -> FinanceConnection | None:
         found = await info.context.loader("crm_finance.connection", service.connections_by_ids).load(self.connection_pk)
         return FinanceConnection.from_model(found) if found is not None else None
@@ -94,28 +108,33 @@ class OrderFinance:
                   "a credential as `password` (stored encrypted) or `passwordEnv` (the name of an environment variable the "
                   "server reads it from). See docs/finance.md.")
 class CreateFinanceConnectionInput:
-    name: str
-    backend: str
-    config: JSON
+    name: str = strawberry.field(description="1 to 100 characters, unique among the connections (else DUPLICATE).")
+    backend: str = strawberry.field(description="An installed backend: tryton, fava, hledger, or a partner's "
+                                    "(else UNKNOWN_BACKEND).")
+    config: JSON = strawberry.field(description="A JSON object of the backend's settings; errors name its keys "
+                                    "(`config.url`).")
     push_statuses: list[OrderStatusModel] | None = strawberry.field(default=None, description="Order statuses that push "
                                                                     "an order (default: CONFIRMED).")
 
 
-@strawberry.type
+@strawberry.type(description="The result of `createFinanceConnection`.")
 class FinanceConnectionPayload:
-    finance_connection: FinanceConnection | None
+    finance_connection: FinanceConnection | None = strawberry.field(description="The new connection; null when `errors` "
+                                                                    "is not empty.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The result of `retryFinanceSync`.")
 class RetryFinanceSyncPayload:
-    finance_sync: list[FinanceSync]
+    finance_sync: list[FinanceSync] = strawberry.field(description="The order's sync with each connection asked for, "
+                                                       "as the retry left it; empty when `errors` is not.")
     errors: list[UserError]
 
 
 @strawberry.type(description="What one pull of payments found.")
 class FinancePullPayload:
-    seen: int
+    seen: int = strawberry.field(description="Payments the books reported since the last pull: applied + already + "
+                                 "unmatched.")
     applied: int = strawberry.field(description="New payments recorded on their orders.")
     already: int = strawberry.field(description="Payments recorded before (seen again).")
     unmatched: int = strawberry.field(description="Payments for no CRM order, in another currency, or on a closed order.")
@@ -124,40 +143,43 @@ class FinancePullPayload:
 
 @strawberry.type(description="A CRM order in a reconciliation.")
 class ReconciliationOrder:
-    number: str
-    status: str
-    total: Money
-    ordered_at: datetime
-    order_id: strawberry.ID
+    number: str = strawberry.field(description="The order number, which is the invoice's reference in the books.")
+    status: str = strawberry.field(description="The order's status (an OrderStatus value).")
+    total: Money = strawberry.field(description="The order's total.")
+    ordered_at: datetime = strawberry.field(description="When it was ordered (UTC).")
+    order_id: strawberry.ID = strawberry.field(description="Global ID of the Order.")
 
 
 @strawberry.type(description="An invoice in the books, in a reconciliation.")
 class ReconciliationInvoice:
     reference: str = strawberry.field(description="Its CRM order number; empty when it has none.")
-    remote_id: str
-    number: str | None
-    state: str
-    total: Money
-    issued: date | None
+    remote_id: str = strawberry.field(description="The invoice's (or entry's) id in the books.")
+    number: str | None = strawberry.field(description="The books' own invoice number, when they give one.")
+    state: str = strawberry.field(description='As the backend reports it: "posted", "paid" or "cancelled" (reversed or '
+                                  'credited).')
+    total: Money = strawberry.field(description="The invoice's total in the books.")
+    issued: date | None = strawberry.field(description="The invoice's date, when the books give one.")
 
 
 @strawberry.type(description="An order and its invoice that disagree.")
 class ReconciliationMismatch:
-    reference: str
+    reference: str = strawberry.field(description="The CRM order number both sides share.")
     problem: str = strawberry.field(description="AMOUNT, CURRENCY or STATE (cancelled on one side only).")
-    crm_total: Money | None
-    remote_total: Money | None
-    remote_state: str | None
+    crm_total: Money | None = strawberry.field(description="The order's total in the CRM.")
+    remote_total: Money | None = strawberry.field(description="The invoice's total in the books.")
+    remote_state: str | None = strawberry.field(description='The invoice\'s state in the books: "posted", "paid" or '
+                                                '"cancelled".')
 
 
 @strawberry.type(description="The CRM's orders against the books' invoices for a period.")
 class FinanceReconciliation:
-    connection: FinanceConnection
-    from_: date = strawberry.field(name="from")
-    to: date
+    connection: FinanceConnection = strawberry.field(description="The books compared with.")
+    from_: date = strawberry.field(name="from", description="The period's first day (inclusive).")
+    to: date = strawberry.field(description="The period's last day (inclusive).")
     missing_remote: list[ReconciliationOrder] = strawberry.field(description="CRM orders the books have no invoice for.")
     missing_local: list[ReconciliationInvoice] = strawberry.field(description="Invoices in the books with no CRM order.")
-    mismatches: list[ReconciliationMismatch]
+    mismatches: list[ReconciliationMismatch] = strawberry.field(description="Orders whose invoice has another amount, "
+                                                                "currency or state.")
     crm_totals: list[Money] = strawberry.field(description="The period's orders, by currency (reversed ones left out).")
     remote_totals: list[Money] = strawberry.field(description="The period's invoices, by currency (reversed ones left out).")
     clean: bool = strawberry.field(description="Nothing missing on either side and nothing disagreeing.")
@@ -200,8 +222,12 @@ class FinanceQuery:
     @query("orders", description="The CRM's orders against the books' invoices of a period (by order and invoice date): what "
            "is missing on either side, what disagrees, and the totals of both. Asks the books; errors with their message.")
     async def finance_reconciliation(
-        self, info: Info, connection_id: strawberry.ID,
-        from_: Annotated[date, strawberry.argument(name="from")], to: date,
+        self, info: Info,
+        connection_id: Annotated[
+            strawberry.ID, strawberry.argument(description="Global ID of the FinanceConnection, or its name.")
+        ],
+        from_: Annotated[date, strawberry.argument(name="from", description="The period's first day (inclusive; UTC days).")],
+        to: Annotated[date, strawberry.argument(description="The period's last day (inclusive); on or after `from`.")],
     ) -> FinanceReconciliation:
         ctx: Context = info.context
         try:
@@ -216,7 +242,11 @@ class FinanceQuery:
 @strawberry.type
 class FinanceMutation:
     @mutation("settings", "update", description="Add a set of books to push orders to and read payments from.")
-    async def create_finance_connection(self, info: Info, input: CreateFinanceConnectionInput) -> FinanceConnectionPayload:
+    async def create_finance_connection(
+        self, info: Info,
+        input: Annotated[CreateFinanceConnectionInput, strawberry.argument(description="The books: name, backend and "
+                                                                           "settings.")],
+    ) -> FinanceConnectionPayload:
         ctx: Context = info.context
         data = {"name": input.name, "backend": input.backend, "config": input.config, "push_statuses": input.push_statuses}
         model, errors = await unit_of_work(info, lambda s: service.create_connection(
@@ -225,7 +255,14 @@ class FinanceMutation:
 
     @mutation("orders", "update", description="Push an order to the books again (one connection, or all): after a FAILED sync "
               "that ran out of retries, or after fixing the books. Goes through the outbox; safe to repeat.")
-    async def retry_finance_sync(self, info: Info, order_id: strawberry.ID, connection_id: strawberry.ID | None = None) -> RetryFinanceSyncPayload:
+    async def retry_finance_sync(
+        self, info: Info,
+        order_id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the Order.")],
+        connection_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Global ID of the FinanceConnection, or its name. Default: every active connection."),
+        ] = None,
+    ) -> RetryFinanceSyncPayload:
         ctx: Context = info.context
         try:
             pk = ids.decode_as(str(order_id), "Order")
@@ -237,7 +274,12 @@ class FinanceMutation:
 
     @mutation("orders", "update", description="Read payments from a connection's books now (the server also does it every "
               "CRM_FINANCE_PULL_INTERVAL seconds). A payment seen before is not recorded again.")
-    async def pull_finance_payments(self, info: Info, connection_id: strawberry.ID) -> FinancePullPayload:
+    async def pull_finance_payments(
+        self, info: Info,
+        connection_id: Annotated[
+            strawberry.ID, strawberry.argument(description="Global ID of the FinanceConnection, or its name.")
+        ],
+    ) -> FinancePullPayload:
         ctx: Context = info.context
         async with ctx.db.reader() as session:
             connection = await service.connection_by_ref(session, str(connection_id))

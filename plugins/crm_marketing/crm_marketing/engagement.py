@@ -31,9 +31,9 @@ NAME = "marketingEngagement"
 
 @strawberry.enum(name="MarketingEngagementKind", description="What a customer did with marketing mail.")
 class MarketingEngagementKind(enum.Enum):
-    OPENED = "OPENED"
-    CLICKED = "CLICKED"
-    UNSUBSCRIBED = "UNSUBSCRIBED"
+    OPENED = strawberry.enum_value("OPENED", description="Opened a marketing mail.")
+    CLICKED = strawberry.enum_value("CLICKED", description="Clicked a link in a marketing mail.")
+    UNSUBSCRIBED = strawberry.enum_value("UNSUBSCRIBED", description="Unsubscribed.")
     BOUNCED = strawberry.enum_value("BOUNCED", description="A hard bounce.")
     COMPLAINED = strawberry.enum_value("COMPLAINED", description="Marked as spam.")
 
@@ -48,7 +48,7 @@ KINDS = tuple(MarketingEngagementKind.__members__)
     'E.g. `{kind: CLICKED, campaignId: "..."}`, or `{kind: OPENED, withinDays: 90, none: true}` for no opens in 90 days.',
 )
 class MarketingEngagementFilter:
-    kind: MarketingEngagementKind
+    kind: MarketingEngagementKind = strawberry.field(description="The engagement to look for.")
     campaign_id: strawberry.ID | None = strawberry.field(default=None, description="The Campaign's ID.")
     within_days: int | None = strawberry.field(
         default=None, description=f"Only engagements of the last N days (1 to {MAX_WITHIN_DAYS}).")

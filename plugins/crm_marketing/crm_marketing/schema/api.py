@@ -68,32 +68,42 @@ def _pk(value: Any, type_name: str, field: str) -> int:
                   "`campaign` (name, id) and `unsubscribe_url`; without `{{ unsubscribe_url }}` an unsubscribe footer is "
                   "added. Tracking is off unless asked for.")
 class CreateCampaignInput:
-    name: str
-    subject: str
-    segment_id: strawberry.ID
-    html: str
-    text: str | None = None
-    track_opens: bool = False
-    track_clicks: bool = False
+    name: str = strawberry.field(description="1 to 200 characters; for the team, recipients do not see it.")
+    subject: str = strawberry.field(description="1 to 500 characters; a template like `html`.")
+    segment_id: strawberry.ID = strawberry.field(description="Global ID of the Segment to send to (NOT_FOUND if it is "
+                                                 "gone).")
+    html: str = strawberry.field(description="The HTML template; required.")
+    text: str | None = strawberry.field(default=None, description="The plain-text template; default: text made from "
+                                        "the HTML.")
+    track_opens: bool = strawberry.field(default=False, description="Add a tracking pixel to record opens.")
+    track_clicks: bool = strawberry.field(default=False, description="Rewrite links to record clicks.")
     from_address: str | None = strawberry.field(default=None, description="Default: CRM_MAIL_FROM.")
-    reply_to: str | None = None
+    reply_to: str | None = strawberry.field(default=None, description="A Reply-To address; default: none (replies go "
+                                            "to the From address).")
     list: str | None = strawberry.field(default=None, description="A mailing list's key: its unsubscribes apply too.")
     scheduled_at: datetime | None = strawberry.field(default=None, description="startCampaign then waits until this time.")
 
 
 @strawberry.input(description="Changes to a DRAFT or SCHEDULED campaign: only the fields given change.")
 class UpdateCampaignInput:
-    name: str | None = strawberry.UNSET
-    subject: str | None = strawberry.UNSET
-    segment_id: strawberry.ID | None = strawberry.UNSET
-    html: str | None = strawberry.UNSET
-    text: str | None = strawberry.UNSET
-    track_opens: bool | None = strawberry.UNSET
-    track_clicks: bool | None = strawberry.UNSET
-    from_address: str | None = strawberry.UNSET
-    reply_to: str | None = strawberry.UNSET
-    list: str | None = strawberry.UNSET
-    scheduled_at: datetime | None = strawberry.UNSET
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="1 to 200 characters.")
+    subject: str | None = strawberry.field(default=strawberry.UNSET, description="1 to 500 characters; a template like "
+                                           "`html`.")
+    segment_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="Global ID of the Segment "
+                                                        "to send to.")
+    html: str | None = strawberry.field(default=strawberry.UNSET, description="The HTML template (Jinja2, sandboxed).")
+    text: str | None = strawberry.field(default=strawberry.UNSET, description="The plain-text template; null: made "
+                                        "from the HTML.")
+    track_opens: bool | None = strawberry.field(default=strawberry.UNSET, description="Record opens with a tracking "
+                                                "pixel.")
+    track_clicks: bool | None = strawberry.field(default=strawberry.UNSET, description="Rewrite links to record "
+                                                 "clicks.")
+    from_address: str | None = strawberry.field(default=strawberry.UNSET, description='The From address ("Name '
+                                                '<address>" allowed); null: CRM_MAIL_FROM.')
+    reply_to: str | None = strawberry.field(default=strawberry.UNSET, description="The Reply-To address; null: none.")
+    list: str | None = strawberry.field(default=strawberry.UNSET, description="A mailing list's key; null: no list.")
+    scheduled_at: datetime | None = strawberry.field(default=strawberry.UNSET, description="When to start sending, in "
+                                                     "the future; null: when started.")
 
 
 _INPUT_FIELDS = {"name": "name", "subject": "subject", "html": "html", "text": "text", "track_opens": "track_opens",
@@ -115,16 +125,20 @@ def _data(input: Any) -> dict[str, Any]:
 
 @strawberry.input(description="A mailing list: `key` is what forms and campaigns name (letters, digits, - and _).")
 class CreateMailingListInput:
-    key: str
-    name: str
-    description: str | None = None
+    key: str = strawberry.field(description="1 to 64 letters, digits, - or _; unique (else DUPLICATE).")
+    name: str = strawberry.field(description="1 to 200 characters.")
+    description: str | None = strawberry.field(default=None, description="What the list is about.")
 
 
 @strawberry.type
 class MarketingQuery:
     @query("campaigns", description="Campaigns, newest first.")
     async def campaigns(
-        self, info: Info, status: CampaignStatus | None = None,  # type: ignore[valid-type]
+        self, info: Info,
+        status: Annotated[
+            CampaignStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only campaigns in this status."),
+        ] = None,
         first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
     ) -> CampaignConnection:
         stmt = sa.select(CampaignModel)
@@ -135,7 +149,14 @@ class MarketingQuery:
 
     @query("campaigns", description="A campaign as one customer would get it (their fields; links as written), or with "
            "sample fields when no customer is named.")
-    async def campaign_preview(self, info: Info, id: strawberry.ID, customer_id: strawberry.ID | None = None) -> CampaignPreview:
+    async def campaign_preview(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the Campaign.")],
+        customer_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Global ID of the Customer to render it for; default: sample fields."),
+        ] = None,
+    ) -> CampaignPreview:
         from crm_graph.graphql.errors import ClientError
 
         try:
@@ -152,7 +173,10 @@ class MarketingQuery:
             return [MailingList.from_model(m) for m in await session.scalars(sa.select(ListModel).order_by(ListModel.key))]
 
     @query("campaigns", description="Suppressed addresses, newest first (at most 500), or the entries of one address.")
-    async def suppressions(self, info: Info, email: str | None = None) -> list[Suppression]:
+    async def suppressions(
+        self, info: Info,
+        email: Annotated[str | None, strawberry.argument(description="Only this address (any case).")] = None,
+    ) -> list[Suppression]:
         stmt = sa.select(SuppressionModel).order_by(SuppressionModel.id.desc()).limit(500)
         if email:
             stmt = stmt.where(SuppressionModel.email == email.strip().lower())
@@ -164,14 +188,21 @@ class MarketingQuery:
 class MarketingMutation:
     @mutation("campaigns", "create", description="A campaign draft. Its templates are checked now: a syntax error, an "
               "unknown variable or code the sandbox refuses is an error on `html`, `text` or `subject`.")
-    async def create_campaign(self, info: Info, input: CreateCampaignInput) -> CampaignPayload:
+    async def create_campaign(
+        self, info: Info, input: Annotated[CreateCampaignInput, strawberry.argument(description="The new campaign.")],
+    ) -> CampaignPayload:
         ctx: Context = info.context
         model, errors = await unit_of_work(info, lambda s: service.create_campaign(
             s, _runtime(info), actor=ctx.actor, data=_data(input)))
         return CampaignPayload(campaign=Campaign.from_model(model) if model else None, errors=errors)
 
     @mutation("campaigns", "update", description="Change a DRAFT or SCHEDULED campaign.")
-    async def update_campaign(self, info: Info, id: strawberry.ID, input: UpdateCampaignInput) -> CampaignPayload:
+    async def update_campaign(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the Campaign; INVALID_STATE unless it "
+                                                         "is DRAFT or SCHEDULED.")],
+        input: Annotated[UpdateCampaignInput, strawberry.argument(description="The fields to change.")],
+    ) -> CampaignPayload:
         ctx: Context = info.context
         model, errors = await unit_of_work(info, lambda s: service.update_campaign(
             s, _runtime(info), actor=ctx.actor, campaign_id=_pk(id, "Campaign", "id"), data=_data(input)))
@@ -180,28 +211,44 @@ class MarketingMutation:
     @mutation("campaigns", "update", description="Start sending: the audience is taken now (the segment's OPTED_IN, "
               "unsuppressed members with an email) and the worker sends. With a future `scheduledAt` the campaign waits "
               "(SCHEDULED). `NO_RECIPIENTS` when nobody may receive it.")
-    async def start_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+    async def start_campaign(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of a DRAFT or SCHEDULED Campaign "
+                                                         "(else INVALID_STATE).")],
+    ) -> CampaignPayload:
         ctx: Context = info.context
         model, errors = await unit_of_work(info, lambda s: service.start_campaign(
             s, _runtime(info), actor=ctx.actor, campaign_id=_pk(id, "Campaign", "id")))
         return CampaignPayload(campaign=Campaign.from_model(model) if model else None, errors=errors)
 
     @mutation("campaigns", "update", description="Stop sending for now; resumeCampaign goes on where it stopped.")
-    async def pause_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+    async def pause_campaign(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of a SENDING Campaign (else "
+                                                         "INVALID_STATE).")],
+    ) -> CampaignPayload:
         ctx: Context = info.context
         model, errors = await unit_of_work(info, lambda s: service.pause_campaign(
             s, actor=ctx.actor, campaign_id=_pk(id, "Campaign", "id")))
         return CampaignPayload(campaign=Campaign.from_model(model) if model else None, errors=errors)
 
     @mutation("campaigns", "update", description="Go on sending a PAUSED campaign.")
-    async def resume_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+    async def resume_campaign(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of a PAUSED Campaign (else "
+                                                         "INVALID_STATE).")],
+    ) -> CampaignPayload:
         ctx: Context = info.context
         model, errors = await unit_of_work(info, lambda s: service.resume_campaign(
             s, actor=ctx.actor, campaign_id=_pk(id, "Campaign", "id")))
         return CampaignPayload(campaign=Campaign.from_model(model) if model else None, errors=errors)
 
     @mutation("campaigns", "update", description="Cancel: what is not sent yet will not be.")
-    async def cancel_campaign(self, info: Info, id: strawberry.ID) -> CampaignPayload:
+    async def cancel_campaign(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the Campaign; INVALID_STATE when it "
+                                                         "is SENT or CANCELLED already.")],
+    ) -> CampaignPayload:
         ctx: Context = info.context
         model, errors = await unit_of_work(info, lambda s: service.cancel_campaign(
             s, actor=ctx.actor, campaign_id=_pk(id, "Campaign", "id")))
@@ -209,7 +256,12 @@ class MarketingMutation:
 
     @mutation("campaigns", "update", description="Send the campaign now to up to 10 addresses, with sample customer "
               "fields and \"[Test]\" in the subject; links are not tracked. Not recorded, not retried.")
-    async def test_send_campaign(self, info: Info, id: strawberry.ID, addresses: list[str]) -> TestSendPayload:
+    async def test_send_campaign(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the Campaign.")],
+        addresses: Annotated[list[str], strawberry.argument(description="1 to 10 email addresses (else REQUIRED or "
+                                                            "TOO_MANY); duplicates are sent once.")],
+    ) -> TestSendPayload:
         from crm_marketing.sender import send_test
 
         try:
@@ -226,19 +278,34 @@ class MarketingMutation:
                                         for r in results], errors=[])
 
     @mutation("campaigns", "create", description="A mailing list forms and campaigns can name.")
-    async def create_mailing_list(self, info: Info, input: CreateMailingListInput) -> MailingListPayload:
+    async def create_mailing_list(
+        self, info: Info, input: Annotated[CreateMailingListInput, strawberry.argument(description="The new list.")],
+    ) -> MailingListPayload:
         model, errors = await unit_of_work(info, lambda s: _create_list(s, input))
         return MailingListPayload(mailing_list=MailingList.from_model(model) if model else None, errors=errors)
 
     @mutation("campaigns", "update", description="Stop all marketing mail (or one list's) to an address.")
-    async def add_suppression(self, info: Info, email: str, list: str | None = None,
-                              reason: SuppressionReason | None = None) -> SuppressionPayload:  # type: ignore[valid-type]
+    async def add_suppression(
+        self, info: Info,
+        email: Annotated[str, strawberry.argument(description="The address (INVALID_EMAIL if it is none).")],
+        list: Annotated[str | None, strawberry.argument(description="A mailing list's key (NOT_FOUND if unknown); "
+                                                        "default: every list.")] = None,
+        reason: Annotated[
+            SuppressionReason | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Why; default: MANUAL."),
+        ] = None,
+    ) -> SuppressionPayload:
         model, errors = await unit_of_work(info, lambda s: _suppress(s, email, list or "", reason))
         return SuppressionPayload(suppression=Suppression.from_model(model) if model else None, removed=False, errors=errors)
 
     @mutation("campaigns", "delete", description="Take an address off the suppression list (global, or one list's). "
               "For a complaint or a hard bounce, only when you know the address works and wants the mail again.")
-    async def remove_suppression(self, info: Info, email: str, list: str | None = None) -> SuppressionPayload:
+    async def remove_suppression(
+        self, info: Info,
+        email: Annotated[str, strawberry.argument(description="The address (any case).")],
+        list: Annotated[str | None, strawberry.argument(description="The mailing list's key; default: the global "
+                                                        "suppression.")] = None,
+    ) -> SuppressionPayload:
         async def work(session: Any) -> bool:
             result = await session.execute(sa.delete(SuppressionModel).where(
                 SuppressionModel.email == email.strip().lower(), SuppressionModel.list_key == (list or "")))
@@ -249,7 +316,13 @@ class MarketingMutation:
 
     @mutation("campaigns", "read", description="A segment's audience (OPTED_IN, unsuppressed, with an email) in a "
               "marketing provider's list format, e.g. `csv`.")
-    async def export_segment_audience(self, info: Info, segment_id: strawberry.ID, provider: str = "csv") -> AudienceExportPayload:
+    async def export_segment_audience(
+        self, info: Info,
+        segment_id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the Segment; EMPTY_AUDIENCE "
+                                                                 "when nobody in it may receive marketing mail.")],
+        provider: Annotated[str, strawberry.argument(description="A marketing provider's name (UNKNOWN_PROVIDER if "
+                                                     "none has it).")] = "csv",
+    ) -> AudienceExportPayload:
         from crm_marketing import providers
 
         runtime = _runtime(info)
@@ -264,8 +337,18 @@ class MarketingMutation:
     @mutation("campaigns", "update", description="Record a marketing provider's results (opens, clicks, unsubscribes, "
               "bounces, complaints) from its report file, base64 encoded. Each row is recorded once, however often the "
               "file is imported; unsubscribes, hard bounces and complaints suppress the address.")
-    async def import_marketing_results(self, info: Info, file_base64: str, provider: str = "csv",
-                                       campaign_id: strawberry.ID | None = None) -> ResultsImportPayload:
+    async def import_marketing_results(
+        self, info: Info,
+        file_base64: Annotated[str, strawberry.argument(description="The report file, base64-encoded, at most 10 MB "
+                                                        "(TOO_LARGE); a bad row refuses the whole file (INVALID_RESULTS, "
+                                                        "with its line).")],
+        provider: Annotated[str, strawberry.argument(description="The marketing provider whose report format it is "
+                                                     "(UNKNOWN_PROVIDER if none has that name).")] = "csv",
+        campaign_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Global ID of the Campaign the results are about; default: none."),
+        ] = None,
+    ) -> ResultsImportPayload:
         from crm_marketing import providers
 
         runtime = _runtime(info)
