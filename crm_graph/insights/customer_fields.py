@@ -16,6 +16,7 @@ import strawberry
 from strawberry.types import Info
 
 from crm_graph.core.errors import DomainError
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import ClientError
 from crm_graph.graphql.money import Money
 from crm_graph.customers.schema import LifecycleStage  # the GraphQL enum is declared there: import it decorated
@@ -61,7 +62,8 @@ class CustomerLifetimeValue:
     probability_alive: float = strawberry.field(description="Probability that the customer still buys at all (0 to 1).")
 
     @strawberry.field(description="Purchases expected in the next `days` days (default: CRM_CLV_HORIZON_DAYS).")
-    def expected_purchases(self, days: int | None = None) -> float:
+    def expected_purchases(self, days: Annotated[int | None, strawberry.argument(
+            description="Days ahead, 1 to 36600; null: the run's horizon.")] = None) -> float:
         if days is None:
             return self.value.expected_purchases
         _checked(runs.check_horizon, days, "days")
@@ -72,7 +74,13 @@ class CustomerLifetimeValue:
         "CRM_CLV_HORIZON_DAYS), discounted at the annual `discountRate` (default CRM_CLV_DISCOUNT_RATE; 0.1 = 10%), "
         "in the run's currency."
     )
-    def clv(self, horizon_days: int | None = None, discount_rate: float | None = None) -> Money:
+    def clv(
+        self,
+        horizon_days: Annotated[int | None, strawberry.argument(
+            description="Days ahead, 1 to 36600; null: the run's horizon.")] = None,
+        discount_rate: Annotated[float | None, strawberry.argument(
+            description="Annual rate, 0 to 10 (0.1 = 10%); null: the run's rate.")] = None,
+    ) -> Money:
         currency = self.run.currency
         if horizon_days is None and discount_rate is None:
             return Money.of(self.value.clv, currency)
@@ -105,7 +113,11 @@ class CustomerValueFields:
 
 # --- lifecycle stages --------------------------------------------------------------------------------
 
-strawberry.enum(LifecycleChangeSource, description="What changed a lifecycle stage: a RUN, a PIN by hand, or an UNPIN.")
+graphql_enum(LifecycleChangeSource, "What changed a lifecycle stage: a RUN, a PIN by hand, or an UNPIN.", {
+    "RUN": "A lifecycle run computed another stage.",
+    "PIN": "Someone pinned a stage by hand (`pinLifecycleStage`).",
+    "UNPIN": "A pin was lifted: back to the computed stage (`unpinLifecycleStage`).",
+})
 
 
 @strawberry.type(
@@ -117,14 +129,14 @@ class CustomerLifecycleInfo:
         description="What the newest run computed (whether or not the stage is pinned); null before a run covered them.")
     since: datetime = strawberry.field(description="When a run or a pin last changed the stage.")
     pinned: bool = strawberry.field(description="Set by hand: runs do not change it until it is unpinned.")
-    pinned_at: datetime | None
+    pinned_at: datetime | None = strawberry.field(description="When it was pinned; null when not pinned.")
     pinned_by: str | None = strawberry.field(description="Who pinned it (`user:<id>`, `api_key:<id>`).")
-    pin_note: str | None
+    pin_note: str | None = strawberry.field(description="The note given when it was pinned; null without one.")
     as_of: date | None = strawberry.field(description="The day of the newest run that covered the customer.")
     orders: int | None = strawberry.field(description="Counted orders up to that day, in the customer's main currency.")
     volume: Money | None = strawberry.field(description="Order volume in the latest window (CRM_INSIGHTS_LIFECYCLE_WINDOW_DAYS).")
     previous_volume: Money | None = strawberry.field(description="Order volume in the window before it.")
-    days_since_last_order: int | None
+    days_since_last_order: int | None = strawberry.field(description="Days from the last counted order to `asOf`.")
 
     @classmethod
     def of(cls, state: CustomerLifecycleState, row: CustomerLifecycle | None, run_day: date | None) -> CustomerLifecycleInfo:
@@ -140,11 +152,11 @@ class CustomerLifecycleInfo:
 
 @strawberry.type(description="One change of a customer's lifecycle stage.")
 class LifecycleStageChangeInfo:
-    from_stage: LifecycleStage | None
-    to_stage: LifecycleStage | None
-    source: LifecycleChangeSource
+    from_stage: LifecycleStage | None = strawberry.field(description="The stage before; null: none.")
+    to_stage: LifecycleStage | None = strawberry.field(description="The stage after.")
+    source: LifecycleChangeSource = strawberry.field(description="What made the change.")
     actor: str = strawberry.field(description="Who made it: `system` for a scheduled run, else the user or key.")
-    changed_at: datetime
+    changed_at: datetime = strawberry.field(description="When the stage changed.")
 
 
 async def _lifecycle_states(session: Any, customer_ids: list[int]) -> dict[int, Any]:
@@ -177,11 +189,20 @@ class CustomerLifecycleFields:
 # --- recommendations -------------------------------------------------------------------------------
 
 
-@strawberry.enum(description="CROSS_SELL: another product that buyers of one the customer bought also buy. UP_SELL: "
-                 "such a product that shares a tag with the one bought and costs more (same currency).")
 class RecommendationKind(enum.Enum):
     CROSS_SELL = "CROSS_SELL"
     UP_SELL = "UP_SELL"
+
+
+graphql_enum(
+    RecommendationKind,
+    "CROSS_SELL: another product that buyers of one the customer bought also buy. UP_SELL: "
+    "such a product that shares a tag with the one bought and costs more (same currency).",
+    {
+        "CROSS_SELL": "Another product that buyers of `basedOn` also buy.",
+        "UP_SELL": "Such a product that shares `tag` with `basedOn` and costs more, in the same currency.",
+    },
+)
 
 
 @strawberry.type(description="A product the customer has not bought, offered because of an association rule from one "
@@ -189,7 +210,7 @@ class RecommendationKind(enum.Enum):
 class Recommendation:
     product_pk: strawberry.Private[int]
     based_on_pk: strawberry.Private[int]
-    kind: RecommendationKind
+    kind: RecommendationKind = strawberry.field(description="A cross-sell or an up-sell.")
     tag: str | None = strawberry.field(description="For an up-sell: the tag the two products share.")
     support: float = strawberry.field(description="Share of all buying customers who bought both products (0 to 1).")
     confidence: float = strawberry.field(description="Share of the buyers of `basedOn` who also bought `product` (0 to 1).")
@@ -263,7 +284,7 @@ class CustomerProfitability:
     orders: int = strawberry.field(description="Counted orders (paid or fulfilled, not cancelled or refunded).")
     revenue: Money = strawberry.field(description="Their list value: subtotals before discounts, without tax.")
     discounts: Money = strawberry.field(description="Discounts given on them.")
-    tickets: int
+    tickets: int = strawberry.field(description="The customer's tickets created in the period.")
     agent_replies: int = strawberry.field(description="Comments agents wrote on the tickets.")
     support_minutes: float = strawberry.field(description="Tickets and replies at their standard handling times.")
     support_cost: Money = strawberry.field(description="supportMinutes at CRM_INSIGHTS_SUPPORT_HOURLY_RATE.")
@@ -296,7 +317,9 @@ class CustomerProfitabilityFields:
     @strawberry.field(description="What the customer brought minus what serving them cost (support time, discounts, "
                       "marketing messages); over the last `windowDays` (1 to 36600) or, by default, the whole history. "
                       "Null without `insights:read`.")
-    async def profitability(self, info: Info, window_days: int | None = None) -> CustomerProfitability | None:
+    async def profitability(self, info: Info, window_days: Annotated[int | None, strawberry.argument(
+            description="The last this many days, 1 to 36600; null: the whole history.")] = None,
+    ) -> CustomerProfitability | None:
         _window(window_days)
         ctx = info.context
         if not ctx.actor.can("insights", "read"):
@@ -318,7 +341,9 @@ class SegmentProfitabilityFields:
 
     @strawberry.field(description="The summed profitability of the segment's members (as `Customer.profitability`); null "
                       "without `insights:read` or when the stored filter no longer validates.")
-    async def profitability(self, info: Info, window_days: int | None = None) -> SegmentProfitability | None:
+    async def profitability(self, info: Info, window_days: Annotated[int | None, strawberry.argument(
+            description="The last this many days, 1 to 36600; null: the whole history.")] = None,
+    ) -> SegmentProfitability | None:
         from crm_graph.core.filters import FilterError
         from crm_graph.segments.service.reads import members_select
 

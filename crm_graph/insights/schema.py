@@ -13,6 +13,7 @@ import strawberry
 from strawberry.types import Info
 
 from crm_graph.core.errors import DomainError
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
 from crm_graph.graphql.errors import ClientError, UserError, user_errors
@@ -36,8 +37,10 @@ if TYPE_CHECKING:
 
 ProductRef = Annotated["Product", strawberry.lazy("crm_graph.sales.schema.types")]
 
-strawberry.enum(TimeUnit, name="CustomerValueTimeUnit",
-                description="The unit the model counts time in: DAY, or WEEK (7 days, the unit of the original papers).")
+graphql_enum(TimeUnit, "The unit the model counts time in: DAY, or WEEK (7 days, the unit of the original papers).", {
+    "DAY": "Time is counted in days.",
+    "WEEK": "Time is counted in weeks of 7 days.",
+}, name="CustomerValueTimeUnit")
 
 
 @strawberry.type(
@@ -52,7 +55,7 @@ class CustomerValueModel:
     r: float = strawberry.field(description="Shape of the purchase-rate distribution (Gamma) across customers.")
     alpha: float = strawberry.field(description="Scale of the purchase-rate distribution, in `timeUnit`s.")
     a: float = strawberry.field(description="Dropout probability after each purchase ~ Beta(a, b).")
-    b: float
+    b: float = strawberry.field(description="The second shape of that Beta distribution.")
     log_likelihood: float = strawberry.field(description="Log-likelihood of the BG/NBD fit.")
     p: float = strawberry.field(description="Shape of the value of one purchase (Gamma).")
     q: float = strawberry.field(description="Shape of the spend scale across customers (Gamma).")
@@ -62,7 +65,7 @@ class CustomerValueModel:
     repeat_customers: int = strawberry.field(description="Of them, those who bought on more than one day.")
     horizon_days: int = strawberry.field(description="Horizon of the stored expected purchases and CLV.")
     discount_rate: float = strawberry.field(description="Annual discount rate of the stored CLV.")
-    computed_at: datetime
+    computed_at: datetime = strawberry.field(description="When the run was stored.")
 
     @classmethod
     def of(cls, run: CustomerValueRun) -> CustomerValueModel:
@@ -75,7 +78,7 @@ class CustomerValueModel:
         )
 
 
-@strawberry.input
+@strawberry.input(description="What to fit the customer-value models on; every field has a default.")
 class RefreshCustomerValueModelInput:
     as_of: date | None = strawberry.field(default=None, description="Fit on orders up to and including this day (UTC); default today.")
     time_unit: TimeUnit = strawberry.field(default=TimeUnit.WEEK, description="Default WEEK.")
@@ -83,9 +86,9 @@ class RefreshCustomerValueModelInput:
         default=None, description="Fit on the orders of this currency; default the one with most counted orders up to asOf.")
 
 
-@strawberry.type
+@strawberry.type(description="What `refreshCustomerValueModel` answers: the new run, or why there is none.")
 class CustomerValueModelPayload:
-    model: CustomerValueModel | None
+    model: CustomerValueModel | None = strawberry.field(description="The run stored; null on errors.")
     errors: list[UserError]
 
 
@@ -109,8 +112,8 @@ class ChurnRisk:
     assessed_at: datetime = strawberry.field(description="The newest assessment that found them at risk.")
     as_of: date = strawberry.field(description="The newer RFM run's day.")
     previous_as_of: date = strawberry.field(description="The earlier RFM run's day.")
-    recency_score: ScoreChange
-    frequency_score: ScoreChange
+    recency_score: ScoreChange = strawberry.field(description="The RFM recency score in the earlier and the newer run.")
+    frequency_score: ScoreChange = strawberry.field(description="The RFM frequency score in the earlier and the newer run.")
     days_since_last_order: int = strawberry.field(description="As of the newer RFM run.")
     probability_alive: float = strawberry.field(description="In the newest customer-value run (0 to 1).")
     monetary: Money = strawberry.field(description="Revenue in the newer RFM run's window: what the list is ranked by.")
@@ -159,9 +162,9 @@ class ChurnAssessment:
     cleared: int = strawberry.field(description="Customers no longer at risk.")
 
 
-@strawberry.type
+@strawberry.type(description="What `assessChurnRisks` answers: what the assessment changed, or why there is none.")
 class ChurnAssessmentPayload:
-    assessment: ChurnAssessment | None
+    assessment: ChurnAssessment | None = strawberry.field(description="Null on errors.")
     errors: list[UserError]
 
 
@@ -169,16 +172,18 @@ class ChurnAssessmentPayload:
 class LifecycleRunInfo:
     as_of: date = strawberry.field(description="Orders up to and including this day were read.")
     window_days: int = strawberry.field(description="Length of each of the two windows whose volumes are compared.")
-    churned_after_days: int
-    trial_orders: int
-    growth_ratio: float
-    decline_ratio: float
+    churned_after_days: int = strawberry.field(description="CHURNED: no counted order for at least this many days.")
+    trial_orders: int = strawberry.field(description="EXPLORATION: at most this many counted orders in all.")
+    growth_ratio: float = strawberry.field(
+        description="FORMATION: the latest window's volume is above 0 and at least this multiple of the one before.")
+    decline_ratio: float = strawberry.field(
+        description="DECLINE: the latest window's volume is at most this multiple of the one before.")
     customers: int = strawberry.field(description="Customers with a counted order by `asOf` (of those the run covers): "
                                       "each got a computed stage.")
     changed: int = strawberry.field(description="Customers whose stage changed with this run (pinned ones excepted).")
     complete: bool = strawberry.field(description="Over every customer (the scheduled job, an administrator); false: over "
                                       "the customers its caller may change only.")
-    computed_at: datetime
+    computed_at: datetime = strawberry.field(description="When the run was stored.")
 
     @classmethod
     def of(cls, run: LifecycleRun) -> LifecycleRunInfo:
@@ -188,32 +193,32 @@ class LifecycleRunInfo:
                    computed_at=run.created_at)
 
 
-@strawberry.input
+@strawberry.input(description="What a lifecycle run reads; every field has a default.")
 class RefreshLifecycleStagesInput:
     as_of: date | None = strawberry.field(default=None, description="Read orders up to and including this day (UTC); default today.")
 
 
-@strawberry.type
+@strawberry.type(description="What `refreshLifecycleStages` answers: the new run, or why there is none.")
 class LifecycleRunPayload:
-    run: LifecycleRunInfo | None
+    run: LifecycleRunInfo | None = strawberry.field(description="The run stored; null on errors.")
     errors: list[UserError]
 
 
-@strawberry.input
+@strawberry.input(description="The stage to pin on a customer.")
 class PinLifecycleStageInput:
-    customer_id: strawberry.ID
-    stage: LifecycleStage
+    customer_id: strawberry.ID = strawberry.field(description="Global ID of the customer.")
+    stage: LifecycleStage = strawberry.field(description="The stage the customer keeps until it is unpinned.")
     note: str | None = strawberry.field(default=None, description="Why (at most 500 characters).")
 
 
-@strawberry.input
+@strawberry.input(description="The customer whose pinned stage to lift.")
 class UnpinLifecycleStageInput:
-    customer_id: strawberry.ID
+    customer_id: strawberry.ID = strawberry.field(description="Global ID of the customer.")
 
 
-@strawberry.type
+@strawberry.type(description="What pinning or unpinning a lifecycle stage answers: how the stage is kept now, or why not.")
 class CustomerLifecyclePayload:
-    lifecycle: CustomerLifecycleInfo | None
+    lifecycle: CustomerLifecycleInfo | None = strawberry.field(description="The customer's lifecycle now; null on errors.")
     errors: list[UserError]
 
 
@@ -223,19 +228,19 @@ class ProductAssociationRule:
     antecedent_pk: strawberry.Private[int]
     consequent_pk: strawberry.Private[int]
     both: int = strawberry.field(description="Customers who bought both.")
-    antecedent_buyers: int
-    consequent_buyers: int
+    antecedent_buyers: int = strawberry.field(description="Customers who bought `antecedent`.")
+    consequent_buyers: int = strawberry.field(description="Customers who bought `consequent`.")
     support: float = strawberry.field(description="both / customers of the run.")
     confidence: float = strawberry.field(description="both / antecedentBuyers.")
     lift: float = strawberry.field(description="confidence / (consequentBuyers / customers of the run).")
 
-    @strawberry.field
+    @strawberry.field(description="The product the rule starts from; null when you may not see it.")
     async def antecedent(self, info: Info) -> ProductRef | None:
         from crm_graph.sales.schema.types import load_product
 
         return await load_product(info, self.antecedent_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The product buyers of `antecedent` also buy; null when you may not see it.")
     async def consequent(self, info: Info) -> ProductRef | None:
         from crm_graph.sales.schema.types import load_product
 
@@ -251,18 +256,20 @@ class ProductAssociationRule:
 @strawberry.type(description="One computation of product association rules (cross-sell) over what customers bought in a window.")
 class ProductAssociationRun:
     run: strawberry.Private[AssociationRun]
-    as_of: date
-    window_days: int
+    as_of: date = strawberry.field(description="The last day of purchases read (UTC).")
+    window_days: int = strawberry.field(description="Days of purchases read, ending on `asOf`.")
     customers: int = strawberry.field(description="Customers who bought a product in the window: the N of support and lift.")
-    min_support_count: int
-    min_confidence: float
-    min_lift: float
-    rule_count: int
-    computed_at: datetime
+    min_support_count: int = strawberry.field(description="Rules kept: at least this many customers bought both products ...")
+    min_confidence: float = strawberry.field(description="... with at least this confidence ...")
+    min_lift: float = strawberry.field(description="... and a lift above this.")
+    rule_count: int = strawberry.field(description="Rules the run stored.")
+    computed_at: datetime = strawberry.field(description="When the run was stored.")
 
     @strawberry.field(description="Rules by lift, then confidence (at most `first`, 1 to 100, default 20); of one "
                       "antecedent product when `productId` is given.")
-    async def rules(self, info: Info, first: int = 20, product_id: strawberry.ID | None = None) -> list[ProductAssociationRule]:
+    async def rules(self, info: Info, first: int = 20, product_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Global ID of a product: only the rules that start from it; null: all.")] = None,
+    ) -> list[ProductAssociationRule]:
         if not 1 <= first <= 100:
             raise ClientError("first is 1 to 100.")
         pk = decode_global_id(product_id, "Product")[1] if product_id is not None else None
@@ -277,16 +284,16 @@ class ProductAssociationRun:
                    rule_count=run.rule_count, computed_at=run.created_at)
 
 
-@strawberry.input
+@strawberry.input(description="What a product association run reads; every field has a default.")
 class RefreshProductAssociationsInput:
     as_of: date | None = strawberry.field(default=None, description="Last day of purchases read (UTC); default today.")
     window_days: int | None = strawberry.field(
         default=None, description="Days of purchases read, ending on asOf; default CRM_INSIGHTS_ASSOCIATIONS_WINDOW_DAYS (365).")
 
 
-@strawberry.type
+@strawberry.type(description="What `refreshProductAssociations` answers: the new run, or why there is none.")
 class ProductAssociationRunPayload:
-    run: ProductAssociationRun | None
+    run: ProductAssociationRun | None = strawberry.field(description="The run stored; null on errors.")
     errors: list[UserError]
 
 
@@ -336,7 +343,8 @@ class InsightsMutation:
         "(INVALID_VALUE), no counted order by then (NO_ORDERS), too few repeat buyers (NOT_ENOUGH_DATA), no fit (FIT_FAILED).",
     )
     async def refresh_customer_value_model(
-        self, info: Info, input: RefreshCustomerValueModelInput | None = None
+        self, info: Info, input: Annotated[RefreshCustomerValueModelInput | None, strawberry.argument(
+            description="What to fit on; null: every default.")] = None,
     ) -> CustomerValueModelPayload:
         data = input or RefreshCustomerValueModelInput()
         config = runs.config_from(info.context.settings)
@@ -374,7 +382,10 @@ class InsightsMutation:
         "The run covers the customers you may change (the scheduled job covers everyone). "
         "Errors: `asOf` in the future (INVALID_VALUE).",
     )
-    async def refresh_lifecycle_stages(self, info: Info, input: RefreshLifecycleStagesInput | None = None) -> LifecycleRunPayload:
+    async def refresh_lifecycle_stages(
+        self, info: Info, input: Annotated[RefreshLifecycleStagesInput | None, strawberry.argument(
+            description="The day to compute as of; null: today.")] = None,
+    ) -> LifecycleRunPayload:
         data = input or RefreshLifecycleStagesInput()
         config = insights_settings()
         run, errors = await unit_of_work(
@@ -387,7 +398,8 @@ class InsightsMutation:
         "(they keep computing `computedStage`). Raises `customer.lifecycle_changed` when the stage changes. Errors: "
         "unknown customer (NOT_FOUND), a customer you may not change (FORBIDDEN), a note over 500 characters (INVALID_VALUE).",
     )
-    async def pin_lifecycle_stage(self, info: Info, input: PinLifecycleStageInput) -> CustomerLifecyclePayload:
+    async def pin_lifecycle_stage(self, info: Info, input: Annotated[PinLifecycleStageInput, strawberry.argument(
+            description="The customer, the stage and why.")]) -> CustomerLifecyclePayload:
         pk = _customer_pk(input.customer_id)
         found, errors = await unit_of_work(info, lambda s: _pinned(s, info, pk, input.stage, input.note))
         return CustomerLifecyclePayload(lifecycle=found, errors=errors)
@@ -397,7 +409,8 @@ class InsightsMutation:
         description="Lift a pinned lifecycle stage: the customer's stage is the newest computed one again (unchanged if no run "
         "covered them yet). Errors: unknown customer (NOT_FOUND), a stage that is not pinned (INVALID_STATE).",
     )
-    async def unpin_lifecycle_stage(self, info: Info, input: UnpinLifecycleStageInput) -> CustomerLifecyclePayload:
+    async def unpin_lifecycle_stage(self, info: Info, input: Annotated[UnpinLifecycleStageInput, strawberry.argument(
+            description="The customer.")]) -> CustomerLifecyclePayload:
         pk = _customer_pk(input.customer_id)
         found, errors = await unit_of_work(info, lambda s: _unpinned(s, info, pk))
         return CustomerLifecyclePayload(lifecycle=found, errors=errors)
@@ -409,7 +422,8 @@ class InsightsMutation:
         "`asOf` in the future, `windowDays` outside 1 to 36600 (INVALID_VALUE).",
     )
     async def refresh_product_associations(
-        self, info: Info, input: RefreshProductAssociationsInput | None = None
+        self, info: Info, input: Annotated[RefreshProductAssociationsInput | None, strawberry.argument(
+            description="The window of purchases to read; null: every default.")] = None,
     ) -> ProductAssociationRunPayload:
         data = input or RefreshProductAssociationsInput()
         config = insights_settings()
