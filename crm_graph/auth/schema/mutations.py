@@ -8,7 +8,7 @@ processes notice within ``CRM_AUTH_CACHE_SECONDS``).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -44,12 +44,16 @@ def _forget(info: Info, **who: Any) -> None:
 # --- inputs and payloads -------------------------------------------------------------------------
 
 
-@strawberry.input
+@strawberry.input(description="A new user. A role that grants more than your own gives FORBIDDEN.")
 class CreateUserInput:
-    email: str
+    email: str = strawberry.field(
+        description="Stored lower-cased; INVALID_EMAIL if malformed, DUPLICATE if a user has it already."
+    )
     role: str = strawberry.field(description="A role name, built-in (`SALES`) or custom.")
-    name: str | None = None
-    team_id: strawberry.ID | None = None
+    name: str | None = strawberry.field(default=None, description="Display name, at most 200 characters.")
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Global ID of the user's Team (NOT_FOUND if unknown)."
+    )
     password: str | None = strawberry.field(
         default=None, description=f"At least {service.MIN_PASSWORD} characters; without one the user cannot sign in."
     )
@@ -57,86 +61,90 @@ class CreateUserInput:
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are. null clears `name` and `teamId`.")
 class UpdateUserInput:
-    name: str | None = UNSET
+    name: str | None = strawberry.field(default=UNSET, description="Display name, at most 200 characters.")
     role: str | None = strawberry.field(default=UNSET, description="Nobody changes their own role.")
-    team_id: strawberry.ID | None = UNSET
+    team_id: strawberry.ID | None = strawberry.field(default=UNSET, description="Global ID of the user's Team.")
     active: bool | None = strawberry.field(default=UNSET, description="false: the user cannot sign in and is signed out.")
     password: str | None = strawberry.field(default=UNSET, description="A new password; signs the user out everywhere.")
 
 
-@strawberry.input
+@strawberry.input(description="A new team.")
 class CreateTeamInput:
-    name: str
-    description: str | None = None
+    name: str = strawberry.field(description="Required, at most 200 characters; a name in use gives DUPLICATE.")
+    description: str | None = strawberry.field(default=None, description="Free text, at most 1000 characters.")
 
 
-@strawberry.input
+@strawberry.input(description="A custom role. It cannot grant a permission you do not have (FORBIDDEN).")
 class CreateRoleInput:
     name: str = strawberry.field(description="Upper-case letters, digits and underscores, e.g. `ANALYST`.")
     permissions: list[str] = strawberry.field(description="`object:action` strings such as `customers:read` or `opportunities:*`.")
-    description: str | None = None
+    description: str | None = strawberry.field(default=None, description="What the role is for, at most 1000 characters.")
     view_all: bool = strawberry.field(default=False, description="Sees and changes every record, whatever the sharing defaults.")
     manages_team: bool = strawberry.field(default=False, description="Sees and changes the PRIVATE records of its team.")
 
 
-@strawberry.input
+@strawberry.input(description="A new API key acting as you.")
 class CreateApiKeyInput:
     name: str = strawberry.field(description="What the key is for, e.g. `shop sync`.")
     role: str | None = strawberry.field(default=None, description="Defaults to your own role; only administrators choose another.")
     scopes: list[str] | None = strawberry.field(
         default=None, description="Limit the key to these permissions (`customers:read`); null: everything the role allows."
     )
-    expires_at: datetime | None = strawberry.field(default=None, description="Null: the key does not expire.")
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="Null: the key does not expire. Otherwise a future time with its time zone."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `login`.")
 class LoginPayload:
     token: str | None = strawberry.field(description="Send it as `Authorization: Bearer <token>`; shown only here.")
-    expires_at: datetime | None
-    user: User | None
+    expires_at: datetime | None = strawberry.field(description="When the session ends (UTC); null when sign-in failed.")
+    user: User | None = strawberry.field(description="The signed-in user; null when sign-in failed.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `logout`.")
 class LogoutPayload:
     ok: bool = strawberry.field(description="true: the session token no longer works.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of a user mutation.")
 class UserPayload:
-    user: User | None
+    user: User | None = strawberry.field(description="The user as stored; null when there are errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `createTeam`.")
 class TeamPayload:
-    team: Team | None
+    team: Team | None = strawberry.field(description="The new team; null when there are errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `createRole`.")
 class RolePayload:
-    role: Role | None
+    role: Role | None = strawberry.field(description="The new role; null when there are errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `createApiKey`.")
 class CreateApiKeyPayload:
     key: str | None = strawberry.field(description="The key itself. It is shown only here: store it now.")
-    api_key: ApiKey | None
+    api_key: ApiKey | None = strawberry.field(description="The key's record; null when there are errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `revokeApiKey`.")
 class ApiKeyPayload:
-    api_key: ApiKey | None
+    api_key: ApiKey | None = strawberry.field(description="The revoked key; null when there are errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `setSharingDefault`.")
 class SharingDefaultsPayload:
-    sharing_defaults: list[SharingDefault] | None
+    sharing_defaults: list[SharingDefault] | None = strawberry.field(
+        description="Every owned object type's level after the change; null when there are errors."
+    )
     errors: list[UserError]
 
 
@@ -159,7 +167,18 @@ class AccessMutation:
         description="Sign in with an email and a password; returns a session token. After "
         "CRM_LOGIN_MAX_FAILURES failures within CRM_LOGIN_LOCKOUT_MINUTES the account is LOCKED for that time.",
     )
-    async def login(self, info: Info, email: str, password: str) -> LoginPayload:
+    async def login(
+        self,
+        info: Info,
+        email: Annotated[str, strawberry.argument(description="The user's email address, in any case.")],
+        password: Annotated[
+            str,
+            strawberry.argument(
+                description="The user's password. A wrong one, an unknown email and an inactive user all give "
+                "INVALID_CREDENTIALS."
+            ),
+        ],
+    ) -> LoginPayload:
         ctx: Context = info.context
         settings, request = ctx.settings, ctx.request
         client = getattr(request, "client", None)
@@ -198,7 +217,9 @@ class AccessMutation:
         return LogoutPayload(ok=not errors, errors=errors)
 
     @access.mutation("users", "create", description="Add a user. Nobody gives a role that grants more than their own.")
-    async def create_user(self, info: Info, input: CreateUserInput) -> UserPayload:
+    async def create_user(
+        self, info: Info, input: Annotated[CreateUserInput, strawberry.argument(description="The new user.")]
+    ) -> UserPayload:
         actor, team_pk = info.context.actor, _team_pk(input.team_id)
         return _user_payload(await unit_of_work(info, lambda s: service.create_user(
             s, actor=actor, email=input.email, role=input.role, password=input.password, name=input.name, team_id=team_pk,
@@ -211,7 +232,11 @@ class AccessMutation:
         "or a new password signs the user out.",
     )
     async def update_user(
-        self, info: Info, id: strawberry.ID, input: UpdateUserInput, expected_version: int | None = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the User.")],
+        input: Annotated[UpdateUserInput, strawberry.argument(description="The fields to change.")],
+        expected_version: int | None = None,
     ) -> UserPayload:
         pk, actor = decode_global_id(id, "User")[1], info.context.actor
         data = to_plain(input, keep_null=True)
@@ -225,7 +250,9 @@ class AccessMutation:
         return _user_payload(result)
 
     @access.mutation("teams", "create", description="Add a team.")
-    async def create_team(self, info: Info, input: CreateTeamInput) -> TeamPayload:
+    async def create_team(
+        self, info: Info, input: Annotated[CreateTeamInput, strawberry.argument(description="The new team.")]
+    ) -> TeamPayload:
         actor = info.context.actor
         model, errors = await unit_of_work(
             info, lambda s: service.create_team(s, actor=actor, name=input.name, description=input.description)
@@ -233,7 +260,9 @@ class AccessMutation:
         return TeamPayload(team=Team.from_model(model) if model is not None else None, errors=errors)
 
     @access.mutation("roles", "create", description="Define a custom role. Names of built-in roles are taken (DUPLICATE).")
-    async def create_role(self, info: Info, input: CreateRoleInput) -> RolePayload:
+    async def create_role(
+        self, info: Info, input: Annotated[CreateRoleInput, strawberry.argument(description="The new role.")]
+    ) -> RolePayload:
         actor = info.context.actor
         role, errors = await unit_of_work(info, lambda s: service.create_role(
             s, actor=actor, name=input.name, permissions=input.permissions, description=input.description,
@@ -244,7 +273,9 @@ class AccessMutation:
         return RolePayload(role=Role.from_definition(role) if role is not None else None, errors=errors)
 
     @access.mutation("api_keys", "create", description="Make an API key acting as you. The key is in this payload only.")
-    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+    async def create_api_key(
+        self, info: Info, input: Annotated[CreateApiKeyInput, strawberry.argument(description="The new key.")]
+    ) -> CreateApiKeyPayload:
         ctx: Context = info.context
         actor, hash_key = ctx.actor, ctx.settings.hash_key()
         result, errors = await unit_of_work(info, lambda s: service.create_api_key(
@@ -257,7 +288,9 @@ class AccessMutation:
         return CreateApiKeyPayload(key=token, api_key=ApiKey.from_model(model), errors=[])
 
     @access.mutation("api_keys", "delete", description="Revoke an API key: it stops working at once.")
-    async def revoke_api_key(self, info: Info, id: strawberry.ID) -> ApiKeyPayload:
+    async def revoke_api_key(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the ApiKey.")]
+    ) -> ApiKeyPayload:
         pk, actor = decode_global_id(id, "ApiKey")[1], info.context.actor
         model, errors = await unit_of_work(info, lambda s: service.revoke_api_key(s, actor=actor, key_id=pk))
         if not errors:
@@ -269,7 +302,15 @@ class AccessMutation:
         description="Set who sees and changes records of one owned object type (`customers`, `opportunities`, "
         "`quotes`, `orders`, `tickets`) besides their owner. Applies to every list, count and node at once.",
     )
-    async def set_sharing_default(self, info: Info, object: str, level: SharingLevel) -> SharingDefaultsPayload:  # type: ignore[valid-type]
+    async def set_sharing_default(
+        self,
+        info: Info,
+        object: Annotated[
+            str,
+            strawberry.argument(description="`customers`, `opportunities`, `quotes`, `orders` or `tickets`; else INVALID_VALUE."),
+        ],
+        level: Annotated[SharingLevel, strawberry.argument(description="The new level.")],  # type: ignore[valid-type]
+    ) -> SharingDefaultsPayload:
         actor = info.context.actor
         levels, errors = await unit_of_work(
             info, lambda s: service.set_sharing_default(s, actor=actor, object=object, level=level)

@@ -19,6 +19,7 @@ from crm_graph.auth.models import User as UserModel
 from crm_graph.auth.roles import Role as RoleDefinition
 from crm_graph.core.access import Sharing
 from crm_graph.core.extensions import NodeType
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.relay import (
     Connection,
     Node,
@@ -28,12 +29,18 @@ from crm_graph.graphql.relay import (
     page_args,
 )
 
-SharingLevel = strawberry.enum(
+SharingLevel = graphql_enum(
     Sharing,
     name="SharingLevel",
     description="Who besides a record's owner sees and changes it: PRIVATE (the owner, managers of the record's "
     "team and administrators), TEAM (also everyone in the record's team), PUBLIC_READ (everyone reads; writes as "
     "PRIVATE), PUBLIC_READ_WRITE (everyone reads and writes).",
+    values={
+        "PRIVATE": "The owner, managers of the record's team and administrators.",
+        "TEAM": "As PRIVATE, plus everyone in the record's team, to read and write.",
+        "PUBLIC_READ": "Everyone reads; writing is as PRIVATE.",
+        "PUBLIC_READ_WRITE": "Everyone reads and writes.",
+    },
 )
 
 _NOT_LOADED: Any = object()
@@ -55,11 +62,13 @@ class User(Node):
     team_pk: strawberry.Private[int | None]
     preloaded_team: strawberry.Private[Any]
     email: str = strawberry.field(description="Lower-cased; what `login` takes.")
-    name: str | None
+    name: str | None = strawberry.field(description="Display name; null if none was given.")
     role: str = strawberry.field(description="Name of the user's role (see `roles`).")
     active: bool = strawberry.field(description="An inactive user cannot sign in, and their keys stop working.")
-    last_login_at: datetime | None
-    created_at: datetime
+    last_login_at: datetime | None = strawberry.field(
+        description="When the user last signed in with `login` (UTC); null if never."
+    )
+    created_at: datetime = strawberry.field(description="When the user was added (UTC).")
     version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion`.")
 
     @strawberry.field(description="The user's team; records they own belong to it.")
@@ -93,9 +102,9 @@ class UserConnection(Connection[User]):
 @strawberry.type(description="A group of users. Records belong to their owner's team; sharing level TEAM opens them to it.")
 class Team(Node):
     pk: strawberry.Private[int]
-    name: str
-    description: str | None
-    created_at: datetime
+    name: str = strawberry.field(description="Unique name of the team.")
+    description: str | None = strawberry.field(description="Free text; null if none.")
+    created_at: datetime = strawberry.field(description="When the team was added (UTC).")
 
     @strawberry.field(description="Users of the team, by email.")
     async def members(self, info: Info, first: int | None = None, after: str | None = None) -> UserConnection:
@@ -117,14 +126,14 @@ class TeamConnection(Connection[Team]):
 
 @strawberry.type(description="A named set of permissions. Built-in roles cannot change; `createRole` adds others.")
 class Role:
-    name: str
-    description: str
+    name: str = strawberry.field(description="Upper-case name, e.g. `SALES`; what `User.role` and `ApiKey.role` hold.")
+    description: str = strawberry.field(description="What the role is for; empty if none was given.")
     permissions: list[str] = strawberry.field(
         description="`object:action` strings (`customers:read`), `object:*`, `*:action`, or `*` for everything."
     )
     view_all: bool = strawberry.field(description="Sees and changes every record, whatever the sharing defaults.")
     manages_team: bool = strawberry.field(description="Sees and changes the PRIVATE records of its team.")
-    builtin: bool
+    builtin: bool = strawberry.field(description="true: a role that comes with the server and cannot change.")
 
     @classmethod
     def from_definition(cls, r: RoleDefinition) -> Role:
@@ -138,14 +147,16 @@ class Role:
 class ApiKey(Node):
     pk: strawberry.Private[int]
     user_pk: strawberry.Private[int | None]
-    name: str
+    name: str = strawberry.field(description="What the key is for, e.g. `shop sync`.")
     prefix: str = strawberry.field(description="The first characters of the key, to recognise it (`crm_key_AbC1`).")
-    role: str
+    role: str = strawberry.field(description="Name of the role the key acts with.")
     scopes: list[str] | None = strawberry.field(description="What the key is limited to within its role; null: everything the role allows.")
-    expires_at: datetime | None
-    revoked_at: datetime | None
+    expires_at: datetime | None = strawberry.field(
+        description="When the key stops working (UTC); null: it does not expire."
+    )
+    revoked_at: datetime | None = strawberry.field(description="When the key was revoked (UTC); null while it is not.")
     last_used_at: datetime | None = strawberry.field(description="Recorded at most once a minute.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When the key was made (UTC).")
 
     @strawberry.field(description="The user the key acts as; null for an integration key of its own.")
     async def user(self, info: Info) -> User | None:
@@ -168,7 +179,7 @@ class ApiKeyConnection(Connection[ApiKey]):
 @strawberry.type(description="Who is asking: the signed-in user or the API key of this request, and what it may do.")
 class Viewer:
     kind: str = strawberry.field(description="`user` (a session from `login`) or `api_key`.")
-    role: str | None
+    role: str | None = strawberry.field(description="Name of the role the request acts with.")
     permissions: list[str] = strawberry.field(
         description="What the request may do: the role's permissions, narrowed by a key's scopes (`*` is everything)."
     )
@@ -181,7 +192,9 @@ class Viewer:
 @strawberry.type(description="The sharing level of one owned object type, for the whole organisation.")
 class SharingDefault:
     object: str = strawberry.field(description="`customers`, `opportunities`, `quotes`, `orders` or `tickets`.")
-    level: SharingLevel  # type: ignore[valid-type]
+    level: SharingLevel = strawberry.field(  # type: ignore[valid-type]
+        description="Who besides the owner sees and changes records of this type."
+    )
 
 
 def sharing_list(levels: dict[str, Sharing]) -> list[SharingDefault]:
