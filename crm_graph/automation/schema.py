@@ -380,7 +380,8 @@ class AutomationActionInfo:
 @strawberry.type(description="What simulateFlow answers: the simulation, or why there is none.")
 class AutomationSimulationResult:
     simulation: AutomationSimulation | None = strawberry.field(description="Null when there are errors.")
-    errors: list[UserError]
+    errors: list[UserError] = strawberry.field(
+        description="Why there is no simulation (NOT_FOUND on `flowId` or `customerId`); empty when there is one.")
 
 
 def _runtime(info: Info) -> engine.Runtime:
