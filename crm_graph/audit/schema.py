@@ -7,6 +7,7 @@ There is no mutation: the log is append-only (``models.py``). Rows are written b
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -19,6 +20,7 @@ from crm_graph.core.pagination import paginate
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import ClientError
 from crm_graph.core.extensions import NodeType
 from crm_graph.graphql.relay import (
@@ -30,10 +32,17 @@ from crm_graph.graphql.relay import (
     page_args,
 )
 
-strawberry.enum(
+graphql_enum(
     AuditOutcome,
     description="How an audited request ended: OK, USER_ERROR (user errors or a client error), DENIED (the role, a "
     "plugin or the record's sharing refused), UNAUTHENTICATED (no valid credentials), ERROR (an unexpected failure).",
+    values={
+        "OK": "The mutation ran and returned no errors.",
+        "USER_ERROR": "It returned user errors (validation, not found...) or a client error.",
+        "DENIED": "Refused by the role, a plugin or the record's sharing.",
+        "UNAUTHENTICATED": "No valid credentials for a field that needs them.",
+        "ERROR": "An unexpected failure; the client saw INTERNAL_SERVER_ERROR.",
+    },
 )
 
 
@@ -42,22 +51,22 @@ strawberry.enum(
     "what and how it ended, never the values sent: `changedFields` are names only."
 )
 class AuditEntry(Node):
-    at: datetime
+    at: datetime = strawberry.field(description="When the request was handled (UTC).")
     principal: str = strawberry.field(description='Who asked, e.g. "api_key:3", "user:5", "anonymous".')
     actor_kind: str = strawberry.field(description='One of "user", "api_key", "system", "anonymous".')
     user_id: strawberry.ID | None = strawberry.field(description="The user who acted (for a key: the user it belongs to).")
     key_id: strawberry.ID | None = strawberry.field(description="The API key used, if any.")
-    role: str | None
+    role: str | None = strawberry.field(description="The role the request acted with; null when not signed in.")
     operation: str = strawberry.field(description='The root field called, e.g. "createCustomer".')
     action: str | None = strawberry.field(description='The permission the field declares: action ("create") ...')
     object: str | None = strawberry.field(description='... on object ("customers"); null for public fields.')
     entity_ids: list[strawberry.ID] = strawberry.field(description="Global IDs named in the arguments or returned.")
     changed_fields: list[str] = strawberry.field(description="Names of the input fields and arguments sent; never values.")
-    outcome: AuditOutcome
+    outcome: AuditOutcome = strawberry.field(description="How the request ended.")
     error_codes: list[str] = strawberry.field(description="The codes of the user errors or GraphQL errors, if any.")
     reason: str | None = strawberry.field(description="Why a request was refused.")
     address: str | None = strawberry.field(description="The client's IP address as the server saw it.")
-    user_agent: str | None
+    user_agent: str | None = strawberry.field(description="The client's User-Agent header, as sent.")
 
     @classmethod
     def from_model(cls, m: AuditEntryModel) -> AuditEntry:
@@ -91,7 +100,7 @@ class AuditEntryConnection(Connection[AuditEntry]):
 class AuditLogFilter:
     principal: str | None = strawberry.field(default=None, description='Exactly this principal, e.g. "api_key:3".')
     operation: str | None = strawberry.field(default=None, description='Exactly this root field, e.g. "eraseCustomer".')
-    outcome: AuditOutcome | None = None
+    outcome: AuditOutcome | None = strawberry.field(default=None, description="Only entries that ended this way.")
     entity_id: strawberry.ID | None = strawberry.field(default=None, description="Entries that name this global ID.")
     from_: datetime | None = strawberry.field(default=None, name="from", description="At or after this time.")
     to: datetime | None = strawberry.field(default=None, description="Before this time.")
@@ -108,7 +117,10 @@ class AuditQuery:
     async def audit_log(
         self,
         info: Info,
-        filter: AuditLogFilter | None = None,
+        filter: Annotated[
+            AuditLogFilter | None,
+            strawberry.argument(description="Only entries matching these conditions; `from` and `to` need a time zone."),
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,

@@ -9,7 +9,7 @@ their owners whatever its size. An owner the caller may not read (no ``users:rea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -52,14 +52,16 @@ class ReassignOwnerInput:
 @strawberry.type(description="A record whose owner changed.")
 class Reassigned:
     record: Node | None = strawberry.field(description="The record, as the caller now sees it.")
-    id: strawberry.ID
-    owner_id: strawberry.ID
-    team_id: strawberry.ID | None
+    id: strawberry.ID = strawberry.field(description="Global ID of the record.")
+    owner_id: strawberry.ID = strawberry.field(description="Global ID of its new owner (a User).")
+    team_id: strawberry.ID | None = strawberry.field(description="Global ID of its Team now; null if it has none.")
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `reassignOwner`.")
 class ReassignOwnerPayload:
-    records: list[Reassigned]
+    records: list[Reassigned] = strawberry.field(
+        description="Every record of `ids`, in that order, with its owner and team now; empty when there are errors."
+    )
     errors: list[UserError]
 
 
@@ -70,7 +72,11 @@ class OwnershipMutation:
         description="Give records to another owner (and team); raises `<entity>.owner_changed`. All or nothing: "
         "a record the caller may not reassign (no `assign` permission, not writable, not visible) fails the whole call.",
     )
-    async def reassign_owner(self, info: Info, input: ReassignOwnerInput) -> ReassignOwnerPayload:
+    async def reassign_owner(
+        self,
+        info: Info,
+        input: Annotated[ReassignOwnerInput, strawberry.argument(description="The records and their new owner.")],
+    ) -> ReassignOwnerPayload:
         from crm_graph.graphql.relay import resolve_nodes
 
         records = [decode_global_id(i) for i in input.ids]

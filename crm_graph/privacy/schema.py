@@ -6,6 +6,8 @@ in the audit log (who asked, when, for which customer). Thin: the rules are in s
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -35,7 +37,16 @@ class PrivacyMutation:
         "customers", "export",
         description="A data subject access request: everything held on the customer, as JSON (audited).",
     )
-    async def export_customer_data(self, info: Info, id: strawberry.ID) -> ExportCustomerDataPayload:
+    async def export_customer_data(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="Global ID of the Customer, deleted or not. A plugin that cannot export gives PLUGIN_FAILED."
+            ),
+        ],
+    ) -> ExportCustomerDataPayload:
         pk, actor = decode_global_id(id, "Customer")[1], info.context.actor
         data, errors = await unit_of_work(info, lambda s: service.export_customer_data(s, actor=actor, customer_id=pk))
         return ExportCustomerDataPayload(data=data, errors=errors)
@@ -45,7 +56,17 @@ class PrivacyMutation:
         description="Erase the customer's personal data for good (a right-to-erasure request). Orders stay, "
         "anonymised, for the books; the customer is deleted, cannot be restored, and `customer.erased` is raised.",
     )
-    async def erase_customer(self, info: Info, id: strawberry.ID) -> CustomerPayload:
+    async def erase_customer(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="Global ID of the Customer, deleted or not. Erasing an erased customer again changes nothing; "
+                "a plugin that cannot erase gives PLUGIN_FAILED and nothing is erased."
+            ),
+        ],
+    ) -> CustomerPayload:
         pk, actor = decode_global_id(id, "Customer")[1], info.context.actor
         model, errors = await unit_of_work(info, lambda s: service.erase_customer(s, actor=actor, customer_id=pk))
         return CustomerPayload(customer=Customer.from_model(model) if model is not None else None, errors=errors)

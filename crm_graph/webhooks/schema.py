@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -15,6 +15,7 @@ from crm_graph.core.pagination import paginate
 from crm_graph.domains import SchemaPart
 from crm_graph.graphql import access
 from crm_graph.graphql.context import Context
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.errors import UserError
 from crm_graph.graphql.inputs import DateTimeFilter, StringFilter, enum_filter, to_plain
 from crm_graph.graphql.mutations import unit_of_work
@@ -23,26 +24,32 @@ from crm_graph.graphql.relay import Connection, Node, decode_global_id, encode_g
 from crm_graph.webhooks import service
 from crm_graph.webhooks.models import WebhookSubscription as SubscriptionModel
 
-strawberry.enum(
+graphql_enum(
     DeliveryStatus,
-    description="PENDING: waiting for its first attempt or a retry. DELIVERING: being attempted. "
+    "PENDING: waiting for its first attempt or a retry. DELIVERING: being attempted. "
     "DELIVERED: the subscriber took it. DEAD: given up (attempts exhausted, an answer that is not retried, "
     "or the subscription was deleted); `retryEventDelivery` revives it.",
+    {
+        "PENDING": "Waiting for its first attempt or for a retry at `nextAttemptAt`.",
+        "DELIVERING": "Being attempted right now.",
+        "DELIVERED": "The subscriber took it.",
+        "DEAD": "Given up; `retryEventDelivery` tries it again.",
+    },
 )
 
 
 @strawberry.type(description="An endpoint of another system that receives signed event notifications.")
 class WebhookSubscription(Node):
     pk: strawberry.Private[int]
-    url: str
+    url: str = strawberry.field(description="The http(s) URL that receives a POST per event.")
     events: list[str] = strawberry.field(description='Patterns of the event types it receives: "order.paid", "ticket.*", "*".')
-    description: str | None
+    description: str | None = strawberry.field(description="Free text; null if none.")
     active: bool = strawberry.field(description="Paused subscriptions keep their deliveries waiting until reactivated.")
     previous_secret_expires_at: datetime | None = strawberry.field(
         description="After a secret rotation: until then deliveries carry a signature with the old secret too."
     )
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When the subscription was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When it last changed (UTC).")
     version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion`.")
 
     @classmethod
@@ -65,9 +72,9 @@ class WebhookSubscription(Node):
 class DomainEvent(Node):
     event_id: str = strawberry.field(description="Unique per event and the same on every redelivery: dedupe by it.")
     type: str = strawberry.field(description='E.g. "customer.updated"; see `eventTypes`.')
-    occurred_at: datetime
+    occurred_at: datetime = strawberry.field(description="When it happened (UTC).")
     actor: str = strawberry.field(description='Who caused it, e.g. "user:42" or "system".')
-    entity_type: str
+    entity_type: str = strawberry.field(description='GraphQL type of the entity it is about, e.g. "Customer".')
     entity_id: strawberry.ID = strawberry.field(description="Global ID of the entity; `node(id:)` fetches it.")
     data: JSON = strawberry.field(description="The entity as the API showed it after the change.")
     changes: JSON | None = strawberry.field(description="What changed (`fields`, and `before` for updates), if known.")
@@ -94,21 +101,23 @@ class EventDelivery(Node):
     event_pk: strawberry.Private[int]
     subscription_pk: strawberry.Private[int | None]
     subscriber: str = strawberry.field(description='"plugin:<name>" or "webhook:<subscription number>".')
-    event_type: str
-    status: DeliveryStatus
+    event_type: str = strawberry.field(description='Type of the event, e.g. "order.paid".')
+    status: DeliveryStatus = strawberry.field(description="Where the delivery stands.")
     attempts: int = strawberry.field(description="Attempts made (since the last `retryEventDelivery`).")
     next_attempt_at: datetime | None = strawberry.field(description="When a PENDING delivery is tried next.")
-    last_attempt_at: datetime | None
+    last_attempt_at: datetime | None = strawberry.field(
+        description="When it was last attempted (UTC); null before the first attempt."
+    )
     last_error: str | None = strawberry.field(description="Why the last attempt failed.")
     last_status_code: int | None = strawberry.field(description="HTTP status of the last webhook attempt.")
-    delivered_at: datetime | None
-    created_at: datetime
+    delivered_at: datetime | None = strawberry.field(description="When the subscriber took it (UTC); null until DELIVERED.")
+    created_at: datetime = strawberry.field(description="When the event was queued for this subscriber (UTC).")
 
     @strawberry.field(description="The plugin this delivery goes to; null for webhooks.")
     def plugin(self) -> str | None:
         return self.subscriber.partition(":")[2] if self.subscription_pk is None else None
 
-    @strawberry.field
+    @strawberry.field(description="The event being delivered.")
     async def event(self, info: Info) -> DomainEvent | None:
         ctx: Context = info.context
         model = await ctx.loader("webhooks.event", service.events_by_pks).load(self.event_pk)
@@ -154,8 +163,8 @@ class EventDeliveryConnection(Connection[EventDelivery]):
 
 @strawberry.type(description="An event type the CRM raises.")
 class EventType:
-    type: str
-    description: str
+    type: str = strawberry.field(description='The type, e.g. "customer.updated"; usable as a subscription pattern.')
+    description: str = strawberry.field(description="When the event is raised.")
 
 
 NODES = [
@@ -169,15 +178,21 @@ DeliveryStatusFilter = enum_filter(DeliveryStatus, "DeliveryStatusFilter")
 
 @strawberry.input(description="Conditions on event deliveries; fields combine with AND, and `and`/`or`/`not` nest.")
 class EventDeliveryFilter:
-    and_: list[EventDeliveryFilter] | None = strawberry.field(default=None, name="and")
-    or_: list[EventDeliveryFilter] | None = strawberry.field(default=None, name="or")
-    not_: EventDeliveryFilter | None = strawberry.field(default=None, name="not")
-    status: DeliveryStatusFilter | None = None  # type: ignore[valid-type]
-    event_type: StringFilter | None = None
+    and_: list[EventDeliveryFilter] | None = strawberry.field(
+        default=None, name="and", description="Every one of these filters holds."
+    )
+    or_: list[EventDeliveryFilter] | None = strawberry.field(
+        default=None, name="or", description="At least one of these filters holds."
+    )
+    not_: EventDeliveryFilter | None = strawberry.field(default=None, name="not", description="This filter does not hold.")
+    status: DeliveryStatusFilter | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Where the delivery stands."
+    )
+    event_type: StringFilter | None = strawberry.field(default=None, description='Type of the event, e.g. "order.paid".')
     event_id: StringFilter | None = strawberry.field(default=None, description="The event's `eventId`.")
     subscriber: StringFilter | None = strawberry.field(default=None, description='E.g. `{startsWith: "plugin:"}`.')
     subscription_id: strawberry.ID | None = strawberry.field(default=None, description="Deliveries of one webhook subscription.")
-    created_at: DateTimeFilter | None = None
+    created_at: DateTimeFilter | None = strawberry.field(default=None, description="When the delivery was queued.")
 
 
 def _delivery_filter(plain: Any) -> Any:
@@ -216,7 +231,9 @@ class WebhookQuery:
     async def event_deliveries(
         self,
         info: Info,
-        filter: EventDeliveryFilter | None = None,
+        filter: Annotated[
+            EventDeliveryFilter | None, strawberry.argument(description="Only deliveries matching these conditions.")
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -232,41 +249,52 @@ class WebhookQuery:
         return [EventType(type=t, description=d) for t, d in sorted(service.event_types().items())]
 
 
-@strawberry.input
+@strawberry.input(description="A new webhook subscription.")
 class CreateWebhookSubscriptionInput:
     url: str = strawberry.field(description="http(s) URL that receives a POST per event.")
     events: list[str] = strawberry.field(description='Patterns: "order.paid", "ticket.*", or "*" for everything.')
     secret: str | None = strawberry.field(
         default=None, description="Signing secret (16 to 200 characters); leave out to get a generated one."
     )
-    description: str | None = None
-    active: bool = True
+    description: str | None = strawberry.field(default=None, description="Free text, at most 500 characters.")
+    active: bool = strawberry.field(default=True, description="false: create it paused.")
 
 
 @strawberry.input(description="Fields to change; omitted fields stay as they are.")
 class UpdateWebhookSubscriptionInput:
-    url: str | None = UNSET
-    events: list[str] | None = UNSET
-    description: str | None = UNSET
-    active: bool | None = UNSET
+    url: str | None = strawberry.field(
+        default=UNSET,
+        description="New http(s) URL, at most 2000 characters; INVALID_URL if unusable, "
+        "FORBIDDEN_ADDRESS for a private address.",
+    )
+    events: list[str] | None = strawberry.field(
+        default=UNSET,
+        description="Replaces the patterns: 1 to 50; one that matches no event type gives UNKNOWN_EVENT_PATTERN.",
+    )
+    description: str | None = strawberry.field(default=UNSET, description="Free text, at most 500 characters; null clears it.")
+    active: bool | None = strawberry.field(
+        default=UNSET, description="false pauses the subscription, true resumes it; null gives REQUIRED."
+    )
     secret: str | None = strawberry.field(
         default=UNSET, description="A new signing secret. The old one keeps signing beside it for a grace period."
     )
     rotate_secret: bool | None = strawberry.field(default=UNSET, description="true: generate a new secret (see `secret`).")
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of a webhook subscription mutation.")
 class WebhookSubscriptionPayload:
-    webhook_subscription: WebhookSubscription | None
+    webhook_subscription: WebhookSubscription | None = strawberry.field(
+        description="The subscription as stored; null when there are errors."
+    )
     secret: str | None = strawberry.field(
         description="The signing secret, returned only by the mutation that set it: store it now."
     )
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="The outcome of `retryEventDelivery`.")
 class EventDeliveryPayload:
-    event_delivery: EventDelivery | None
+    event_delivery: EventDelivery | None = strawberry.field(description="The delivery, now PENDING; null when there are errors.")
     errors: list[UserError]
 
 
@@ -287,7 +315,9 @@ def _subscription_payload(result: tuple[Any, list[UserError]]) -> WebhookSubscri
 class WebhookMutation:
     @access.mutation("webhooks", "create", description="Subscribe a URL to events. Each delivery is signed with the returned secret.")
     async def create_webhook_subscription(
-        self, info: Info, input: CreateWebhookSubscriptionInput
+        self,
+        info: Info,
+        input: Annotated[CreateWebhookSubscriptionInput, strawberry.argument(description="The new subscription.")],
     ) -> WebhookSubscriptionPayload:
         data, actor, config = to_plain(input), info.context.actor, _config(info)
         return _subscription_payload(
@@ -296,7 +326,11 @@ class WebhookMutation:
 
     @access.mutation("webhooks", "update", description="Change a subscription, pause it (`active: false`) or rotate its secret.")
     async def update_webhook_subscription(
-        self, info: Info, id: strawberry.ID, input: UpdateWebhookSubscriptionInput, expected_version: int | None = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the WebhookSubscription.")],
+        input: Annotated[UpdateWebhookSubscriptionInput, strawberry.argument(description="The fields to change.")],
+        expected_version: int | None = None,
     ) -> WebhookSubscriptionPayload:
         pk = decode_global_id(id, "WebhookSubscription")[1]
         data, actor, config = to_plain(input, keep_null=True), info.context.actor, _config(info)
@@ -310,14 +344,28 @@ class WebhookMutation:
         )
 
     @access.mutation("webhooks", "delete", description="Delete a subscription; deliveries still waiting for it are dropped (DEAD).")
-    async def delete_webhook_subscription(self, info: Info, id: strawberry.ID) -> WebhookSubscriptionPayload:
+    async def delete_webhook_subscription(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global ID of the WebhookSubscription.")],
+    ) -> WebhookSubscriptionPayload:
         pk, actor = decode_global_id(id, "WebhookSubscription")[1], info.context.actor
         return _subscription_payload(
             await unit_of_work(info, lambda s: service.delete_subscription(s, actor=actor, subscription_id=pk))
         )
 
     @access.mutation("webhooks", "update", description="Try a DEAD (or waiting) delivery again now, with a fresh set of attempts.")
-    async def retry_event_delivery(self, info: Info, id: strawberry.ID) -> EventDeliveryPayload:
+    async def retry_event_delivery(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="Global ID of the EventDelivery. DELIVERING gives DELIVERY_IN_PROGRESS, DELIVERED "
+                "ALREADY_DELIVERED, and one of a deleted subscription INVALID_STATE."
+            ),
+        ],
+    ) -> EventDeliveryPayload:
         pk, actor = decode_global_id(id, "EventDelivery")[1], info.context.actor
         model, errors = await unit_of_work(info, lambda s: service.retry_delivery(s, actor=actor, delivery_id=pk))
         return EventDeliveryPayload(event_delivery=EventDelivery.from_model(model) if model is not None else None, errors=errors)
