@@ -642,7 +642,9 @@ class CustomerBatchItem:
     customer: Customer | None = strawberry.field(
         description="The created customer, or the existing one its externalRef matched; null when the item failed."
     )
-    errors: list[UserError]
+    errors: list[UserError] = strawberry.field(
+        description="Why the item failed; empty when it succeeded. Field paths start with `inputs.<index>`."
+    )
 
 
 @strawberry.type(description="The outcome of a batch import of customers.")
