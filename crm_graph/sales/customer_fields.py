@@ -42,12 +42,12 @@ _INPUTS = "crm_graph.sales.schema.inputs"
 
 @strawberry.type(description="A customer's purchases in one currency.")
 class CurrencyOrderStats:
-    currency: str
-    order_count: int
-    total_spent: Money
-    average_order_value: Money
-    first_order_at: datetime
-    last_order_at: datetime
+    currency: str = strawberry.field(description="ISO 4217 code.")
+    order_count: int = strawberry.field(description="Counted orders in this currency.")
+    total_spent: Money = strawberry.field(description="Sum of their totals.")
+    average_order_value: Money = strawberry.field(description="totalSpent / orderCount, rounded to the currency.")
+    first_order_at: datetime = strawberry.field(description="When the first of them was placed (UTC).")
+    last_order_at: datetime = strawberry.field(description="When the latest of them was placed (UTC).")
 
 
 @strawberry.type(
@@ -56,12 +56,18 @@ class CurrencyOrderStats:
 )
 class CustomerSalesStats:
     order_count: int = strawberry.field(description="Orders that count, in every currency.")
-    first_order_at: datetime | None
-    last_order_at: datetime | None
+    first_order_at: datetime | None = strawberry.field(
+        description="When the first counted order was placed, in any currency (UTC); null without orders."
+    )
+    last_order_at: datetime | None = strawberry.field(
+        description="When the latest counted order was placed, in any currency (UTC); null without orders."
+    )
     currency: str | None = strawberry.field(description="The main currency; null without orders.")
     total_spent: Money | None = strawberry.field(description="Sum of the order totals in the main currency.")
     average_order_value: Money | None = strawberry.field(description="totalSpent / orders in the main currency.")
-    by_currency: list[CurrencyOrderStats]
+    by_currency: list[CurrencyOrderStats] = strawberry.field(
+        description="The figures of each currency the customer bought in, by currency code."
+    )
 
     @classmethod
     def from_stats(cls, stats: reports.CustomerStats) -> CustomerSalesStats:
@@ -95,11 +101,14 @@ def _ids(plain: Any, kinds: dict[str, str]) -> Any:
 class CustomerSalesFields:
     """Resolvers here read `self.pk`, the customer's primary key (declared by Customer)."""
 
-    @strawberry.field(description="The customer's opportunities, newest first unless `orderBy` says otherwise.")
+    @strawberry.field(description="The customer's live opportunities, newest first.")
     async def opportunities(
         self,
         info: Info,
-        filter: Annotated[OpportunityFilter, strawberry.lazy(_INPUTS)] | None = None,
+        filter: Annotated[
+            Annotated[OpportunityFilter, strawberry.lazy(_INPUTS)] | None,
+            strawberry.argument(description="Only opportunities that match."),
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -120,7 +129,10 @@ class CustomerSalesFields:
     async def orders(
         self,
         info: Info,
-        filter: Annotated[OrderFilter, strawberry.lazy(_INPUTS)] | None = None,
+        filter: Annotated[
+            Annotated[OrderFilter, strawberry.lazy(_INPUTS)] | None,
+            strawberry.argument(description="Only orders that match."),
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -140,7 +152,10 @@ class CustomerSalesFields:
     async def quotes(
         self,
         info: Info,
-        filter: Annotated[QuoteFilter, strawberry.lazy(_INPUTS)] | None = None,
+        filter: Annotated[
+            Annotated[QuoteFilter, strawberry.lazy(_INPUTS)] | None,
+            strawberry.argument(description="Only quotes that match."),
+        ] = None,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -170,17 +185,26 @@ class CustomerSalesFields:
     "optionally within the last `windowDays` days and in one `currency`."
 )
 class OrdersBehaviourFilter:
-    window_days: int | None = None
+    window_days: int | None = strawberry.field(
+        default=None, description="Only orders placed in the last this many days (1 to 36600); omitted: all of them."
+    )
     currency: str | None = strawberry.field(default=None, description="Only orders in this currency; give it when comparing amounts in a business that sells in several.")
-    count: IntFilter | None = None
-    total_spent: DecimalFilter | None = None
-    average_order_value: DecimalFilter | None = None
-    first_order_at: DateTimeFilter | None = None
-    last_order_at: DateTimeFilter | None = None
+    count: IntFilter | None = strawberry.field(default=None, description="The number of counted orders.")
+    total_spent: DecimalFilter | None = strawberry.field(default=None, description="The sum of their totals (0 without orders).")
+    average_order_value: DecimalFilter | None = strawberry.field(
+        default=None, description="The mean of their totals; without orders there is none, so only `isNull: true` matches."
+    )
+    first_order_at: DateTimeFilter | None = strawberry.field(default=None, description="When the first of them was placed.")
+    last_order_at: DateTimeFilter | None = strawberry.field(default=None, description="When the latest of them was placed.")
 
 
-@strawberry.input(description="True when a counted order of the customer has one of these products (or a product with one of these tags).")
+@strawberry.input(
+    description="True when a counted order of the customer has one of these products (or a product with one of "
+    "these tags). Give `productIds`, `productTags` or both."
+)
 class PurchasedFilter:
-    product_ids: list[strawberry.ID] | None = None
-    product_tags: list[str] | None = None
-    window_days: int | None = None
+    product_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="The products (Product IDs).")
+    product_tags: list[str] | None = strawberry.field(default=None, description="Product tags (ignoring case).")
+    window_days: int | None = strawberry.field(
+        default=None, description="Only orders placed in the last this many days (1 to 36600); omitted: all of them."
+    )

@@ -21,6 +21,12 @@ def crm_register_filters() -> list[FilterCondition]:
     from crm_graph.sales.customer_fields import OrdersBehaviourFilter, PurchasedFilter
 
     return [
-        FilterCondition("Customer", "orders", orders_condition, OrdersBehaviourFilter),
-        FilterCondition("Customer", "purchased", purchased_condition, PurchasedFilter),
+        FilterCondition(
+            "Customer", "orders", orders_condition, OrdersBehaviourFilter,
+            description="Aggregates of the customer's counted orders: paid or fulfilled, never cancelled or refunded.",
+        ),
+        FilterCondition(
+            "Customer", "purchased", purchased_condition, PurchasedFilter,
+            description="The customer bought one of these products, or a product with one of these tags, in a counted order.",
+        ),
     ]

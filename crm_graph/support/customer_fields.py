@@ -24,7 +24,10 @@ class CustomerSupportFields:
     async def tickets(
         self,
         info: Info,
-        filter: Annotated[TicketFilter, strawberry.lazy(_SCHEMA)] | None = None,
+        filter: Annotated[
+            Annotated[TicketFilter, strawberry.lazy(_SCHEMA)] | None,
+            strawberry.argument(description="Only tickets that match."),
+        ] = None,
         order_by: list[Annotated[TicketOrder, strawberry.lazy(_SCHEMA)]] | None = None,
         first: int | None = None,
         after: str | None = None,
@@ -54,5 +57,5 @@ class CustomerSupportFields:
 
 @strawberry.input(description="Conditions on the customer's support tickets.")
 class TicketsBehaviourFilter:
-    count: IntFilter | None = None
+    count: IntFilter | None = strawberry.field(default=None, description="The number of the customer's tickets, in any status.")
     open_count: IntFilter | None = strawberry.field(default=None, description="Tickets that are NEW, OPEN or PENDING.")

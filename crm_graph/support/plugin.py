@@ -19,4 +19,9 @@ def crm_register_filters() -> list[FilterCondition]:
     from crm_graph.support.customer_conditions import tickets_condition
     from crm_graph.support.customer_fields import TicketsBehaviourFilter
 
-    return [FilterCondition("Customer", "tickets", tickets_condition, TicketsBehaviourFilter)]
+    return [
+        FilterCondition(
+            "Customer", "tickets", tickets_condition, TicketsBehaviourFilter,
+            description="Counts of the customer's support tickets.",
+        )
+    ]

@@ -72,14 +72,22 @@ class SalesMutation:
     # --- products -------------------------------------------------------------------------
 
     @access.mutation("products", "create", description="Add a product to the catalogue.")
-    async def create_product(self, info: Info, input: CreateProductInput) -> ProductPayload:
+    async def create_product(
+        self,
+        info: Info,
+        input: Annotated[CreateProductInput, strawberry.argument(description="The product to add.")],
+    ) -> ProductPayload:
         data, actor = to_plain(input), info.context.actor
         model, errors = await unit_of_work(info, lambda s: products.create_product(s, actor=actor, data=data))
         return ProductPayload(product=_convert(model, Product), errors=errors)
 
     @access.mutation("products", "update", description="Change a product. Existing line items keep the prices they were written with.")
     async def update_product(
-        self, info: Info, id: strawberry.ID, input: UpdateProductInput, expected_version: Version = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The product to change (Product ID).")],
+        input: Annotated[UpdateProductInput, strawberry.argument(description="What to change.")],
+        expected_version: Version = None,
     ) -> ProductPayload:
         pk, data, actor = _pk(id, "Product"), to_plain(input, keep_null=True), info.context.actor
         model, errors = await unit_of_work(
@@ -90,7 +98,11 @@ class SalesMutation:
     # --- pipelines ------------------------------------------------------------------------
 
     @access.mutation("pipelines", "create", description="Create a pipeline with its ordered stages.")
-    async def create_pipeline(self, info: Info, input: CreatePipelineInput) -> PipelinePayload:
+    async def create_pipeline(
+        self,
+        info: Info,
+        input: Annotated[CreatePipelineInput, strawberry.argument(description="The pipeline and its stages.")],
+    ) -> PipelinePayload:
         data, actor = to_plain(input), info.context.actor
         model, errors = await unit_of_work(info, lambda s: pipelines.create_pipeline(s, actor=actor, data=data))
         return PipelinePayload(pipeline=_convert(model, Pipeline), errors=errors)
@@ -101,7 +113,11 @@ class SalesMutation:
         "remove a stage that holds opportunities only by moving them with `moveOpportunities`."
     )
     async def update_pipeline(
-        self, info: Info, id: strawberry.ID, input: UpdatePipelineInput, expected_version: Version = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The pipeline to change (Pipeline ID).")],
+        input: Annotated[UpdatePipelineInput, strawberry.argument(description="What to change.")],
+        expected_version: Version = None,
     ) -> PipelinePayload:
         pk, data, actor = _pk(id, "Pipeline"), to_plain(input, keep_null=True), info.context.actor
         for stage in data.get("stages") or []:
@@ -117,7 +133,11 @@ class SalesMutation:
     # --- opportunities --------------------------------------------------------------------
 
     @access.mutation("opportunities", "create", description="Open an opportunity, with line items or an amount.")
-    async def create_opportunity(self, info: Info, input: CreateOpportunityInput) -> OpportunityPayload:
+    async def create_opportunity(
+        self,
+        info: Info,
+        input: Annotated[CreateOpportunityInput, strawberry.argument(description="The opportunity to open.")],
+    ) -> OpportunityPayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "customerId", "Customer")
         _decode(data, "pipelineId", "Pipeline")
@@ -128,7 +148,11 @@ class SalesMutation:
 
     @access.mutation("opportunities", "update", description="Change an opportunity. Its stage changes through moveOpportunity, winOpportunity and loseOpportunity.")
     async def update_opportunity(
-        self, info: Info, id: strawberry.ID, input: UpdateOpportunityInput, expected_version: Version = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The opportunity to change (Opportunity ID).")],
+        input: Annotated[UpdateOpportunityInput, strawberry.argument(description="What to change.")],
+        expected_version: Version = None,
     ) -> OpportunityPayload:
         pk, data, actor = _pk(id, "Opportunity"), to_plain(input, keep_null=True), info.context.actor
         _decode(data, "customerId", "Customer")
@@ -141,7 +165,22 @@ class SalesMutation:
 
     @access.mutation("opportunities", "update", description="Move an opportunity to another OPEN stage of its pipeline (this revives a lost one).")
     async def move_opportunity(
-        self, info: Info, id: strawberry.ID, stage_id: strawberry.ID, expected_version: Version = None
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The opportunity to move (Opportunity ID); a WON one cannot move (INVALID_STATE)."
+            ),
+        ],
+        stage_id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="An OPEN stage of the opportunity's pipeline (PipelineStage ID); WRONG_PIPELINE or CLOSED_STAGE "
+                "otherwise. Its current stage changes nothing."
+            ),
+        ],
+        expected_version: Version = None,
     ) -> OpportunityPayload:
         pk, stage, actor = _pk(id, "Opportunity"), _pk(stage_id, "PipelineStage"), info.context.actor
         model, errors = await unit_of_work(
@@ -152,7 +191,17 @@ class SalesMutation:
 
     # Winning creates the order too; the permission is the opportunity's (as for acceptQuote).
     @access.mutation("opportunities", "update", description="Close as won: move to the WON stage and create the order. Winning again returns the same order.")
-    async def win_opportunity(self, info: Info, id: strawberry.ID, expected_version: Version = None) -> WinOpportunityPayload:
+    async def win_opportunity(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The opportunity to win (Opportunity ID); a LOST one must first move to an OPEN stage."
+            ),
+        ],
+        expected_version: Version = None,
+    ) -> WinOpportunityPayload:
         pk, actor = _pk(id, "Opportunity"), info.context.actor
         result, errors = await unit_of_work(
             info, lambda s: opportunities.win_opportunity(s, actor=actor, opportunity_id=pk, expected_version=expected_version)
@@ -162,7 +211,17 @@ class SalesMutation:
 
     @access.mutation("opportunities", "update", description="Close as lost, with a reason.")
     async def lose_opportunity(
-        self, info: Info, id: strawberry.ID, reason: str | None = None, expected_version: Version = None
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The opportunity to lose (Opportunity ID); a WON one cannot be lost (INVALID_STATE), a LOST one "
+                "stays as it is."
+            ),
+        ],
+        reason: Annotated[str | None, strawberry.argument(description="Why it was lost, at most 500 characters.")] = None,
+        expected_version: Version = None,
     ) -> OpportunityPayload:
         pk, actor = _pk(id, "Opportunity"), info.context.actor
         model, errors = await unit_of_work(
@@ -172,14 +231,27 @@ class SalesMutation:
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
 
     @access.mutation("opportunities", "delete", description="Soft-delete an opportunity: it leaves lists, the customer and the summary until restored.")
-    async def delete_opportunity(self, info: Info, id: strawberry.ID) -> OpportunityPayload:
+    async def delete_opportunity(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The opportunity to delete (Opportunity ID).")],
+    ) -> OpportunityPayload:
         pk, actor = _pk(id, "Opportunity"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: opportunities.delete_opportunity(s, actor=actor, opportunity_id=pk))
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
 
     # Restoring undoes a delete, so it needs what deleting needs.
     @access.mutation("opportunities", "delete", description="Bring back a deleted opportunity.")
-    async def restore_opportunity(self, info: Info, id: strawberry.ID) -> OpportunityPayload:
+    async def restore_opportunity(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The deleted opportunity (Opportunity ID); restoring a live one changes nothing."
+            ),
+        ],
+    ) -> OpportunityPayload:
         pk, actor = _pk(id, "Opportunity"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: opportunities.restore_opportunity(s, actor=actor, opportunity_id=pk))
         return OpportunityPayload(opportunity=_convert(model, Opportunity), errors=errors)
@@ -187,28 +259,63 @@ class SalesMutation:
     # --- quotes ---------------------------------------------------------------------------
 
     @access.mutation("quotes", "create", description="Make a DRAFT quote from an open opportunity; it copies the line items.")
-    async def create_quote(self, info: Info, input: CreateQuoteInput) -> QuotePayload:
+    async def create_quote(
+        self,
+        info: Info,
+        input: Annotated[CreateQuoteInput, strawberry.argument(description="What to quote.")],
+    ) -> QuotePayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "opportunityId", "Opportunity")
         model, errors = await unit_of_work(info, lambda s: quotes.create_quote(s, actor=actor, data=data))
         return QuotePayload(quote=_convert(model, Quote), errors=errors)
 
     @access.mutation("quotes", "update", description="Mark a DRAFT quote as SENT to the customer.")
-    async def send_quote(self, info: Info, id: strawberry.ID) -> QuotePayload:
+    async def send_quote(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The DRAFT quote (Quote ID); a SENT one stays as it is, an EXPIRED one is QUOTE_EXPIRED."
+            ),
+        ],
+    ) -> QuotePayload:
         pk, actor = _pk(id, "Quote"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: quotes.send_quote(s, actor=actor, quote_id=pk))
         return QuotePayload(quote=_convert(model, Quote), errors=errors)
 
     # Accepting creates the order and wins the opportunity; the permission is the quote's.
     @access.mutation("quotes", "update", description="The customer accepted a SENT quote: creates the order and wins the opportunity.")
-    async def accept_quote(self, info: Info, id: strawberry.ID) -> AcceptQuotePayload:
+    async def accept_quote(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The SENT quote (Quote ID); accepting it again returns the same order. EXPIRED: QUOTE_EXPIRED; "
+                "DRAFT: INVALID_STATE."
+            ),
+        ],
+    ) -> AcceptQuotePayload:
         pk, actor = _pk(id, "Quote"), info.context.actor
         result, errors = await unit_of_work(info, lambda s: quotes.accept_quote(s, actor=actor, quote_id=pk))
         quote, order = result if result is not None else (None, None)
         return AcceptQuotePayload(quote=_convert(quote, Quote), order=_convert(order, Order), errors=errors)
 
     @access.mutation("quotes", "update", description="The customer declined a SENT quote.")
-    async def reject_quote(self, info: Info, id: strawberry.ID, reason: str | None = None) -> QuotePayload:
+    async def reject_quote(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The SENT quote (Quote ID), expired or not; rejecting it again changes nothing."
+            ),
+        ],
+        reason: Annotated[
+            str | None, strawberry.argument(description="Why the customer declined, at most 500 characters.")
+        ] = None,
+    ) -> QuotePayload:
         pk, actor = _pk(id, "Quote"), info.context.actor
         model, errors = await unit_of_work(info, lambda s: quotes.reject_quote(s, actor=actor, quote_id=pk, reason=reason))
         return QuotePayload(quote=_convert(model, Quote), errors=errors)
@@ -216,7 +323,11 @@ class SalesMutation:
     # --- orders and payments ----------------------------------------------------------------
 
     @access.mutation("orders", "create", description="Record an order. With an `externalRef` that exists already, returns that order unchanged.")
-    async def create_order(self, info: Info, input: CreateOrderInput) -> OrderPayload:
+    async def create_order(
+        self,
+        info: Info,
+        input: Annotated[CreateOrderInput, strawberry.argument(description="The order to record.")],
+    ) -> OrderPayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "customerId", "Customer")
         _decode_lines(data)
@@ -229,7 +340,11 @@ class SalesMutation:
         description="Create or update the order with this `externalRef` (for systems that sync orders): the same "
         "payload twice yields one order and no change; a changed payload updates it and bumps its version."
     )
-    async def upsert_order(self, info: Info, input: UpsertOrderInput) -> UpsertOrderPayload:
+    async def upsert_order(
+        self,
+        info: Info,
+        input: Annotated[UpsertOrderInput, strawberry.argument(description="The order as the other system has it now.")],
+    ) -> UpsertOrderPayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "customerId", "Customer")
         _decode_lines(data)
@@ -239,7 +354,17 @@ class SalesMutation:
 
     @access.mutation("orders", "update", description="Move an order along PENDING -> CONFIRMED -> FULFILLED, or cancel or refund it.")
     async def update_order_status(
-        self, info: Info, id: strawberry.ID, status: m.OrderStatus, expected_version: Version = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The order (Order ID).")],
+        status: Annotated[
+            m.OrderStatus,
+            strawberry.argument(
+                description="The new status; a move the order does not allow is INVALID_STATE. Its current status changes "
+                "nothing."
+            ),
+        ],
+        expected_version: Version = None,
     ) -> OrderPayload:
         pk, actor = _pk(id, "Order"), info.context.actor
         model, errors = await unit_of_work(
@@ -249,7 +374,11 @@ class SalesMutation:
         return OrderPayload(order=_convert(model, Order), errors=errors)
 
     @access.mutation("orders", "update", description="Record a payment for an order. With `externalRef`, sending it twice records it once.")
-    async def record_payment(self, info: Info, input: RecordPaymentInput) -> RecordPaymentPayload:
+    async def record_payment(
+        self,
+        info: Info,
+        input: Annotated[RecordPaymentInput, strawberry.argument(description="The payment received.")],
+    ) -> RecordPaymentPayload:
         data, actor = to_plain(input), info.context.actor
         _decode(data, "orderId", "Order")
         result, errors = await unit_of_work(info, lambda s: orders.record_payment(s, actor=actor, data=data))

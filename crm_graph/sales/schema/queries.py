@@ -63,12 +63,19 @@ Page = Annotated[int | None, strawberry.argument(description="Page size (default
 @strawberry.type
 class SalesQuery:
     @access.query("products", description="One product by ID.")
-    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
+    async def product(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A Product ID.")],
+    ) -> Product | None:
         return await load_product(info, decode_global_id(id, "Product")[1])
 
     @access.query("products", description="The catalogue, by name unless `orderBy` says otherwise.")
     async def products(
-        self, info: Info, filter: ProductFilter | None = None, order_by: list[ProductOrder] | None = None,
+        self,
+        info: Info,
+        filter: Annotated[ProductFilter | None, strawberry.argument(description="Only products that match.")] = None,
+        order_by: list[ProductOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
     ) -> ProductConnection:
         ctx: Context = info.context
@@ -78,7 +85,11 @@ class SalesQuery:
         return ProductConnection.from_page(page, Product.from_model)
 
     @access.query("pipelines", description="One pipeline by ID.")
-    async def pipeline(self, info: Info, id: strawberry.ID) -> Pipeline | None:
+    async def pipeline(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A Pipeline ID.")],
+    ) -> Pipeline | None:
         return await load_pipeline(info, decode_global_id(id, "Pipeline")[1])
 
     @access.query("pipelines", description="All pipelines, oldest first (the default pipeline from installation comes first).")
@@ -91,12 +102,19 @@ class SalesQuery:
         return PipelineConnection.from_page(page, Pipeline.from_model)
 
     @access.query("opportunities", description="One opportunity by ID; null if unknown or deleted.")
-    async def opportunity(self, info: Info, id: strawberry.ID) -> Opportunity | None:
+    async def opportunity(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="An Opportunity ID.")],
+    ) -> Opportunity | None:
         return await load_opportunity(info, decode_global_id(id, "Opportunity")[1])
 
     @access.query("opportunities", description="Opportunities of live customers, newest first unless `orderBy` says otherwise.")
     async def opportunities(
-        self, info: Info, filter: OpportunityFilter | None = None, order_by: list[OpportunityOrder] | None = None,
+        self,
+        info: Info,
+        filter: Annotated[OpportunityFilter | None, strawberry.argument(description="Only opportunities that match.")] = None,
+        order_by: list[OpportunityOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
     ) -> OpportunityConnection:
         ctx: Context = info.context
@@ -106,12 +124,19 @@ class SalesQuery:
         return OpportunityConnection.from_page(page, Opportunity.from_model)
 
     @access.query("quotes", description="One quote by ID.")
-    async def quote(self, info: Info, id: strawberry.ID) -> Quote | None:
+    async def quote(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A Quote ID.")],
+    ) -> Quote | None:
         return await load_quote(info, decode_global_id(id, "Quote")[1])
 
     @access.query("quotes", description="Quotes, newest first unless `orderBy` says otherwise.")
     async def quotes(
-        self, info: Info, filter: QuoteFilter | None = None, order_by: list[QuoteOrder] | None = None,
+        self,
+        info: Info,
+        filter: Annotated[QuoteFilter | None, strawberry.argument(description="Only quotes that match.")] = None,
+        order_by: list[QuoteOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
     ) -> QuoteConnection:
         ctx: Context = info.context
@@ -121,12 +146,19 @@ class SalesQuery:
         return QuoteConnection.from_page(page, Quote.from_model)
 
     @access.query("orders", description="One order by ID.")
-    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+    async def order(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="An Order ID.")],
+    ) -> Order | None:
         return await load_order(info, decode_global_id(id, "Order")[1])
 
     @access.query("orders", description="Orders, most recently ordered first unless `orderBy` says otherwise.")
     async def orders(
-        self, info: Info, filter: OrderFilter | None = None, order_by: list[OrderOrder] | None = None,
+        self,
+        info: Info,
+        filter: Annotated[OrderFilter | None, strawberry.argument(description="Only orders that match.")] = None,
+        order_by: list[OrderOrder] | None = None,
         first: Page = None, after: str | None = None, last: Page = None, before: str | None = None,
     ) -> OrderConnection:
         ctx: Context = info.context
@@ -139,7 +171,9 @@ class SalesQuery:
     async def pipeline_summary(
         self,
         info: Info,
-        pipeline_id: strawberry.ID | None = None,
+        pipeline_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="A Pipeline ID; omitted: the default pipeline.")
+        ] = None,
         from_: Annotated[date | None, strawberry.argument(name="from", description="First day of the range.")] = None,
         to: Annotated[date | None, strawberry.argument(description="Last day of the range (included).")] = None,
         currency: Annotated[str | None, strawberry.argument(description="ISO 4217; defaults to the most used.")] = None,

@@ -18,8 +18,8 @@ def _money(amount: Decimal, currency: str | None) -> Money | None:
 
 @strawberry.type(description="The opportunities in one stage.")
 class StageSummary:
-    stage: PipelineStage
-    count: int
+    stage: PipelineStage = strawberry.field(description="The stage these figures are for.")
+    count: int = strawberry.field(description="Opportunities in the stage, counting those in range and in `currency`.")
     amount: Money | None = strawberry.field(description="Sum of the amounts; null when there is no currency to report in.")
     weighted_amount: Money | None = strawberry.field(description="Sum of amount x probability.")
 
@@ -27,9 +27,9 @@ class StageSummary:
 @strawberry.type(description="Open opportunities expected to close in one month: the forecast.")
 class MonthForecast:
     month: str = strawberry.field(description="`YYYY-MM`.")
-    count: int
-    amount: Money
-    weighted_amount: Money
+    count: int = strawberry.field(description="Open opportunities expected to close that month.")
+    amount: Money = strawberry.field(description="Sum of their amounts.")
+    weighted_amount: Money = strawberry.field(description="Sum of amount x probability.")
 
 
 @strawberry.type(
@@ -38,19 +38,21 @@ class MonthForecast:
     "Figures cover one currency (`currency`); `currencies` lists every currency present."
 )
 class PipelineSummary:
-    pipeline: Pipeline
+    pipeline: Pipeline = strawberry.field(description="The pipeline summarised.")
     currency: str | None = strawberry.field(description="The currency of the figures: the one asked for, else the most used.")
     currencies: list[str] = strawberry.field(description="Currencies of the opportunities in range.")
-    from_: date | None = strawberry.field(name="from")
-    to: date | None
+    from_: date | None = strawberry.field(name="from", description="First day of the range, as asked; null: no lower bound.")
+    to: date | None = strawberry.field(description="Last day of the range (included), as asked; null: no upper bound.")
     stages: list[StageSummary] = strawberry.field(description="Every live stage, in order, with its figures.")
     months: list[MonthForecast] = strawberry.field(description="Open opportunities by expected close month, in order.")
-    open_count: int
-    open_amount: Money | None
+    open_count: int = strawberry.field(description="Open opportunities (in range and in `currency`).")
+    open_amount: Money | None = strawberry.field(
+        description="Sum of their amounts; null when there is no currency to report in."
+    )
     weighted_forecast: Money | None = strawberry.field(description="The weighted amount of the open opportunities.")
-    won_count: int
-    won_amount: Money | None
-    lost_count: int
+    won_count: int = strawberry.field(description="Won opportunities (in range and in `currency`).")
+    won_amount: Money | None = strawberry.field(description="Sum of their amounts; null when there is no currency to report in.")
+    lost_count: int = strawberry.field(description="Lost opportunities (in range and in `currency`).")
     win_rate: float | None = strawberry.field(description="won / (won + lost), from 0 to 1; null when none closed.")
     average_days_to_win: float | None = strawberry.field(description="Mean days from creation to winning.")
 

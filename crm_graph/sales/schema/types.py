@@ -13,6 +13,7 @@ from crm_graph.ownership.schema import OwnedFields, owned
 from crm_graph.core.clock import utcnow
 from crm_graph.customers.models import AcquisitionChannel
 from crm_graph.customers.schema import Customer, ExternalRef, load_customer
+from crm_graph.graphql.enums import graphql_enum
 from crm_graph.graphql.money import Money
 from crm_graph.core.extensions import NodeType
 from crm_graph.graphql.relay import Connection, Node, encode_global_id, node_resolver
@@ -24,21 +25,66 @@ from crm_graph.sales.service import pipelines as pipeline_service
 from crm_graph.sales.service import products as product_service
 from crm_graph.sales.service import quotes as quote_service
 
-strawberry.enum(m.StageKind, description="OPEN stages hold live deals; winning moves a deal to the WON stage, losing to the LOST stage.")
-strawberry.enum(m.OpportunityStatus, description="OPEN until the opportunity is won or lost.")
-strawberry.enum(
+graphql_enum(
+    m.StageKind,
+    "OPEN stages hold live deals; winning moves a deal to the WON stage, losing to the LOST stage.",
+    {
+        "OPEN": "A stage where the deal is still being worked on; it has its own win probability.",
+        "WON": "The pipeline's one stage for won deals (probability 100).",
+        "LOST": "The pipeline's one stage for lost deals (probability 0).",
+    },
+)
+graphql_enum(
+    m.OpportunityStatus,
+    "OPEN until the opportunity is won or lost.",
+    {
+        "OPEN": "Still in play, in an OPEN stage.",
+        "WON": "Won (winOpportunity or an accepted quote); it stays won.",
+        "LOST": "Lost (loseOpportunity); moving it to an OPEN stage makes it OPEN again.",
+    },
+)
+graphql_enum(
     m.QuoteStatus,
-    description="DRAFT -> SENT -> ACCEPTED or REJECTED. A DRAFT or SENT quote past its validity date is EXPIRED.",
+    "DRAFT -> SENT -> ACCEPTED or REJECTED. A DRAFT or SENT quote past its validity date is EXPIRED.",
+    {
+        "DRAFT": "Made, not sent to the customer yet.",
+        "SENT": "Sent to the customer, awaiting an answer.",
+        "ACCEPTED": "Accepted: its order exists and its opportunity is won.",
+        "REJECTED": "Declined by the customer.",
+        "EXPIRED": "A DRAFT or SENT quote past its `validUntil` date; it can no longer be sent or accepted.",
+    },
 )
-strawberry.enum(
+graphql_enum(
     m.OrderStatus,
-    description="PENDING -> CONFIRMED -> FULFILLED; CANCELLED before anything is paid, REFUNDED after.",
+    "PENDING -> CONFIRMED -> FULFILLED; CANCELLED before anything is paid, REFUNDED after.",
+    {
+        "PENDING": "Recorded, not confirmed yet.",
+        "CONFIRMED": "Confirmed, not fulfilled yet.",
+        "FULFILLED": "Delivered; it can still be refunded.",
+        "CANCELLED": "Called off before anything was paid. Final.",
+        "REFUNDED": "Called off after payments were recorded. Final.",
+    },
 )
-strawberry.enum(m.PaymentStatus, description="Follows the payments: UNPAID, PARTIALLY_PAID, PAID; REFUNDED with the order.")
-strawberry.enum(
+graphql_enum(
+    m.PaymentStatus,
+    "Follows the payments: UNPAID, PARTIALLY_PAID, PAID; REFUNDED with the order.",
+    {
+        "UNPAID": "No payment recorded.",
+        "PARTIALLY_PAID": "Some paid; a balance is still due.",
+        "PAID": "Paid in full.",
+        "REFUNDED": "The order was refunded.",
+    },
+)
+graphql_enum(
     m.OrderOrigin,
-    description="Where an order came from: a won OPPORTUNITY, an accepted QUOTE, an EXTERNAL system (it has an "
+    "Where an order came from: a won OPPORTUNITY, an accepted QUOTE, an EXTERNAL system (it has an "
     "external reference), or DIRECT entry.",
+    {
+        "OPPORTUNITY": "Created by winning an opportunity.",
+        "QUOTE": "Created by accepting a quote.",
+        "EXTERNAL": "Created by createOrder or upsertOrder with an external reference.",
+        "DIRECT": "Created by createOrder without an external reference.",
+    },
 )
 
 
@@ -54,13 +100,13 @@ def plain_decimal(value: Decimal) -> Decimal:
 class Product(Node):
     pk: strawberry.Private[int]
     sku: str = strawberry.field(description="Stock keeping unit: unique.")
-    name: str
-    description: str | None
+    name: str = strawberry.field(description="Display name, at most 200 characters; lines that sell the product default to it.")
+    description: str | None = strawberry.field(description="Longer text about the product; null if none.")
     unit_price: Money = strawberry.field(description="List price of one unit; line items default to it.")
     active: bool = strawberry.field(description="Inactive products cannot be added to opportunities.")
-    created_at: datetime
-    updated_at: datetime
-    version: int
+    created_at: datetime = strawberry.field(description="When the product was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the product last changed (UTC).")
+    version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion` to updateProduct.")
 
     @strawberry.field(description="Tags, lower-case.")
     async def tags(self, info: Info) -> list[str]:
@@ -84,9 +130,9 @@ async def load_product(info: Info, pk: int | None) -> Product | None:
 class LineItem:
     product_pk: strawberry.Private[int | None]
     sku: str | None = strawberry.field(description="The product's SKU when the line was written.")
-    description: str
-    quantity: Decimal
-    unit_price: Money
+    description: str = strawberry.field(description="Text of the line: as given, else the product's name.")
+    quantity: Decimal = strawberry.field(description="Number of units: more than 0, up to 4 decimal places.")
+    unit_price: Money = strawberry.field(description="Price of one unit, in the currency of the opportunity, quote or order.")
     discount_percent: Decimal = strawberry.field(description="0 to 100.")
     subtotal: Money = strawberry.field(description="quantity x unitPrice, rounded to the currency.")
     discount: Money = strawberry.field(description="discountPercent of the subtotal, rounded.")
@@ -118,13 +164,13 @@ class LineItem:
 class PipelineStage(Node):
     pk: strawberry.Private[int]
     pipeline_pk: strawberry.Private[int]
-    name: str
+    name: str = strawberry.field(description="Name, unique within the pipeline (ignoring case).")
     position: int = strawberry.field(description="Order within the pipeline, from 0.")
     probability: int = strawberry.field(description="Chance (0-100) that a deal in this stage is won.")
-    kind: m.StageKind
+    kind: m.StageKind = strawberry.field(description="OPEN, or the pipeline's single WON or LOST stage.")
     removed_at: datetime | None = strawberry.field(description="Set once the stage was removed from its pipeline; history still shows it.")
 
-    @strawberry.field
+    @strawberry.field(description="The pipeline the stage belongs to.")
     async def pipeline(self, info: Info) -> Pipeline:
         found = await load_pipeline(info, self.pipeline_pk)
         assert found is not None
@@ -141,11 +187,13 @@ class PipelineStage(Node):
 @strawberry.type(description="A sales process: ordered stages a deal moves through. Several may exist; one is the default.")
 class Pipeline(Node):
     pk: strawberry.Private[int]
-    name: str
+    name: str = strawberry.field(description="Unique name (ignoring case), at most 100 characters.")
     is_default: bool = strawberry.field(description="New opportunities without a pipeline go here.")
-    created_at: datetime
-    updated_at: datetime
-    version: int
+    created_at: datetime = strawberry.field(description="When the pipeline was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the pipeline last changed (UTC).")
+    version: int = strawberry.field(
+        description="Optimistic-concurrency version; pass it as `expectedVersion` to updatePipeline."
+    )
 
     @strawberry.field(description="The live stages, in order.")
     async def stages(self, info: Info) -> list[PipelineStage]:
@@ -175,11 +223,11 @@ async def load_stage_model(info: Info, pk: int) -> m.PipelineStage:
 @strawberry.type(description="One stay of an opportunity in a stage.")
 class StageHistoryEntry:
     stage_pk: strawberry.Private[int]
-    entered_at: datetime
+    entered_at: datetime = strawberry.field(description="When the opportunity entered the stage (UTC).")
     left_at: datetime | None = strawberry.field(description="Null while the opportunity is still in the stage.")
     moved_by: str = strawberry.field(description="Who moved the opportunity into the stage.")
 
-    @strawberry.field
+    @strawberry.field(description="The stage; it may have been removed from its pipeline since.")
     async def stage(self, info: Info) -> PipelineStage:
         return PipelineStage.from_model(await load_stage_model(info, self.stage_pk))
 
@@ -195,35 +243,40 @@ class Opportunity(OwnedFields, Node):
     pipeline_pk: strawberry.Private[int]
     stage_pk: strawberry.Private[int]
     probability_override: strawberry.Private[int | None]
-    title: str
+    title: str = strawberry.field(description="What the deal is about, at most 300 characters.")
     owner: str | None = strawberry.field(
         description="Who works the deal, as free text.",
         deprecation_reason="Free text from before users existed; the owning user is `ownedBy`.",
     )
     amount: Money = strawberry.field(description="The sum of the line items when there are any; otherwise the amount set by hand (0 if none).")
-    currency: str
-    expected_close_date: date | None
+    currency: str = strawberry.field(description="ISO 4217 code of the amount and of every line item.")
+    expected_close_date: date | None = strawberry.field(
+        description="When the deal is expected to close; null if unknown. The forecast groups open deals by it."
+    )
     source: AcquisitionChannel | None = strawberry.field(description="Channel the deal came from.")
-    status: m.OpportunityStatus
-    lost_reason: str | None
+    status: m.OpportunityStatus = strawberry.field(description="OPEN, WON or LOST; follows the kind of its stage.")
+    lost_reason: str | None = strawberry.field(description="The reason given when it was lost; null unless LOST.")
     closed_at: datetime | None = strawberry.field(description="When it was won or lost.")
     stage_entered_at: datetime = strawberry.field(description="When it entered its current stage.")
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None
+    created_at: datetime = strawberry.field(description="When the opportunity was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the opportunity last changed, a stage move included (UTC).")
+    deleted_at: datetime | None = strawberry.field(
+        description="When it was soft-deleted (UTC); null while live. Deleted opportunities are hidden, so only "
+        "the payload of deleteOpportunity shows it set."
+    )
     version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion`.")
 
-    @strawberry.field
+    @strawberry.field(description="The customer the deal is with; null if the customer was deleted.")
     async def customer(self, info: Info) -> Customer | None:
         return await load_customer(info, self.customer_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The pipeline the opportunity moves through.")
     async def pipeline(self, info: Info) -> Pipeline:
         found = await load_pipeline(info, self.pipeline_pk)
         assert found is not None
         return found
 
-    @strawberry.field
+    @strawberry.field(description="The stage it is in now.")
     async def stage(self, info: Info) -> PipelineStage:
         return PipelineStage.from_model(await load_stage_model(info, self.stage_pk))
 
@@ -244,7 +297,7 @@ class Opportunity(OwnedFields, Node):
         chance = await self._probability(info)
         return Money.of(opportunity_service.weighted_amount(self.amount.amount, chance, self.currency), self.currency)
 
-    @strawberry.field
+    @strawberry.field(description="The products of the deal, in order; empty when the amount is set by hand.")
     async def line_items(self, info: Info) -> list[LineItem]:
         rows = await load_list(info, "opportunity.lines", opportunity_service.lines_for, self.pk)
         return [LineItem.from_model(r, self.currency) for r in rows]
@@ -282,12 +335,12 @@ async def load_opportunity(info: Info, pk: int | None) -> Opportunity | None:
 
 @strawberry.type(description="The billing address copied onto a document when it was made.")
 class DocumentAddress:
-    line1: str
-    line2: str | None
-    postal_code: str | None
-    city: str | None
-    region: str | None
-    country: str
+    line1: str = strawberry.field(description="First address line.")
+    line2: str | None = strawberry.field(description="Second address line; null if none.")
+    postal_code: str | None = strawberry.field(description="Postal code; null if none.")
+    city: str | None = strawberry.field(description="City; null if none.")
+    region: str | None = strawberry.field(description="State, province or region; null if none.")
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 code.")
 
 
 @strawberry.type(description="A priced offer made from an opportunity. Its data is complete for rendering a document.")
@@ -296,33 +349,37 @@ class Quote(OwnedFields, Node):
     opportunity_pk: strawberry.Private[int]
     customer_pk: strawberry.Private[int]
     number: str = strawberry.field(description="Unique per year, e.g. `Q-2026-0001`.")
-    status: m.QuoteStatus
-    currency: str
-    valid_until: date
+    status: m.QuoteStatus = strawberry.field(
+        description="The status as of today: a DRAFT or SENT quote past `validUntil` reads EXPIRED."
+    )
+    currency: str = strawberry.field(description="ISO 4217 code of every amount on the quote (the opportunity's currency).")
+    valid_until: date = strawberry.field(description="Last day (UTC) on which the quote can be sent or accepted.")
     subtotal: Money = strawberry.field(description="Sum of the lines before discounts.")
     discount: Money = strawberry.field(description="Sum of the line discounts.")
     tax_rate: Decimal = strawberry.field(description="Percent, applied to subtotal - discount.")
-    tax: Money
+    tax: Money = strawberry.field(description="taxRate percent of subtotal - discount, rounded to the currency.")
     total: Money = strawberry.field(description="subtotal - discount + tax.")
     customer_name: str = strawberry.field(description="The customer's name when the quote was made.")
-    billing_address: DocumentAddress | None
-    sent_at: datetime | None
-    accepted_at: datetime | None
-    rejected_at: datetime | None
-    rejection_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    version: int
+    billing_address: DocumentAddress | None = strawberry.field(
+        description="The customer's primary (else first) address when the quote was made; null if they had none."
+    )
+    sent_at: datetime | None = strawberry.field(description="When it was sent (UTC); null until then.")
+    accepted_at: datetime | None = strawberry.field(description="When it was accepted (UTC); null unless ACCEPTED.")
+    rejected_at: datetime | None = strawberry.field(description="When it was rejected (UTC); null unless REJECTED.")
+    rejection_reason: str | None = strawberry.field(description="The reason given when it was rejected; null if none.")
+    created_at: datetime = strawberry.field(description="When the quote was made (UTC).")
+    updated_at: datetime = strawberry.field(description="When its status last changed (UTC).")
+    version: int = strawberry.field(description="Increases with every change of the quote.")
 
-    @strawberry.field
+    @strawberry.field(description="The opportunity the quote was made from; null if it was deleted.")
     async def opportunity(self, info: Info) -> Opportunity | None:
         return await load_opportunity(info, self.opportunity_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The customer the quote is for; null if the customer was deleted.")
     async def customer(self, info: Info) -> Customer | None:
         return await load_customer(info, self.customer_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The lines copied from the opportunity, with the SKUs of the time.")
     async def line_items(self, info: Info) -> list[LineItem]:
         rows = await load_list(info, "quote.lines", quote_service.lines_for, self.pk)
         return [LineItem.from_model(r, self.currency) for r in rows]
@@ -363,12 +420,12 @@ async def load_quote(info: Info, pk: int | None) -> Quote | None:
 class Payment(Node):
     pk: strawberry.Private[int]
     order_pk: strawberry.Private[int]
-    amount: Money
-    paid_at: datetime
+    amount: Money = strawberry.field(description="Amount paid, in the order's currency.")
+    paid_at: datetime = strawberry.field(description="When the money was paid (UTC); defaults to when the payment was recorded.")
     external_ref: ExternalRef | None = strawberry.field(description="The payment's ID in the payment or finance system.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When the payment was recorded (UTC).")
 
-    @strawberry.field
+    @strawberry.field(description="The order the payment is for.")
     async def order(self, info: Info) -> Order:
         found = await load_order(info, self.order_pk)
         assert found is not None
@@ -390,35 +447,37 @@ class Order(OwnedFields, Node):
     opportunity_pk: strawberry.Private[int | None]
     quote_pk: strawberry.Private[int | None]
     number: str = strawberry.field(description="Unique per year, e.g. `SO-2026-000001`.")
-    status: m.OrderStatus
-    payment_status: m.PaymentStatus
-    currency: str
-    subtotal: Money
-    discount: Money
+    status: m.OrderStatus = strawberry.field(description="Where the order stands; updateOrderStatus moves it.")
+    payment_status: m.PaymentStatus = strawberry.field(description="Follows the payments recorded for the order.")
+    currency: str = strawberry.field(description="ISO 4217 code of every amount on the order.")
+    subtotal: Money = strawberry.field(description="Sum of the line subtotals, before discounts.")
+    discount: Money = strawberry.field(description="Sum of the line discounts.")
     tax_rate: Decimal = strawberry.field(description="Percent, applied to subtotal - discount.")
-    tax: Money
-    total: Money
-    paid_amount: Money
+    tax: Money = strawberry.field(description="taxRate percent of subtotal - discount, rounded to the currency.")
+    total: Money = strawberry.field(description="subtotal - discount + tax.")
+    paid_amount: Money = strawberry.field(description="Sum of the payments recorded.")
     balance_due: Money = strawberry.field(description="total - paidAmount (0 once refunded).")
-    ordered_at: datetime
-    origin: m.OrderOrigin
-    created_at: datetime
-    updated_at: datetime
-    version: int
+    ordered_at: datetime = strawberry.field(description="When the order was placed (UTC); defaults to when it was recorded.")
+    origin: m.OrderOrigin = strawberry.field(description="How the order came about.")
+    created_at: datetime = strawberry.field(description="When the order was recorded (UTC).")
+    updated_at: datetime = strawberry.field(description="When the order last changed, payments included (UTC).")
+    version: int = strawberry.field(
+        description="Optimistic-concurrency version; pass it as `expectedVersion` to updateOrderStatus."
+    )
 
     @strawberry.field(description="Null if the customer was deleted.")
     async def customer(self, info: Info) -> Customer | None:
         return await load_customer(info, self.customer_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The won opportunity the order came from; null if none, or if it was deleted.")
     async def opportunity(self, info: Info) -> Opportunity | None:
         return await load_opportunity(info, self.opportunity_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The accepted quote the order came from; null if none.")
     async def quote(self, info: Info) -> Quote | None:
         return await load_quote(info, self.quote_pk)
 
-    @strawberry.field
+    @strawberry.field(description="What was sold, in order.")
     async def line_items(self, info: Info) -> list[LineItem]:
         rows = await load_list(info, "order.lines", order_service.lines_for, self.pk)
         return [LineItem.from_model(r, self.currency) for r in rows]

@@ -48,14 +48,18 @@ MAX_STATS_RANGE_DAYS = 3660
 @strawberry.type
 class SupportQuery:
     @access.query("tickets", description="One ticket by ID; null if unknown (or its customer was deleted).")
-    async def ticket(self, info: Info, id: strawberry.ID) -> Ticket | None:
+    async def ticket(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A Ticket ID.")],
+    ) -> Ticket | None:
         return await load_ticket(info, decode_global_id(id, "Ticket")[1])
 
     @access.query("tickets", description="Tickets, newest first unless `orderBy` says otherwise.")
     async def tickets(
         self,
         info: Info,
-        filter: TicketFilter | None = None,
+        filter: Annotated[TicketFilter | None, strawberry.argument(description="Only tickets that match.")] = None,
         order_by: list[TicketOrder] | None = None,
         first: int | None = None,
         after: str | None = None,
@@ -69,7 +73,11 @@ class SupportQuery:
         return TicketConnection.from_page(page, Ticket.from_model)
 
     @access.query("sla_policies", description="One SLA policy by ID.")
-    async def sla_policy(self, info: Info, id: strawberry.ID) -> SlaPolicy | None:
+    async def sla_policy(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="An SlaPolicy ID.")],
+    ) -> SlaPolicy | None:
         return await load_policy(info, decode_global_id(id, "SlaPolicy")[1])
 
     @access.query("sla_policies", description="SLA policies in matching order (rank, then age).")
@@ -103,22 +111,24 @@ class SupportQuery:
 # --- mutations ----------------------------------------------------------------------------------
 
 
-@strawberry.type
+@strawberry.type(description="Result of the mutations that change one ticket.")
 class TicketPayload:
-    ticket: Ticket | None
+    ticket: Ticket | None = strawberry.field(description="The ticket after the change; null when there are errors.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="Result of replyToTicket.")
 class ReplyToTicketPayload:
-    ticket: Ticket | None
+    ticket: Ticket | None = strawberry.field(
+        description="The ticket, its status moved by the reply where that applies; null when there are errors."
+    )
     comment: TicketComment | None = strawberry.field(description="The comment just added.")
     errors: list[UserError]
 
 
-@strawberry.type
+@strawberry.type(description="Result of createSlaPolicy and updateSlaPolicy.")
 class SlaPolicyPayload:
-    sla_policy: SlaPolicy | None
+    sla_policy: SlaPolicy | None = strawberry.field(description="The policy as saved; null when there are errors.")
     errors: list[UserError]
 
 
@@ -140,7 +150,11 @@ async def _policy(info: Info, work: Callable[[AsyncSession], Awaitable[Any]]) ->
 @strawberry.type
 class SupportMutation:
     @access.mutation("tickets", "create", description="Open a ticket; the matching SLA policy sets its due times.")
-    async def create_ticket(self, info: Info, input: CreateTicketInput) -> TicketPayload:
+    async def create_ticket(
+        self,
+        info: Info,
+        input: Annotated[CreateTicketInput, strawberry.argument(description="The ticket to open.")],
+    ) -> TicketPayload:
         data = to_plain(input)
         data["customerId"] = _customer_pk(input.customer_id)
         if input.contact_id is not None:
@@ -150,7 +164,13 @@ class SupportMutation:
 
     @access.mutation("tickets", "update", description="Edit a ticket. With `expectedVersion`, a stale version gives VERSION_CONFLICT.")
     async def update_ticket(
-        self, info: Info, id: strawberry.ID, input: UpdateTicketInput, expected_version: int | None = None
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The ticket to edit (Ticket ID); a CLOSED one is TICKET_CLOSED.")
+        ],
+        input: Annotated[UpdateTicketInput, strawberry.argument(description="What to change.")],
+        expected_version: int | None = None,
     ) -> TicketPayload:
         pk, actor = decode_global_id(id, "Ticket")[1], info.context.actor
         data = to_plain(input, keep_null=True)
@@ -167,7 +187,11 @@ class SupportMutation:
         "a customer reply re-opens a PENDING or RESOLVED one; a CLOSED ticket takes none (TICKET_CLOSED)."
     )
     async def reply_to_ticket(
-        self, info: Info, id: strawberry.ID, input: ReplyToTicketInput, expected_version: int | None = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The ticket (Ticket ID).")],
+        input: Annotated[ReplyToTicketInput, strawberry.argument(description="The reply or note.")],
+        expected_version: int | None = None,
     ) -> ReplyToTicketPayload:
         pk, actor, data = decode_global_id(id, "Ticket")[1], info.context.actor, to_plain(input)
         result, errors = await unit_of_work(
@@ -182,7 +206,16 @@ class SupportMutation:
     # The assignee is a name on the ticket, not its owner (`tickets:assign` is for changing owners).
     @access.mutation("tickets", "update", description="Give the ticket to someone; null or blank unassigns it.")
     async def assign_ticket(
-        self, info: Info, id: strawberry.ID, assignee: str | None = None, expected_version: int | None = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The ticket (Ticket ID); a CLOSED one is TICKET_CLOSED.")],
+        assignee: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Who works on it (free text, at most 200 characters); null or blank: nobody."
+            ),
+        ] = None,
+        expected_version: int | None = None,
     ) -> TicketPayload:
         pk, actor = decode_global_id(id, "Ticket")[1], info.context.actor
         return await _ticket(
@@ -195,7 +228,13 @@ class SupportMutation:
         description="Move the ticket through its status machine; a move it does not allow is INVALID_TRANSITION."
     )
     async def change_ticket_status(
-        self, info: Info, id: strawberry.ID, status: TicketStatus, expected_version: int | None = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The ticket (Ticket ID).")],
+        status: Annotated[
+            TicketStatus, strawberry.argument(description="The new status; asking for the one it has changes nothing.")
+        ],
+        expected_version: int | None = None,
     ) -> TicketPayload:
         pk, actor = decode_global_id(id, "Ticket")[1], info.context.actor
         return await _ticket(
@@ -208,18 +247,36 @@ class SupportMutation:
         description="Record the customer's satisfaction with a RESOLVED or CLOSED ticket; a later rating replaces "
         "the earlier one, which stays in `satisfactionHistory`."
     )
-    async def rate_ticket(self, info: Info, id: strawberry.ID, input: RateTicketInput) -> TicketPayload:
+    async def rate_ticket(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The RESOLVED or CLOSED ticket (Ticket ID); any other is TICKET_NOT_RESOLVED."
+            ),
+        ],
+        input: Annotated[RateTicketInput, strawberry.argument(description="The rating.")],
+    ) -> TicketPayload:
         pk, actor, data = decode_global_id(id, "Ticket")[1], info.context.actor, to_plain(input)
         return await _ticket(info, lambda s: service.rate_ticket(s, actor=actor, ticket_id=pk, data=data))
 
     @access.mutation("sla_policies", "create", description="Define service-level targets for some or all tickets.")
-    async def create_sla_policy(self, info: Info, input: CreateSlaPolicyInput) -> SlaPolicyPayload:
+    async def create_sla_policy(
+        self,
+        info: Info,
+        input: Annotated[CreateSlaPolicyInput, strawberry.argument(description="The policy to define.")],
+    ) -> SlaPolicyPayload:
         data, actor = to_plain(input), info.context.actor
         return await _policy(info, lambda s: service.create_sla_policy(s, actor=actor, data=data))
 
     @access.mutation("sla_policies", "update", description="Change an SLA policy. Tickets keep the due times they already have.")
     async def update_sla_policy(
-        self, info: Info, id: strawberry.ID, input: UpdateSlaPolicyInput, expected_version: int | None = None
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The policy to change (SlaPolicy ID).")],
+        input: Annotated[UpdateSlaPolicyInput, strawberry.argument(description="What to change.")],
+        expected_version: int | None = None,
     ) -> SlaPolicyPayload:
         pk, actor = decode_global_id(id, "SlaPolicy")[1], info.context.actor
         data = to_plain(input, keep_null=True)

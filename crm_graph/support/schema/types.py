@@ -50,7 +50,7 @@ def _loader(info: Info, name: Any, batch: Any, default: Any = list) -> Any:
 @strawberry.type(description="When the SLA clock runs: local opening hours on some weekdays, in one time zone.")
 class BusinessHours:
     time_zone: str = strawberry.field(description="IANA time zone name, e.g. `Europe/Berlin`.")
-    weekdays: list[Weekday]
+    weekdays: list[Weekday] = strawberry.field(description="The days the clock runs on, Monday first.")
     start_time: time = strawberry.field(description="Local opening time.")
     end_time: time = strawberry.field(description="Local closing time (same day).")
 
@@ -58,8 +58,8 @@ class BusinessHours:
 @strawberry.type(description="Service-level targets for the tickets it applies to.")
 class SlaPolicy(Node):
     pk: strawberry.Private[int]
-    name: str
-    description: str | None
+    name: str = strawberry.field(description="Unique name (ignoring case), at most 200 characters.")
+    description: str | None = strawberry.field(description="What the policy is for; null if none.")
     rank: int = strawberry.field(
         description="Matching order: a new ticket gets the active matching policy with the lowest rank (ties: the older one)."
     )
@@ -72,9 +72,11 @@ class SlaPolicy(Node):
         description="Target for resolving, in business minutes; time spent PENDING does not count."
     )
     business_hours: BusinessHours | None = strawberry.field(description="Null: targets count around the clock.")
-    created_at: datetime
-    updated_at: datetime
-    version: int
+    created_at: datetime = strawberry.field(description="When the policy was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the policy last changed (UTC).")
+    version: int = strawberry.field(
+        description="Optimistic-concurrency version; pass it as `expectedVersion` to updateSlaPolicy."
+    )
 
     @classmethod
     def from_model(cls, m: PolicyModel) -> SlaPolicy:
@@ -132,7 +134,9 @@ class TicketSla:
     first_responded_at: datetime | None = strawberry.field(
         description="The first public agent reply (or the resolution, if the ticket was resolved without one)."
     )
-    resolved_at: datetime | None
+    resolved_at: datetime | None = strawberry.field(
+        description="When the ticket was (last) resolved; null while unresolved (re-opening clears it)."
+    )
     resolution_paused_at: datetime | None = strawberry.field(
         description="Since when the resolution clock stands still (PENDING, RESOLVED, CLOSED); null while it runs."
     )
@@ -164,8 +168,8 @@ class TicketSatisfaction:
         description="rating / expectation (c = b / a): about 1 satisfied, below 1 dissatisfied, above 1 delighted. "
         "Null without an expectation."
     )
-    comment: str | None
-    rated_at: datetime
+    comment: str | None = strawberry.field(description="What the customer said; null if nothing.")
+    rated_at: datetime = strawberry.field(description="When the rating was given (UTC).")
 
     @classmethod
     def of(cls, rating: int, expectation: int | None, comment: str | None, rated_at: datetime) -> TicketSatisfaction:
@@ -177,13 +181,15 @@ class TicketSatisfaction:
 class TicketComment(Node):
     pk: strawberry.Private[int]
     ticket_pk: strawberry.Private[int]
-    body: str
+    body: str = strawberry.field(description="The text, at most 100,000 characters.")
     public: bool = strawberry.field(description="True: a reply the customer sees; false: an internal note.")
-    author_kind: TicketAuthorKind
-    author: str
-    created_at: datetime
+    author_kind: TicketAuthorKind = strawberry.field(description="Whether an agent or the customer wrote it.")
+    author: str = strawberry.field(
+        description="Name shown with the comment: as given, else the signed-in user (agent) or the customer's name."
+    )
+    created_at: datetime = strawberry.field(description="When it was written (UTC).")
 
-    @strawberry.field
+    @strawberry.field(description="The ticket the comment belongs to; null if the ticket's customer was deleted.")
     async def ticket(self, info: Info) -> Ticket | None:
         return await load_ticket(info, self.ticket_pk)
 
@@ -211,16 +217,18 @@ class Ticket(OwnedFields, Node):
     pk: strawberry.Private[int]
     model: strawberry.Private[TicketModel]
     number: str = strawberry.field(description="Human-friendly number, e.g. `T-000123`.")
-    subject: str
-    description: str | None
-    channel: TicketChannel
-    priority: TicketPriority
-    status: TicketStatus
+    subject: str = strawberry.field(description="Short summary, at most 300 characters.")
+    description: str | None = strawberry.field(description="The request in full, at most 100,000 characters; null if none.")
+    channel: TicketChannel = strawberry.field(description="How the customer got in touch.")
+    priority: TicketPriority = strawberry.field(
+        description="How urgent it is; changing it later keeps the SLA targets set at opening."
+    )
+    status: TicketStatus = strawberry.field(description="Where it stands; changeTicketStatus moves it, and replies may too.")
     assignee: str | None = strawberry.field(description="Who works on it (free text).")
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When the ticket was opened (UTC); the SLA clocks start here.")
+    updated_at: datetime = strawberry.field(description="When the ticket last changed, replies and ratings included (UTC).")
     resolved_at: datetime | None = strawberry.field(description="When it was (last) resolved; cleared when re-opened.")
-    closed_at: datetime | None
+    closed_at: datetime | None = strawberry.field(description="When it was closed (UTC); null until CLOSED.")
     version: int = strawberry.field(description="Optimistic-concurrency version; pass it as `expectedVersion`.")
 
     @strawberry.field(description="The customer who asked; null if the customer was deleted meanwhile.")
@@ -328,21 +336,21 @@ NODES = [
 
 @strawberry.type(description="Number of open tickets of one priority.")
 class TicketPriorityCount:
-    priority: TicketPriority
-    count: int
+    priority: TicketPriority = strawberry.field(description="The priority counted.")
+    count: int = strawberry.field(description="Tickets of this priority that are NEW, OPEN or PENDING.")
 
 
 @strawberry.type(description="SLA targets decided in the period.")
 class SupportTargetCounts:
-    met: int
-    breached: int
+    met: int = strawberry.field(description="Targets met in the period (counted when they were met).")
+    breached: int = strawberry.field(description="Targets breached in the period (counted at their due time).")
     compliance: float | None = strawberry.field(description="met / (met + breached) x 100; null when none was decided.")
 
 
 @strawberry.type(description="Distribution of a duration, in elapsed minutes.")
 class SupportDurations:
     count: int = strawberry.field(description="How many tickets the figures cover.")
-    median_minutes: float | None
+    median_minutes: float | None = strawberry.field(description="The median; null when `count` is 0.")
     p90_minutes: float | None = strawberry.field(description="90th percentile (linear interpolation, as percentile_cont).")
 
     @classmethod
@@ -352,8 +360,8 @@ class SupportDurations:
 
 @strawberry.type(description="Service figures for a period `from <= t < to`; definitions in docs/support.md.")
 class SupportStats:
-    from_: datetime = strawberry.field(name="from")
-    to: datetime
+    from_: datetime = strawberry.field(name="from", description="Start of the period, inclusive.")
+    to: datetime = strawberry.field(description="End of the period, exclusive.")
     opened: int = strawberry.field(description="Tickets created in the period.")
     resolved: int = strawberry.field(description="Tickets whose latest resolution falls in the period.")
     open_backlog: list[TicketPriorityCount] = strawberry.field(
@@ -361,15 +369,15 @@ class SupportStats:
     )
     first_response_compliance: float | None = strawberry.field(description="% of first-response targets met.")
     resolution_compliance: float | None = strawberry.field(description="% of resolution targets met.")
-    first_response_targets: SupportTargetCounts
-    resolution_targets: SupportTargetCounts
+    first_response_targets: SupportTargetCounts = strawberry.field(description="First-response targets decided in the period.")
+    resolution_targets: SupportTargetCounts = strawberry.field(description="Resolution targets decided in the period.")
     first_response_time: SupportDurations = strawberry.field(
         description="Opening to first response, for tickets first answered in the period."
     )
     resolution_time: SupportDurations = strawberry.field(description="Opening to resolution, for tickets resolved in the period.")
     ratings: int = strawberry.field(description="Ratings given in the period (each ticket's current one).")
     csat: float | None = strawberry.field(description="% of those ratings that are 4 or 5.")
-    average_rating: float | None
+    average_rating: float | None = strawberry.field(description="Mean of those ratings (1 to 5); null without ratings.")
     satisfaction_index: float | None = strawberry.field(
         description="Mean of rating / expectation over ratings that state an expectation."
     )
