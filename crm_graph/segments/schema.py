@@ -424,7 +424,11 @@ class SegmentMutation:
         data, actor = to_plain(input), info.context.actor
         return _segment_payload(await unit_of_work(info, lambda s: service.create_segment(s, actor=actor, data=data)))
 
-    @access.mutation("segments", "update")
+    @access.mutation(
+        "segments", "update",
+        description="Change a segment's name, description or filter. A new filter of a DYNAMIC segment applies at once; "
+        "a SNAPSHOT keeps its members until `refreshSegment`.",
+    )
     async def update_segment(
         self,
         info: Info,
@@ -444,7 +448,7 @@ class SegmentMutation:
         return _segment_payload(await unit_of_work(info, lambda s: service.delete_segment(s, actor=actor, segment_id=pk)))
 
     # Restoring undoes a delete, so it needs what deleting needs.
-    @access.mutation("segments", "delete")
+    @access.mutation("segments", "delete", description="Bring back a soft-deleted segment.")
     async def restore_segment(
         self,
         info: Info,
@@ -475,7 +479,10 @@ class SegmentMutation:
         return _segment_payload(await unit_of_work(info, lambda s: service.add_customers(
             s, actor=actor, segment_id=pk, customer_ids=customers)))
 
-    @access.mutation("segments", "update")
+    @access.mutation(
+        "segments", "update",
+        description="Remove customers from a STATIC or SNAPSHOT segment (at most 1000 per call; non-members are ignored).",
+    )
     async def remove_customers_from_segment(
         self,
         info: Info,
