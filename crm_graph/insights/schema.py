@@ -148,7 +148,7 @@ class ChurnRisk:
         )
 
 
-@strawberry.type
+@strawberry.type(description="A page of churn risks.")
 class ChurnRiskConnection(Connection[ChurnRisk]):
     pass
 

@@ -29,6 +29,17 @@ def test_every_member_of_the_core_schema_is_described(core):
     assert not missing, f"{len(missing)} of {total} have no description, e.g. " + ", ".join(missing[:40])
 
 
+def test_the_installed_plugins_describe_their_parts_too():
+    from crm_graph.graphql.schema import build_schema
+    from crm_graph.plugins import make_plugin_manager
+    from crm_graph.settings import Settings
+
+    settings = Settings.from_env()
+    whole = build_schema(settings, make_plugin_manager(settings))._schema
+    assert len(whole.type_map) > len(descriptions.core_schema().type_map)  # the plugins joined
+    assert descriptions.missing(whole) == []
+
+
 def test_deprecations_give_a_reason(core):
     without = [
         f"{t.name}.{name}"
