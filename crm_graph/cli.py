@@ -50,7 +50,9 @@ def run_in_app(work: Any) -> Any:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from crm_graph.observability import logs
+
+    logs.configure(settings)  # JSON lines in production, text in dev (CRM_LOG_FORMAT)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,8 +108,10 @@ def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool)
     from crm_graph.serving import uvicorn_options
 
     # Timeouts and a connection cap against slow or idle clients (CRM_HTTP_*, crm_graph/serving.py).
+    from crm_graph.observability.logs import uvicorn_log_config
+
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=False,
-                **uvicorn_options(settings))
+                log_config=uvicorn_log_config(), **uvicorn_options(settings))
 
 
 @cli.command()

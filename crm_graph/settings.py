@@ -90,6 +90,15 @@ class Settings:
     http_keep_alive_timeout: float = 5.0
     http_max_connections: int = 1000
     log_level: str = "info"
+    # Log lines: "json" (one object a line, for a log pipeline), "text" (for people), or "auto":
+    # json in production, text in dev (crm_graph/observability/logs.py).
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # /metrics (Prometheus text format). With a token, scrapers send `Authorization: Bearer
+    # <token>`; without one it is open in dev and absent (404) in production.
+    metrics_token: str = ""
+    # Traces go by OTLP/HTTP to this collector ("http://collector:4318"); empty: the standard
+    # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variables, and with none of them tracing is off.
+    otel_endpoint: str = ""
     # Region used to read phone numbers written without a +country prefix (ISO 3166 alpha-2).
     default_phone_region: str = "US"
     # Seconds SQLite waits for a lock before giving up.
@@ -255,6 +264,10 @@ class Settings:
         if self.clv_min_repeat_customers < 2:
             raise ValueError("CRM_CLV_MIN_REPEAT_CUSTOMERS must be at least 2")
         self._validate_request_limits()
+        if self.log_format not in ("auto", "json", "text"):
+            raise ValueError(f"CRM_LOG_FORMAT must be auto, json or text, not {self.log_format!r}")
+        if self.otel_endpoint and not self.otel_endpoint.startswith(("http://", "https://")):
+            raise ValueError("CRM_OTEL_ENDPOINT must be an http:// or https:// URL (an OTLP/HTTP collector)")
         if self.is_production and len(self.secret_key) < 32:
             raise ValueError("CRM_SECRET_KEY must be set to at least 32 random characters in production")
         if self.session_hours <= 0 or self.login_lockout_minutes <= 0 or self.login_max_failures < 1:

@@ -44,6 +44,7 @@ from crm_graph.core.events import DeliveryStatus, EventDelivery, OutboxEvent
 from crm_graph.core.subscribers import Claim, EventRow, PluginEvents, Result, Subscriber, row_kind
 from crm_graph.db.session import Database
 from crm_graph.settings import Settings
+from crm_graph.observability import tracing
 
 log = logging.getLogger("crm_graph.dispatch")
 
@@ -105,6 +106,8 @@ class Dispatcher:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # The app's metrics (crm_graph/observability/metrics.py), when it has them.
+        self.metrics: Any = None
 
     # --- running -------------------------------------------------------------------------------
 
@@ -304,7 +307,10 @@ class Dispatcher:
 
     async def _deliver(self, subscriber: Subscriber, claims: list[Claim], deadline: float) -> list[Result]:
         try:
-            results = await subscriber.deliver(self.db, claims, deadline)
+            # One span for the subscriber's batch, linked to the trace of each event in it.
+            with tracing.batch_span(f"deliver {subscriber.kind}", [c.event.trace for c in claims],
+                                    **{"crm.subscriber": subscriber.kind, "crm.deliveries": len(claims)}):
+                results = await subscriber.deliver(self.db, claims, deadline)
         except Exception:  # noqa: BLE001 - a subscriber's own bug postpones its claims, nothing more
             log.exception("%s: subscriber %s failed to deliver; postponing %d deliveries", self.name, subscriber.kind, len(claims))
             return [Result(c, "postponed") for c in claims]
@@ -331,6 +337,7 @@ class Dispatcher:
                 "b_last_status_code": claim.last_status_code,
                 "b_delivered_at": None,
             }
+            outcome = result.kind
             if result.kind == "postponed":
                 done.postponed += 1
                 row["b_next_attempt_at"] = now + timedelta(
@@ -346,6 +353,7 @@ class Dispatcher:
                     row["b_status"] = DeliveryStatus.DELIVERED
                     row["b_delivered_at"] = now
                 elif not result.retry or row["b_attempts"] >= s.dispatch_max_attempts:
+                    outcome = "dead"
                     done.dead += 1
                     row["b_status"] = DeliveryStatus.DEAD
                     log.warning(
@@ -358,6 +366,8 @@ class Dispatcher:
                         seconds=backoff(row["b_attempts"], base=s.dispatch_backoff_base, cap=s.dispatch_backoff_cap, rng=self.rng)
                     )
             rows.append(row)
+            if self.metrics is not None:
+                self.metrics.deliveries.labels(claim.subscriber.partition(":")[0], outcome).inc()
         if not rows:
             return
         table = EventDelivery.__table__

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from crm_graph.core.access import guard_object
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
+from crm_graph.observability import tracing
 from crm_graph.db.base import Base, IdMixin
 from crm_graph.db.types import IdType, JSONType, UTCDateTime, enum_column
 
@@ -182,6 +183,9 @@ class Event:
     entity_id: str
     data: Mapping[str, Any] = field(default_factory=dict)
     changes: Mapping[str, Any] | None = None
+    # The trace context (W3C ``traceparent`` headers) of the write that raised the event, when
+    # tracing was on: its deliveries join that trace (crm_graph/observability/tracing.py).
+    trace: Mapping[str, str] | None = None
 
     @classmethod
     def from_row(cls, row: OutboxEvent) -> Event:
@@ -195,6 +199,7 @@ class Event:
             entity_id=global_id(row.entity_type, row.entity_id),
             data=payload.get("data", {}),
             changes=payload.get("changes"),
+            trace=payload.get("trace"),
         )
 
     @property
@@ -248,6 +253,9 @@ def record_event(
     body = {"data": jsonable(payload)}
     if changes is not None:
         body["changes"] = jsonable(changes)
+    trace_context = tracing.carrier()
+    if trace_context is not None:
+        body["trace"] = trace_context
     event = OutboxEvent(
         event_id=str(uuid.uuid4()),
         type=type,

@@ -133,22 +133,28 @@ class Scheduler:
     def __init__(self, jobs: list[Job]) -> None:
         self.jobs = jobs
         self._tasks: list[asyncio.Task[Any]] = []
+        self.metrics: Any = None  # the app's metrics (crm_graph/observability/metrics.py), if any
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._loop(job), name=f"crm-job-{job.name}") for job in self.jobs]
 
     async def _loop(self, job: Job) -> None:
         while True:
-            await self.run_once(job)
+            await self.run_once(job, self.metrics)
             await asyncio.sleep(job.interval)
 
     @staticmethod
-    async def run_once(job: Job) -> str | None:
+    async def run_once(job: Job, metrics: Any = None) -> str | None:
+        """One run of ``job``, counted in ``metrics`` (``crm_job_runs_total``) when given."""
         try:
             outcome = await job.run()
         except Exception:  # noqa: BLE001 - a failing job is logged and retried at its next turn
             log.exception("job %s failed", job.name)
+            if metrics is not None:
+                metrics.job_runs.labels(job.name, "failed").inc()
             return None
+        if metrics is not None:
+            metrics.job_runs.labels(job.name, "done" if outcome else "idle").inc()
         if outcome:
             log.info("job %s: %s", job.name, outcome)
         else:  # a run with nothing to do: not worth a line every few seconds

@@ -11,6 +11,7 @@ from strawberry.types import Info
 
 from crm_graph.core.actor import Actor
 from crm_graph.db.session import Database
+from crm_graph.observability import tracing
 from crm_graph.settings import Settings
 
 BatchFn = Callable[[AsyncSession, Sequence[Any]], Awaitable[Mapping[Any, Any]]]
@@ -56,9 +57,12 @@ class Context:
         found = self._loaders.get(key)
         if found is None:
 
+            name = getattr(batch, "__qualname__", "batch")
+
             async def load(keys: list[Any]) -> list[Any]:
-                async with self.db.reader() as session:
-                    values = await batch(session, keys)
+                with tracing.span(f"load {name}", **{"crm.keys": len(keys)}):  # a span per batch, not per field
+                    async with self.db.reader() as session:
+                        values = await batch(session, keys)
                 return [values[k] if k in values else default() for k in keys]
 
             found = DataLoader(load_fn=load)

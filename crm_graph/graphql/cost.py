@@ -52,6 +52,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from crm_graph.observability import context as request_context
 from crm_graph.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from crm_graph.graphql.inputs import control_character_errors
 
@@ -345,6 +346,7 @@ class DocumentLimits(SchemaExtension):
         settings = self.settings
         figures, bad_page = analyse(ctx.schema._schema, ctx.graphql_document, ctx.variables, ctx.operation_name)
         self.figures = figures
+        request_context.note(cost=_clip(figures.cost))  # for the request's log line and metrics
         if bad_page is not None:  # the same words the list would answer with when it runs
             name, value = bad_page
             said = f"`{name}` must not be negative." if value < 0 else f"`{name}` must be at most {MAX_PAGE_SIZE}."

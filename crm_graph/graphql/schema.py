@@ -32,6 +32,8 @@ from crm_graph.graphql.suggestions import NoSuggestions
 from crm_graph.graphql.relay import Node, NodeResolver, resolve_nodes
 from crm_graph.graphql.subscriptions import LiveSubscription
 from crm_graph.graphql.descriptions import describe_standard_members
+from crm_graph.observability import context as request_context
+from crm_graph.observability.operations import ObserveOperations
 from crm_graph.plugins import PluginError
 from crm_graph.settings import Settings
 
@@ -75,6 +77,9 @@ class ErrorPolicy(MaskErrors):
                     masked.message, masked.extensions = BUSY_MESSAGE, dict(BUSY_EXTENSIONS)
                 else:
                     masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+                request_id = request_context.request_id()
+                if request_id is not None:  # what to quote to an operator, who finds the log lines by it
+                    masked.extensions["requestId"] = request_id
                 out.append(masked)
                 continue
             original = error.original_error
@@ -159,7 +164,7 @@ def _assemble(settings: Settings, parts: list[SchemaPart], registry: Registry) -
     # them. DocumentLimits parses, validates, measures and charges (crm_graph/graphql/cost.py).
     cache = DocumentCache(settings.document_cache_chars, settings.document_cache_chars // 100)
     limiter = RateLimiter.from_settings(settings)
-    extensions: list[Any] = [ErrorPolicy, lambda: DocumentLimits(settings, cache, limiter)]
+    extensions: list[Any] = [ObserveOperations, ErrorPolicy, lambda: DocumentLimits(settings, cache, limiter)]
     if settings.is_production:
         extensions.append(DisableIntrospection)
         extensions.append(NoSuggestions)  # suggestions would give the schema away (graphql/suggestions.py)

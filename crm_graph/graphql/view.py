@@ -36,6 +36,7 @@ from crm_graph.graphql.limits import limited_body
 from crm_graph.graphql.context import Context
 from crm_graph.graphql.subscriptions import ConnectionContext, over_http
 from crm_graph.graphql.cost import over_token_limit
+from crm_graph.observability import context as request_context
 from crm_graph.settings import Settings
 
 
@@ -73,6 +74,9 @@ class GraphQLView(GraphQL):
         self.dispatcher = dispatcher
         self.narrow = scope_narrowing(plugins)  # plugins are fixed once the app is built
 
+    # The app's metrics (crm_graph/observability/metrics.py); None in a view built without an app.
+    metrics: Any = None
+
     # Headers GraphiQL starts with (dev: the dev administrator's key, set by ``crm-graph serve``).
     ide_headers: dict[str, str] | None = None
 
@@ -100,6 +104,8 @@ class GraphQLView(GraphQL):
             dispatcher=self.dispatcher,
         )
         ctx.auth_failure = failure
+        ctx.metrics = self.metrics  # operations are counted (crm_graph/observability/operations.py)
+        request_context.note(principal=actor.label)  # for the request's log lines
         ctx.on_denied = record_denial  # refused requests go to the audit log (crm_graph/audit)
         ctx.response = response  # rate-limit headers and 429 (crm_graph/graphql/cost.py)
         return ctx
@@ -157,8 +163,11 @@ class GraphQLView(GraphQL):
 
     def error_response(self, status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> Response:
         media = _answer_as.get() or http.JSON
-        return JSONResponse(http.error_body(message, code), status_code=status, headers=dict(headers or {}),
-                            media_type=f"{media}; charset=utf-8")
+        body = http.error_body(message, code)
+        request_id = request_context.request_id()
+        if status >= 500 and request_id is not None:  # what to quote to an operator
+            body["errors"][0]["extensions"]["requestId"] = request_id
+        return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=f"{media}; charset=utf-8")
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData:  # type: ignore[override]
         """Operations come as a POSTed JSON object (GET serves GraphiQL only: a link must not run

@@ -26,6 +26,7 @@ from crm_graph.settings import Settings
 from crm_graph.webhooks.delivery import Target as Endpoint
 from crm_graph.webhooks.delivery import new_client, send
 from crm_graph.webhooks.models import WebhookSubscription
+from crm_graph.observability import tracing
 
 log = logging.getLogger("crm_graph.dispatch")
 
@@ -129,10 +130,15 @@ class Webhooks:
                     if sid in down:
                         out.append(Result(claim, "postponed"))
                         continue
-                    answer = await send(
-                        client, endpoint, claim.event, attempt=claim.attempts + 1, now=utcnow(),
-                        allow_private=self.settings.webhook_allow_private,
-                    )
+                    # The delivery joins the trace of the write that raised the event.
+                    with tracing.joined("webhook delivery", claim.event.trace, **{
+                        "crm.event.id": claim.event.id, "crm.event.type": claim.event.type,
+                        "crm.webhook.subscription": sid, "crm.attempt": claim.attempts + 1,
+                    }):
+                        answer = await send(
+                            client, endpoint, claim.event, attempt=claim.attempts + 1, now=utcnow(),
+                            allow_private=self.settings.webhook_allow_private,
+                        )
                 if answer.delivered:
                     out.append(Result(claim, "delivered", status_code=answer.status_code))
                     continue

@@ -34,7 +34,9 @@ async def test_a_write_blocked_by_another_program_is_answered_busy_and_a_retry_w
                 client = GraphQLClient(http, app)
                 refused = await client.post(CREATE)
                 (error,) = refused["errors"]
-                assert error["extensions"] == {"code": "DATABASE_BUSY", "retryable": True, "retryAfter": 1}
+                assert error["extensions"] == {"code": "DATABASE_BUSY", "retryable": True, "retryAfter": 1,
+                                               "requestId": error["extensions"]["requestId"]}
+                assert len(error["extensions"]["requestId"]) == 16  # the id its log lines carry
                 assert "retry" in error["message"] and "locked" not in error["message"]
                 assert (await client.execute(COUNT))["customers"]["totalCount"] == 0  # reads go on
                 other.execute("ROLLBACK")  # the other program is done
