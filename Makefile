@@ -141,6 +141,7 @@ include plugins/crm_service/rt-tools.mk
 ## make schema: regenerate schema.graphql (the public contract) after changing the API
 schema: $(STAMP)
 	$(BIN)/crm-graph export-schema > schema.graphql
+	$(BIN)/python -m crm_graph.graphql.reference > docs/api.md
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -83,8 +83,9 @@ def create_app(
     extra_routes = plugin_registry.routes(pm, taken=CORE_PATHS)
     database = db or Database.from_settings(settings)
     database.use_extensions(schema.crm_registry)
-    metrics = Metrics()
-    metrics.watch_database(database)
+    metrics = Metrics() if settings.metrics_enabled else None
+    if metrics is not None:
+        metrics.watch_database(database)
     traced = tracing.configure(settings)
     tracing.instrument_engine(database.engine)
     owns_db = db is None
@@ -112,6 +113,8 @@ def create_app(
     async def metrics_page(request: Request) -> Response:
         """Prometheus's text format. With CRM_METRICS_TOKEN set, only for `Authorization: Bearer
         <token>`; without it, open in dev and absent in production."""
+        if metrics is None:
+            return JSONResponse(http.error_body("Not found.", "NOT_FOUND"), status_code=404)
         if settings.metrics_token:
             sent = request.headers.get("authorization", "")
             if not hmac.compare_digest(sent.encode(), f"Bearer {settings.metrics_token}".encode()):

@@ -94,7 +94,9 @@ class Settings:
     # json in production, text in dev (crm_graph/observability/logs.py).
     log_format: Literal["auto", "json", "text"] = "auto"
     # /metrics (Prometheus text format). With a token, scrapers send `Authorization: Bearer
-    # <token>`; without one it is open in dev and absent (404) in production.
+    # <token>`; without one it is open in dev and absent (404) in production. Disabled: nothing
+    # is counted and /metrics is absent.
+    metrics_enabled: bool = True
     metrics_token: str = ""
     # Traces go by OTLP/HTTP to this collector ("http://collector:4318"); empty: the standard
     # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variables, and with none of them tracing is off.

@@ -14,3 +14,11 @@ def test_committed_schema_matches_export():
     ).stdout
     committed = (PROJECT_ROOT / "schema.graphql").read_text()
     assert exported == committed, "schema.graphql is stale: run `make schema` and commit it"
+
+
+def test_committed_api_reference_matches_the_schema_and_the_guide():
+    from crm_graph.graphql import reference
+
+    committed = (PROJECT_ROOT / "docs" / "api.md").read_text()
+    assert committed == reference.current(), "docs/api.md is stale: edit docs/api-guide.md, run `make schema`, commit both"
+    assert "#### CustomerKind" in committed and "- `PERSON`: " in committed  # the reference part is there
