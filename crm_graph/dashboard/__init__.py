@@ -16,13 +16,6 @@ file the page says how to fetch it instead of drawing charts.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +23,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+
+from crm_graph.core import npm_assets
+from crm_graph.core.npm_assets import sri
 
 PATH = "/dashboard"
 STATIC = Path(__file__).parent / "static"
@@ -69,11 +65,7 @@ def library_dir(settings: Any) -> Path:
 
 def library_file(root: Path) -> Path:
     package, version, path, _ = CHART_LIBRARY
-    return root / f"{package}@{version}" / path
-
-
-def sri(data: bytes) -> str:
-    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+    return npm_assets.local_path(root, package, version, path)
 
 
 def page(root: Path) -> str:
@@ -110,46 +102,13 @@ def fetch(root: Path) -> Path | None:
     target = library_file(root)
     if target.is_file() and sri(target.read_bytes()) == integrity:
         return None
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed")
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run([npm, "pack", "--silent", f"{package}@{version}"], cwd=tmp,
-                                capture_output=True, text=True, timeout=300)
-        if result.returncode != 0:
-            raise RuntimeError(f"npm pack {package}@{version} failed: {result.stderr.strip()[:500]}")
-        tarball = Path(tmp) / result.stdout.strip().splitlines()[-1]
-        with tarfile.open(tarball) as archive:
-            member = archive.extractfile(f"package/{path}")
-            if member is None:
-                raise RuntimeError(f"{package}@{version} has no {path}")
-            data = member.read()
-    if sri(data) != integrity:
-        raise RuntimeError(f"{package}@{version}/{path} does not have the pinned hash {integrity}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
+    [written] = npm_assets.fetch(root, package, version, [path], integrity={path: integrity})
+    return written
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3) or argv[1] != "fetch":
-        print("usage: python -m crm_graph.dashboard fetch [DIRECTORY]  (default: dashboard/ in CRM_DATA_DIR)",
-              file=sys.stderr)
-        return 2
-    if len(argv) == 3:
-        root = Path(argv[2])
-    else:
-        from crm_graph.settings import Settings
-
-        try:
-            root = library_dir(Settings.from_env())
-        except ValueError as exc:
-            print(exc, file=sys.stderr)
-            return 2
-    try:
-        written = fetch(root)
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        print(f"chart library not fetched ({exc}); /dashboard will show no charts", file=sys.stderr)
-        return 1
-    print(f"chart library in {root}: {'fetched' if written else 'up to date'}")
-    return 0
+    return npm_assets.main(
+        argv, module="crm_graph.dashboard", default_dir=library_dir, default_help="dashboard/ in CRM_DATA_DIR",
+        fetch=lambda root: [p for p in [fetch(root)] if p is not None],
+        subject="chart library", without="/dashboard will show no charts",
+    )

@@ -83,7 +83,7 @@ class GraphQLView(GraphQL):
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL, with its files served by this server when ``make serve`` fetched them."""
         page = ide.local_page(self.graphql_ide_html, ide.assets_dir(self.settings))
-        return HTMLResponse(ide.with_headers(page, self.ide_headers))
+        return HTMLResponse(ide.adapt(page, self.ide_headers))
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:  # type: ignore[override]
         """Who is asking (``crm_actor_from_request``), and the access scope of everything the
