@@ -199,9 +199,8 @@ def with_examples(html: str, headers: dict[str, str] | None) -> str:
     A share link, ``?q=<query>&variables=<JSON>`` (what the page writes into the address as the
     query is edited), opens that query instead: GraphiQL makes a tab of it (or goes to the
     stored tab holding it) and the examples stay out of the way. A ``+`` in the link's values is
-    a space, as in any form-encoded query string. The page reads ``?query=`` as ``?q=`` too, but
-    Strawberry's view takes a GET carrying ``query`` for a GraphQL request (which this server
-    refuses), so such a link does not reach the page."""
+    a space, as in any form-encoded query string. ``?query=`` works as ``?q=`` does (the view
+    serves the page for a browser's GET carrying ``query``: GraphQLView.should_render_graphql_ide)."""
     if any(anchor not in html for anchor in (_SHARED_QUERY, _COMPONENT, _PROPS, _URL_VALUE)):
         return html  # not the page these anchors come from: left as it is
     header_text = json.dumps(headers, indent=2) if headers else None

@@ -80,6 +80,14 @@ class GraphQLView(GraphQL):
     # Headers GraphiQL starts with (dev: the dev administrator's key, set by ``crm-graph serve``).
     ide_headers: dict[str, str] | None = None
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """GraphiQL for a browser's GET, share links (``?query=...``) included. Strawberry takes a GET
+        with ``query`` for an operation, which this server never runs over GET (they get 405), so
+        such a GET gets the page when it asks for HTML by name (``*/*`` alone is not a browser)."""
+        if self.graphql_ide is not None and request.method == "GET" and request.query_params.get("query") is not None:
+            return "text/html" in request.headers.get("accept", "")
+        return super().should_render_graphql_ide(request)
+
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL, with its files served by this server when ``make serve`` fetched them."""
         page = ide.local_page(self.graphql_ide_html, ide.assets_dir(self.settings))

@@ -3,7 +3,7 @@
 A first visit opens the example tabs (crm_graph/graphql/ide.py, EXAMPLES), each with the dev
 administrator's key in its headers, without console errors or failed requests; running the first
 one answers with data. Every example also runs, through the API, on the demo data without
-errors. A share link (`/graphql?q=...&variables=...`) opens exactly its query and variables,
+errors. A share link (`/graphql?query=...&variables=...`) opens exactly its query and variables,
 in a fresh browser and in one that already holds the examples. Chromium and playwright-core are
 the dashboard test's (tests/insights/test_dashboard.py; `make browser-tools` installs them).
 """
@@ -182,7 +182,7 @@ async def test_graphiql_opens_with_the_examples_and_share_links_win(database_url
 
         # A share link as the address bar holds it once a query is edited (`q`, `variables`), here
         # form-encoded (a space is "+", a "+" is "%2B") as most tools write a query string.
-        shared_link = "/graphql?" + urlencode({"q": SHARED_QUERY, "variables": SHARED_VARIABLES})
+        shared_link = "/graphql?" + urlencode({"query": SHARED_QUERY, "variables": SHARED_VARIABLES})
         result = subprocess.run(["node", str(driver), url, shared_link],
                                 env={**os.environ, "NODE_PATH": str(modules), "CHROMIUM": CHROMIUM},
                                 capture_output=True, text=True, timeout=120)
