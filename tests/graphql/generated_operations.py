@@ -5,9 +5,12 @@ a fixed hypothesis seed.
 Generating costs about 30 ms of CPU per operation (hypothesis-graphql draws a choice for every
 field of every type it visits and for every argument), a minute for 2,000: more than the test
 may take. What is generated depends only on the schema, this module and the libraries' versions,
-so it is generated once and kept in var/generated-operations/, under a digest of all of those (a
-changed schema or generator generates anew): both database passes of a suite and every later run
-read the same file. A file lock makes a second process wait for the one generating rather than
+so it is generated once and kept under a digest of all of those (a changed schema or generator
+generates anew): both database passes of a suite and every later run read the same file. The
+operations of the committed schema are committed too (generated-operations.json.gz beside this
+module, written by ``python -m tests.graphql.generated_operations --commit``), so a fresh clone
+starts with them; when the schema changes and they are not regenerated, the suite makes its own
+in var/generated-operations/, which costs a minute. A file lock makes a second process wait for the one generating rather than
 generate again; two worker processes share the work, each with its own share of the root fields
 and its own seed. tests/graphql/conftest.py starts the generation in the background when the
 suite is collected, so it runs beside the tests before this one; ``python -m
@@ -19,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import fcntl
+import gzip
 import hashlib
 import json
 import multiprocessing
@@ -37,6 +41,7 @@ from crm_graph.settings import PROJECT_ROOT
 
 SCHEMA = PROJECT_ROOT / "schema.graphql"
 CACHE = PROJECT_ROOT / "var" / "generated-operations"
+COMMITTED = Path(__file__).with_name("generated-operations.json.gz")
 COUNT = 2000
 SEED = 20261203
 WORKERS = 2
@@ -175,8 +180,29 @@ def _generate() -> list[tuple[str, str]]:
     return operations
 
 
+def _committed() -> list[tuple[str, str]] | None:
+    if not COMMITTED.is_file():
+        return None
+    stored = json.loads(gzip.decompress(COMMITTED.read_bytes()))
+    if stored["digest"] != digest():
+        return None
+    return [(label, document) for label, document in stored["operations"]]
+
+
+def commit() -> Path:
+    """Write the committed copy for the current schema and generator."""
+    generated = operations()
+    body = json.dumps({"digest": digest(), "operations": generated}, separators=(",", ":")).encode()
+    COMMITTED.write_bytes(gzip.compress(body, mtime=0))
+    return COMMITTED
+
+
 def operations() -> list[tuple[str, str]]:
-    """The operations: read from var/generated-operations/, generated first if they are not there."""
+    """The operations: the committed copy when it is of this schema, else those kept in
+    var/generated-operations/, generated first if they are not there."""
+    committed = _committed()
+    if committed is not None:
+        return committed
     with _locked():
         path = CACHE / f"{digest()}.json"
         if path.is_file():
@@ -191,8 +217,13 @@ def operations() -> list[tuple[str, str]]:
 
 
 def cached() -> bool:
-    return (CACHE / f"{digest()}.json").is_file()
+    return _committed() is not None or (CACHE / f"{digest()}.json").is_file()
 
 
 if __name__ == "__main__":
-    print(f"{len(operations())} operations in {CACHE / (digest() + '.json')}")
+    import sys
+
+    if "--commit" in sys.argv:
+        print(f"{len(operations())} operations in {commit()}")
+    else:
+        print(f"{len(operations())} operations ({'committed' if _committed() is not None else CACHE / (digest() + '.json')})")
