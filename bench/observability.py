@@ -42,8 +42,12 @@ from crm_graph.testing.auth import make_key  # noqa: E402
 LOOKUP = "query Lookup($id: ID!) { customer(id: $id) { displayName } }"
 
 
+exported = [0]
+
+
 class Discard(SpanExporter):
     def export(self, spans: object) -> SpanExportResult:
+        exported[0] += len(spans)  # type: ignore[arg-type]
         return SpanExportResult.SUCCESS
 
 
@@ -74,8 +78,10 @@ async def main() -> None:
         provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
         apps = {"plain": create_app(replace(settings, metrics_enabled=False), db=db, dispatcher=False, jobs=False),
                 "metrics": create_app(settings, db=db, dispatcher=False, jobs=False)}
+        traced_db = Database.from_settings(settings)  # its own engine: only its statements are traced
         tracing.install(provider)
-        apps["tracing"] = create_app(settings, db=db, dispatcher=False, jobs=False)
+        apps["tracing"] = create_app(settings, db=traced_db, dispatcher=False, jobs=False)
+        tracing.uninstall()  # on only while the tracing app's requests run (the switch is per process)
         clients = {name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost",
                                            headers={"Authorization": f"Bearer {token}"}) for name, app in apps.items()}
         created = await clients["plain"].post("/graphql", json={
@@ -83,22 +89,32 @@ async def main() -> None:
         customer = created.json()["data"]["createCustomer"]["customer"]["id"]
         per_round = args.requests // args.rounds
         times: dict[str, list[float]] = {name: [] for name in apps}
+        async def run(name: str, n: int) -> list[float]:
+            if name == "tracing":
+                tracing.install(provider)
+            try:
+                return await timed(clients[name], customer, n)
+            finally:
+                tracing.uninstall()
+
         for name in apps:  # warm up: caches, the key's verification, the first connections
-            await timed(clients[name], customer, 50)
+            await run(name, 50)
         for _ in range(args.rounds):
             for name in apps:
-                times[name] += await timed(clients[name], customer, per_round)
+                times[name] += await run(name, per_round)
         for client in clients.values():
             await client.aclose()
-        provider.shutdown()
-        tracing.uninstall()
+        provider.shutdown()  # exports what the batch processor still holds
+        spans = exported[0]
         await db.dispose()
+        await traced_db.dispose()
     finally:
         cleanup()
 
     base = statistics.median(times["plain"])
     print(f"tiny lookup, {len(times['plain'])} requests each, {args.rounds} interleaved rounds, "
           f"{'PostgreSQL' if args.postgresql else 'SQLite'}")
+    print(f"  spans made by the tracing app: {spans / (len(times['tracing']) + 50):.1f} a request")
     for name, values in times.items():
         median = statistics.median(values)
         p90 = statistics.quantiles(values, n=10)[-1]
