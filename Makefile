@@ -53,6 +53,8 @@ serve: $(STAMP)
 # Tests marked one_pass (their subject is not the database) run once: in the SQLite pass, but for
 # these directories', which run in the PostgreSQL pass so that the two passes take about as long
 # (measured: the SQLite pass carries about 4 minutes of one_pass tests, finance's 3 of them).
+# The slowest tests of each pass, at the end of its log: what to look at when the suite grows slow.
+DURATIONS := --durations=40 --durations-min=5
 BALANCE := --one-pass-postgresql plugins/crm_documents/tests --one-pass-postgresql plugins/crm_service/tests
 
 ## make test: the whole suite on SQLite and on a throwaway PostgreSQL the run starts itself.
@@ -61,8 +63,8 @@ BALANCE := --one-pass-postgresql plugins/crm_documents/tests --one-pass-postgres
 test: $(STAMP) postgres-binaries node-tools browser-tools office-tools finance-tools mail-tools rt-tools
 	@mkdir -p var
 	@echo "running the suite on SQLite and on PostgreSQL side by side ..."
-	@$(BIN)/python -m pytest --db sqlite $(BALANCE) > var/test-sqlite.log 2>&1 & sqlite=$$!; \
-	$(BIN)/python -m pytest --db postgresql $(BALANCE) > var/test-postgresql.log 2>&1; postgresql=$$?; \
+	@$(BIN)/python -m pytest --db sqlite $(BALANCE) $(DURATIONS) > var/test-sqlite.log 2>&1 & sqlite=$$!; \
+	$(BIN)/python -m pytest --db postgresql $(BALANCE) $(DURATIONS) > var/test-postgresql.log 2>&1; postgresql=$$?; \
 	wait $$sqlite; sqlite=$$?; \
 	echo "=== SQLite ==="; cat var/test-sqlite.log; echo "=== PostgreSQL ==="; cat var/test-postgresql.log; \
 	test $$sqlite -eq 0 && test $$postgresql -eq 0
