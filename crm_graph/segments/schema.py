@@ -415,6 +415,13 @@ def _customer_pks(ids: list[strawberry.ID]) -> list[int]:
     return [decode_global_id(i, "Customer")[1] for i in ids]
 
 
+# The segment whose members addCustomersToSegment and removeCustomersFromSegment change.
+MembershipSegment = Annotated[
+    strawberry.ID,
+    strawberry.argument(description="Global ID of a STATIC or SNAPSHOT Segment; a DYNAMIC one gives INVALID_STATE."),
+]
+
+
 @strawberry.type
 class SegmentMutation:
     @access.mutation("segments", "create", description="Create a segment. A SNAPSHOT applies its filter at once.")
@@ -464,10 +471,7 @@ class SegmentMutation:
     async def add_customers_to_segment(
         self,
         info: Info,
-        segment_id: Annotated[
-            strawberry.ID,
-            strawberry.argument(description="Global ID of a STATIC or SNAPSHOT Segment; a DYNAMIC one gives INVALID_STATE."),
-        ],
+        segment_id: MembershipSegment,
         customer_ids: Annotated[
             list[strawberry.ID],
             strawberry.argument(
@@ -486,10 +490,7 @@ class SegmentMutation:
     async def remove_customers_from_segment(
         self,
         info: Info,
-        segment_id: Annotated[
-            strawberry.ID,
-            strawberry.argument(description="Global ID of a STATIC or SNAPSHOT Segment; a DYNAMIC one gives INVALID_STATE."),
-        ],
+        segment_id: MembershipSegment,
         customer_ids: Annotated[
             list[strawberry.ID],
             strawberry.argument(description="Global IDs of Customers, at most 1000 (TOO_MANY); non-members are ignored."),
