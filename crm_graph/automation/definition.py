@@ -132,7 +132,8 @@ def event_matches(spec: Mapping[str, Any], event_type: str, data: Mapping[str, A
             source, path = (changes or {}), path[len("changes."):]
         found, actual = _lookup(source, path)
         if cond["op"] == "EXISTS":
-            if found != bool(cond.get("value", True)):
+            wanted = cond.get("value")
+            if found != (True if wanted is None else bool(wanted)):  # no value: the path must be there
                 return False
         elif not found or not _compare(cond["op"], actual, cond.get("value")):
             return False
@@ -163,7 +164,11 @@ def _check_conditions(value: Any, field: str, errors: ErrorCollector) -> list[di
         if op == "IN" and not isinstance(cond.get("value"), list):
             errors.add(f"{field}.{i}.value", codes.INVALID_VALUE, "IN takes a list of values.")
             continue
-        out.append({"path": path.strip(), "op": op, "value": jsonable(cond.get("value"))})
+        if op == "EXISTS" and cond.get("value") is not None and not isinstance(cond.get("value"), bool):
+            errors.add(f"{field}.{i}.value", codes.INVALID_VALUE, "EXISTS takes true (the default) or false.")
+            continue
+        value = True if op == "EXISTS" and cond.get("value") is None else cond.get("value")
+        out.append({"path": path.strip(), "op": op, "value": jsonable(value)})
     return out
 
 
