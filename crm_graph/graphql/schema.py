@@ -31,7 +31,7 @@ from crm_graph.graphql.inputs import finite_decimal_scalar
 from crm_graph.graphql.suggestions import NoSuggestions
 from crm_graph.graphql.relay import Node, NodeResolver, resolve_nodes
 from crm_graph.graphql.subscriptions import LiveSubscription
-from crm_graph.graphql.descriptions import describe_standard_members
+from crm_graph.graphql.standard_descriptions import describe_standard_members
 from crm_graph.observability import context as request_context
 from crm_graph.observability.operations import ObserveOperations
 from crm_graph.plugins import PluginError

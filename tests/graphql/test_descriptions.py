@@ -12,6 +12,7 @@ import strawberry
 from graphql import GraphQLInputObjectType, GraphQLObjectType
 
 from crm_graph.graphql import descriptions
+from crm_graph.graphql import standard_descriptions as standard
 from crm_graph.graphql.enums import graphql_enum
 
 pytestmark = pytest.mark.one_pass
@@ -54,9 +55,9 @@ def test_standard_members_read_the_same_everywhere(core):
     page_args = [f.args["first"].description for t in objects for f in t.fields.values() if "first" in f.args]
     assert len(page_args) > 20
     assert all(text and "100" in text for text in page_args)  # each says the page size's limit
-    assert page_args.count(descriptions.STANDARD_ARGUMENTS["first"]) > len(page_args) / 2
+    assert page_args.count(standard.STANDARD_ARGUMENTS["first"]) > len(page_args) / 2
     payload = core.type_map["CustomerPayload"]
-    assert payload.fields["errors"].description == descriptions.PAYLOAD_ERRORS
+    assert payload.fields["errors"].description == standard.PAYLOAD_ERRORS
     assert core.query_type.description and core.mutation_type.description
 
 
@@ -72,9 +73,9 @@ def test_a_field_keeps_its_own_text_for_a_standard_argument():
             return 0
 
     schema = strawberry.Schema(query=Query)._schema
-    descriptions.describe_standard_members(schema)
+    standard.describe_standard_members(schema)
     fields = schema.query_type.fields
-    assert fields["rows"].args["first"].description == descriptions.STANDARD_ARGUMENTS["first"]
+    assert fields["rows"].args["first"].description == standard.STANDARD_ARGUMENTS["first"]
     assert fields["top"].args["first"].description == "At most 5."
     assert descriptions.missing(schema) == ["Query.rows", "Query.top"]  # the fields themselves say nothing
 
