@@ -1,4 +1,5 @@
-"""GraphiQL in headless Chromium, served by `crm-graph serve --seed-demo` as `make serve` runs it.
+"""GraphiQL in headless Chromium, served by `crm-graph serve` over the demo data (60 customers:
+what `make serve` seeds, made smaller so the test does not spend a minute seeding).
 
 A first visit opens the example tabs (crm_graph/graphql/ide.py, EXAMPLES), each with the dev
 administrator's key in its headers, without console errors or failed requests; running the first
@@ -154,9 +155,10 @@ async def test_graphiql_opens_with_the_examples_and_share_links_win(database_url
     graphiql_assets(tmp_path)
     driver = tmp_path / "graphiql.js"
     driver.write_text(DRIVER)
-    # The demo data `serve --seed-demo` makes, made beforehand so the server starts at once (it
-    # then finds the data in place and gives the records their owners, as at every start).
-    assert await seed_demo(settings) == 300
+    # The demo data `serve --seed-demo` makes, with 60 customers rather than 300. (`--seed-demo`
+    # would go on to 300, and its plan of organizations depends on the count, so a smaller demo
+    # cannot be completed: crm_graph/seed.py `_plan`.)
+    assert await seed_demo(settings, count=60) == 60
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -164,7 +166,7 @@ async def test_graphiql_opens_with_the_examples_and_share_links_win(database_url
            "CRM_DISPATCHER_ENABLED": "false", "CRM_JOBS_ENABLED": "false", "CRM_ENVIRONMENT": "dev"}
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "crm_graph.cli", "serve", "--seed-demo", "--host", "127.0.0.1",
+        server = subprocess.Popen([sys.executable, "-m", "crm_graph.cli", "serve", "--host", "127.0.0.1",
                                    "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         await _ready(url, server, log_path)
