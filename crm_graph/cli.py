@@ -110,8 +110,9 @@ def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool)
     # Timeouts and a connection cap against slow or idle clients (CRM_HTTP_*, crm_graph/serving.py).
     from crm_graph.observability.logs import uvicorn_log_config
 
+    # One line per request comes from the app (crm_graph/observability/requests.py), with its id.
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), proxy_headers=False,
-                log_config=uvicorn_log_config(), **uvicorn_options(settings))
+                log_config=uvicorn_log_config(), access_log=False, **uvicorn_options(settings))
 
 
 @cli.command()

@@ -77,7 +77,8 @@ def handler(settings: Settings, stream: Any = None) -> logging.Handler:
 
 def configure(settings: Settings, stream: Any = None) -> logging.Handler:
     """Route the root logger (and uvicorn's, which keep their own handlers otherwise) through
-    one handler. Called by the CLI's commands; returns the handler."""
+    one handler. Called by the CLI's commands; returns the handler. `crm-graph serve` runs
+    uvicorn without its access log: the request middleware writes one line per request."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -88,9 +89,6 @@ def configure(settings: Settings, stream: Any = None) -> logging.Handler:
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
-    # One line per request comes from the request middleware, with the request id; uvicorn's
-    # own access line would repeat it without one.
-    logging.getLogger("uvicorn.access").disabled = True
     return out
 
 
