@@ -49,7 +49,6 @@ class ObserveOperations(SchemaExtension):
             if metrics is not None:
                 metrics.operation(name, kind, done, time.perf_counter() - started, cost)
 
-
     def on_execute(self) -> Iterator[None]:
         # The document is parsed by now: the lines written while it runs name the operation.
         name, kind = _name_and_type(self.execution_context)
@@ -59,7 +58,7 @@ class ObserveOperations(SchemaExtension):
 
 def _name_and_type(ctx: Any) -> tuple[str | None, str]:
     try:
-        kind = ctx.operation_type.value  # parses the document when it has not been parsed
+        kind = ctx.operation_type.value  # from the parsed document
     except Exception:  # noqa: BLE001 - it did not parse, or names no operation that exists
         return ctx.operation_name, "unknown"
     return ctx.operation_name, kind
