@@ -13,7 +13,7 @@ from typing import Any
 
 CORE_DOMAINS: tuple[str, ...] = (
     "auth", "audit", "customers", "activities", "sales", "support", "segments", "webhooks", "privacy", "ownership",
-    "insights", "automation", "loyalty",
+    "insights", "automation", "loyalty", "files", "search", "imports", "dedupe", "exports",
 )
 
 

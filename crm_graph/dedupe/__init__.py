@@ -1,0 +1,1 @@
+"""Duplicate customers: the rules that find them, and merging them into one."""

@@ -1,0 +1,3 @@
+"""Tables of dedupe."""
+
+from __future__ import annotations

@@ -1,0 +1,7 @@
+"""GraphQL API of dedupe."""
+
+from __future__ import annotations
+
+from crm_graph.domains import SchemaPart
+
+SCHEMA = SchemaPart()

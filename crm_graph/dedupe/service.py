@@ -1,0 +1,3 @@
+"""Rules of dedupe."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables of exports."""
+
+from __future__ import annotations

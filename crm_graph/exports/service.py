@@ -1,0 +1,3 @@
+"""Rules of exports."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables of files."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Rules of files."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Bulk import of customers, organizations, products and historic orders from CSV and XLSX, as jobs."""

@@ -1,0 +1,3 @@
+"""Tables of imports."""
+
+from __future__ import annotations

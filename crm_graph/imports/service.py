@@ -1,0 +1,3 @@
+"""Rules of imports."""
+
+from __future__ import annotations

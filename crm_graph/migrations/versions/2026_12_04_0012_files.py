@@ -1,0 +1,29 @@
+"""Stored files and their signed downloads.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-04 01:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import crm_graph.db.types
+
+
+revision: str = '0012'
+down_revision: str | Sequence[str] | None = '0011'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

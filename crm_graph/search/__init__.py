@@ -1,0 +1,1 @@
+"""Search over every script: the folded search index, the global `search` query."""

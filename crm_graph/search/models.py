@@ -1,0 +1,3 @@
+"""Tables of search."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Rules of search."""
+
+from __future__ import annotations
