@@ -25,6 +25,7 @@ from crm_graph.core.hooks import notify
 from crm_graph.core.jobs import Scheduler, default_jobs
 from crm_graph.core.live import LiveHub
 from crm_graph.db.session import Database
+from crm_graph.files import routes as files_routes
 from crm_graph.graphql import http, ide
 from crm_graph.graphql.schema import build_schema
 from crm_graph.graphql.view import GraphQLView
@@ -35,7 +36,7 @@ from crm_graph.settings import Settings
 
 log = logging.getLogger("crm_graph")
 
-CORE_PATHS = ("/graphql", "/graphql/ide", "/healthz", "/readyz", "/metrics", "/", dashboard.PATH)
+CORE_PATHS = ("/graphql", "/graphql/ide", "/healthz", "/readyz", "/metrics", "/", dashboard.PATH, files_routes.service.ROUTE)
 
 
 # Answer headers a page may read: the rate limit's (crm_graph/graphql/ratelimit.py).
@@ -157,6 +158,7 @@ def create_app(
         Route("/metrics", metrics_page),
         Route("/", index),
         *dashboard.routes(settings),  # the charts page (crm_graph/dashboard), reading the API as its visitor
+        *files_routes.routes(),  # import reports and exports, by signed link (crm_graph/files)
     ]
     if not settings.is_production:
         core_routes.append(ide.asset_route(settings))

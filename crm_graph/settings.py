@@ -101,6 +101,11 @@ class Settings:
     # Traces go by OTLP/HTTP to this collector ("http://collector:4318"); empty: the standard
     # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variables, and with none of them tracing is off.
     otel_endpoint: str = ""
+    # The server's address as its clients reach it ("https://crm.example.com"), for the links it
+    # hands out (import reports, exports); empty: the address the request came in on.
+    public_url: str = ""
+    # Seconds a signed download link (crm_graph/files) stays valid.
+    download_ttl: int = 900
     # Region used to read phone numbers written without a +country prefix (ISO 3166 alpha-2).
     default_phone_region: str = "US"
     # Seconds SQLite waits for a lock before giving up.

@@ -1,5 +1,6 @@
 """Periodic jobs of the server and the worker: breached service levels, scheduled RFM runs,
-the diff of DYNAMIC segments, and pruning of delivered events from the outbox.
+the diff of DYNAMIC segments, pruning of delivered events from the outbox and of expired
+stored files.
 
 Each job runs on its own interval in the process's event loop. Running the same job in several
 processes is safe: the SLA check stores each breach once (a guarded UPDATE), the RFM job
@@ -110,6 +111,15 @@ async def prune_outbox(db: Database, retention_days: int) -> str:
     return f"{result.rowcount} events older than {retention_days} days removed"
 
 
+async def prune_files(db: Database) -> str:
+    """Delete stored files past their expiry (import reports, exports: crm_graph/files)."""
+    from crm_graph.files.service import prune
+
+    async with db.writer() as session, session.begin():
+        removed = await prune(session, utcnow())
+    return f"{removed} expired files removed" if removed else ""
+
+
 def default_jobs(db: Database, settings: Settings, wake: Callable[[], None] | None = None) -> list[Job]:
     jobs = []
     if settings.sla_check_interval > 0:
@@ -121,6 +131,7 @@ def default_jobs(db: Database, settings: Settings, wake: Callable[[], None] | No
         jobs.append(Job("segment-diff", settings.segment_diff_interval, lambda: diff_dynamic_segments(db, wake)))
     if settings.outbox_retention_days > 0:
         jobs.append(Job("outbox-prune", 3600.0, lambda: prune_outbox(db, settings.outbox_retention_days)))
+    jobs.append(Job("files-prune", 3600.0, lambda: prune_files(db)))
     return jobs
 
 

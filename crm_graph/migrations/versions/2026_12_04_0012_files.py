@@ -22,8 +22,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('stored_files',
+    sa.Column('purpose', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('owner', sa.String(length=64), nullable=True),
+    sa.Column('created_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', crm_graph.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_stored_files'))
+    )
+    op.create_index(op.f('ix_stored_files_expires_at'), 'stored_files', ['expires_at'], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index(op.f('ix_stored_files_expires_at'), table_name='stored_files')
+    op.drop_table('stored_files')
