@@ -131,6 +131,9 @@ class CustomerAddress(IdMixin, Base):
     line2: Mapped[str | None] = mapped_column(sa.String(200))
     postal_code: Mapped[str | None] = mapped_column(sa.String(20))
     city: Mapped[str | None] = mapped_column(sa.String(100))
+    # The part of a city an address is in (a Chinese 区 or 县, a borough); ``region`` is the
+    # province or state.
+    district: Mapped[str | None] = mapped_column(sa.String(100))
     region: Mapped[str | None] = mapped_column(sa.String(100))
     country: Mapped[str] = mapped_column(sa.String(2))
     is_primary: Mapped[bool] = mapped_column(sa.Boolean, default=False)

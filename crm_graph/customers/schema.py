@@ -15,6 +15,7 @@ from strawberry.types.unset import UNSET
 from crm_graph.domains import SchemaPart
 from crm_graph.core.pagination import paginate
 from crm_graph.customers import filters, service
+from crm_graph.customers.service.assign import format_address
 from crm_graph.customers.models import (
     AcquisitionChannel,
     ConsentStatus,
@@ -142,9 +143,26 @@ class PostalAddress:
     line2: str | None = strawberry.field(description="Second address line, if any.")
     postal_code: str | None = strawberry.field(description="Postal or ZIP code, as given.")
     city: str | None = strawberry.field(description="City or town.")
-    region: str | None = strawberry.field(description="State, province or region, as given.")
+    district: str | None = strawberry.field(
+        description="The part of the city the address is in (a Chinese district 区 or county 县, a borough), as given."
+    )
+    region: str | None = strawberry.field(
+        description="The province or state (广东省, Bavaria, California), or another first-level region, as given."
+    )
     country: str = strawberry.field(description="ISO 3166-1 alpha-2 code.")
     primary: bool = strawberry.field(description="The customer's main address; exactly one of a customer's addresses is.")
+
+    @strawberry.field(
+        description="The address as one line, in its country's order. CN, TW, HK, MO, JP and KR addresses are written "
+        "largest part first, separated by spaces: country, postal code, province, city, district, lines "
+        "(`CN 518057 广东省 深圳市 南山区 科技园路1号`); others smallest first, separated by commas "
+        "(`Hauptstraße 1, 10115 Berlin, DE`)."
+    )
+    def formatted(self) -> str:
+        return format_address(
+            line1=self.line1, line2=self.line2, postal_code=self.postal_code, city=self.city,
+            district=self.district, region=self.region, country=self.country,
+        )
 
 
 @strawberry.type(description="Email-marketing consent: the status, when and how it was given or withdrawn.")
@@ -257,7 +275,7 @@ class Customer(OwnedFields, Node):
         return [
             PostalAddress(
                 label=r.label, line1=r.line1, line2=r.line2, postal_code=r.postal_code, city=r.city,
-                region=r.region, country=r.country, primary=r.is_primary,
+                district=r.district, region=r.region, country=r.country, primary=r.is_primary,
             )
             for r in rows
         ]
@@ -509,7 +527,12 @@ class AddressInput:
     line2: str | None = strawberry.field(default=None, description="Second address line, at most 200 characters.")
     postal_code: str | None = strawberry.field(default=None, description="Postal or ZIP code, at most 20 characters.")
     city: str | None = strawberry.field(default=None, description="City or town, at most 100 characters.")
-    region: str | None = strawberry.field(default=None, description="State, province or region, at most 100 characters.")
+    district: str | None = strawberry.field(
+        default=None, description="The part of the city (a Chinese district 区 or county 县, a borough), at most 100 characters."
+    )
+    region: str | None = strawberry.field(
+        default=None, description="The province or state (广东省, Bavaria), or another first-level region; at most 100 characters."
+    )
     label: str | None = strawberry.field(
         default=None, description="Free text such as `home` or `billing`, at most 50 characters."
     )

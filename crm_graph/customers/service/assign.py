@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -121,15 +122,10 @@ async def apply_input(
         await _organization(session, customer, data["organizationId"], errors)
 
     children = _Children()
-    region = customer.country or config.default_phone_region
     if "emails" in data:
         children.emails = _contact_points(data["emails"] or [], "emails", "address", v.email, codes.INVALID_EMAIL, errors)
         await check_email_duplicates(
             session, [e["address"] for e in children.emails], customer.id, errors, field="emails"
-        )
-    if "phones" in data:
-        children.phones = _contact_points(
-            data["phones"] or [], "phones", "number", lambda n: v.phone(n, region), codes.INVALID_PHONE, errors
         )
     if "addresses" in data:
         children.addresses = _addresses(data["addresses"] or [], errors)
@@ -138,6 +134,14 @@ async def apply_input(
             for attr in ("country", "city", "region"):
                 if attr not in data and getattr(customer, attr) is None:
                     setattr(customer, attr, primary.get(attr))
+    if "phones" in data:
+        # A number written without its +country code is read in the customer's country (from
+        # the input, else the primary address, else what is stored): 13812345678 of a customer
+        # in CN is +8613812345678. Only a customer with no country at all gets the setting.
+        region = customer.country or config.default_phone_region
+        children.phones = _contact_points(
+            data["phones"] or [], "phones", "number", lambda n: v.phone(n, region), codes.INVALID_PHONE, errors
+        )
     if "tags" in data:
         try:
             children.tags = v.tags(data["tags"] or [])
@@ -181,7 +185,7 @@ def _names(customer: Customer, errors: ErrorCollector) -> None:
     if customer.kind is CustomerKind.PERSON:
         if customer.organization_name is not None:
             errors.add("organizationName", codes.INVALID_VALUE, "A person has first and last names, not an organization name.")
-        name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
+        name = person_display_name(customer.first_name, customer.last_name)
         if not name:
             errors.add("lastName", codes.REQUIRED, "A person needs a first or a last name.")
     else:
@@ -191,6 +195,33 @@ def _names(customer: Customer, errors: ErrorCollector) -> None:
         if not name:
             errors.add("organizationName", codes.REQUIRED, "An organization needs a name.")
     customer.display_name = name
+
+
+# Scripts whose personal names are written family name first and without a space: Han
+# (Chinese, Japanese kanji), Hiragana and Katakana (Japanese), Hangul (Korean).
+_CJK = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
+# Letters of any other script (Latin, Cyrillic, ...): a name that has them is not written CJK-style.
+_OTHER_LETTER = re.compile(r"[^\W\d_]")
+
+
+def is_cjk_name(*parts: str | None) -> bool:
+    """Whether the name parts are written in Chinese, Japanese or Korean script only (spaces,
+    punctuation and digits aside): at least one CJK character and no letter of another script."""
+    text = "".join(p for p in parts if p)
+    return bool(_CJK.search(text)) and not _OTHER_LETTER.search(_CJK.sub("", text))
+
+
+def person_display_name(first: str | None, last: str | None) -> str:
+    """How a person's name is shown: ``First Last`` (Ada Lovelace), but family name first and
+    without a space for CJK names: 张 + 伟 is 张伟, 太郎 + 山田 is 山田太郎, 민준 + 김 is 김민준.
+    A part that holds both names with a space (``山田 太郎`` as the last name) loses the space."""
+    parts = [p for p in (first, last) if p]
+    if is_cjk_name(*parts):
+        return "".join("".join(p.split()) for p in (last, first) if p)
+    return " ".join(parts)
 
 
 async def _organization(session: AsyncSession, customer: Customer, org_id: int | None, errors: ErrorCollector) -> None:
@@ -253,7 +284,7 @@ def _addresses(items: list[Mapping[str, Any]], errors: ErrorCollector) -> list[d
     out = []
     for i, item in enumerate(items):
         row: dict[str, Any] = {"is_primary": bool(item.get("primary")), "position": i}
-        limits = {"label": 50, "line1": 200, "line2": 200, "postalCode": 20, "city": 100, "region": 100}
+        limits = {"label": 50, "line1": 200, "line2": 200, "postalCode": 20, "city": 100, "district": 100, "region": 100}
         ok = True
         for key, limit in limits.items():
             try:
@@ -362,3 +393,26 @@ async def by_external_ref(session: AsyncSession, ref: Mapping[str, Any]) -> Cust
         )
     )
 
+
+
+# --- showing an address ---------------------------------------------------------------------
+
+# Countries whose addresses are written largest part first: country, province, city, district,
+# then the street lines (中国 广东省 深圳市 南山区 科技园路1号).
+LARGEST_FIRST = frozenset({"CN", "TW", "HK", "MO", "JP", "KR"})
+
+
+def format_address(
+    *, line1: str, line2: str | None, postal_code: str | None, city: str | None, district: str | None,
+    region: str | None, country: str,
+) -> str:
+    """The address as one line of text, in its country's order, parts separated by ", " (or by a
+    space for the largest-first countries, where that is how an address is written in one line).
+
+    ``CN``: ``CN 518057 广东省 深圳市 南山区 科技园路1号 A栋``; elsewhere:
+    ``Hauptstraße 1, Hinterhaus, Mitte, 10115 Berlin, Berlin, DE``.
+    """
+    if country in LARGEST_FIRST:
+        return " ".join(p for p in (country, postal_code, region, city, district, line1, line2) if p)
+    place = " ".join(p for p in (postal_code, city) if p)
+    return ", ".join(p for p in (line1, line2, district, place, region, country) if p)

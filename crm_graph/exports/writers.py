@@ -1,0 +1,144 @@
+"""The three file formats of an export, each written page by page.
+
+- CSV: UTF-8 with a byte-order mark (Excel opens a BOM-less UTF-8 file in the machine's legacy
+  code page and shows Chinese text as mojibake; with the BOM it reads UTF-8), comma separated,
+  a header row, ``\\r\\n`` line ends. Amounts are decimals with at least the currency's minor
+  units (``99.50`` CNY, ``1500`` JPY), timestamps ISO 8601 in UTC (``2026-12-04T01:02:03Z``),
+  dates ``YYYY-MM-DD``, booleans ``true``/``false``, nothing for null.
+- XLSX: one sheet, written with openpyxl's write-only mode (rows are streamed, not kept as
+  cells). Amounts are numbers, timestamps and dates the same ISO text as in CSV (a sheet cell
+  has no time zone; text keeps the UTC instant unambiguous).
+- Parquet: typed columns: ids and counts ``int64``, text ``string``, amounts and quantities
+  ``decimal128(19, 4)`` (exact: the stored scale), timestamps ``timestamp[us, tz=UTC]``, dates
+  ``date32``, booleans ``bool``. One row group per page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from crm_graph.core import money
+from crm_graph.exports.datasets import BOOL, DATE, DATETIME, DECIMAL, INT, Column
+from crm_graph.exports.models import ExportFormat
+
+CONTENT_TYPES = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ExportFormat.PARQUET: "application/vnd.apache.parquet",
+}
+EXTENSIONS = {ExportFormat.CSV: "csv", ExportFormat.XLSX: "xlsx", ExportFormat.PARQUET: "parquet"}
+
+
+def iso_utc(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _shown_amount(value: Decimal, column: Column, row: dict[str, Any]) -> Decimal:
+    currency = row.get(column.currency) if column.currency else None
+    if currency in money.CURRENCIES:
+        return money.display(value, currency)
+    return value.quantize(Decimal(1).scaleb(-money.places(value.normalize()))) if value else Decimal(0)
+
+
+def _text_value(value: Any, column: Column, row: dict[str, Any]) -> Any:
+    """The value as CSV and XLSX write it (XLSX keeps numbers as numbers)."""
+    if value is None:
+        return None
+    if column.kind == DECIMAL:
+        return _shown_amount(value, column, row)
+    if column.kind == DATETIME:
+        return iso_utc(value)
+    if column.kind == DATE and isinstance(value, date):
+        return value.isoformat()
+    if column.kind == BOOL:
+        return "true" if value else "false"
+    return value
+
+
+class Writer:
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        self.columns = columns
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> bytes:
+        raise NotImplementedError
+
+
+class CsvWriter(Writer):
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        super().__init__(columns)
+        self.buffer = io.BytesIO()
+        self.text = io.TextIOWrapper(self.buffer, encoding="utf-8-sig", newline="")
+        self.csv = csv.writer(self.text)
+        self.csv.writerow([c.name for c in columns])
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            out = []
+            for c in self.columns:
+                value = _text_value(row.get(c.name), c, row)
+                out.append("" if value is None else (format(value, "f") if isinstance(value, Decimal) else value))
+            self.csv.writerow(out)
+
+    def finish(self) -> bytes:
+        self.text.flush()
+        data = self.buffer.getvalue()
+        self.text.detach()
+        return data
+
+
+class XlsxWriter(Writer):
+    def __init__(self, columns: tuple[Column, ...], title: str) -> None:
+        from openpyxl import Workbook
+
+        super().__init__(columns)
+        self.book = Workbook(write_only=True)
+        self.sheet = self.book.create_sheet(title[:31])
+        self.sheet.append([c.name for c in columns])
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.sheet.append([_text_value(row.get(c.name), c, row) for c in self.columns])
+
+    def finish(self) -> bytes:
+        out = io.BytesIO()
+        self.book.save(out)
+        return out.getvalue()
+
+
+class ParquetWriter(Writer):
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        super().__init__(columns)
+        self.pa = pa
+        kinds = {INT: pa.int64(), DECIMAL: pa.decimal128(19, 4), DATETIME: pa.timestamp("us", tz="UTC"),
+                 DATE: pa.date32(), BOOL: pa.bool_()}
+        self.schema = pa.schema([pa.field(c.name, kinds.get(c.kind, pa.string())) for c in columns])
+        self.buffer = io.BytesIO()
+        self.writer = pq.ParquetWriter(self.buffer, self.schema, compression="zstd")
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            names = [c.name for c in self.columns]
+            batch = self.pa.RecordBatch.from_pylist([{n: r.get(n) for n in names} for r in rows], schema=self.schema)
+            self.writer.write_batch(batch)
+
+    def finish(self) -> bytes:
+        self.writer.close()
+        return self.buffer.getvalue()
+
+
+def writer_for(fmt: ExportFormat, columns: tuple[Column, ...], title: str) -> Writer:
+    if fmt is ExportFormat.CSV:
+        return CsvWriter(columns)
+    if fmt is ExportFormat.XLSX:
+        return XlsxWriter(columns, title)
+    return ParquetWriter(columns)
