@@ -268,6 +268,8 @@ from crm_graph.auth.cli import user as _user_commands  # noqa: E402
 
 cli.add_command(_user_commands, "user")
 cli.add_command(_apikey_commands, "apikey")
+from crm_graph.exports.cli import export_command as _export_command  # noqa: E402
+cli.add_command(_export_command, "export")
 
 
 def _with_plugin_commands() -> click.Group:
