@@ -151,10 +151,15 @@ def _filter_of(data: StartExportInput) -> tuple[Mapping[str, Any] | None, str]:
         raise ValidationFailed([FieldError(name, "INVALID_VALUE", f"{name} does not filter {entity.name}.")])
     if name == "filter" and not isinstance(value, Mapping):
         raise ValidationFailed([FieldError(name, service.INVALID_FILTER, "A filter is an object, as the entity's list takes it.")])
+    return decode_filter_ids(entity, to_plain(value), name), name
+
+
+def decode_filter_ids(entity: m.ExportEntity, plain: Any, field: str = "filter") -> Any:
+    """``plain`` with its global IDs replaced by primary keys; ValidationFailed (INVALID_FILTER) for a bad one."""
     try:
-        return _decoded(entity, to_plain(value)), name
+        return _decoded(entity, plain)
     except (ClientError, TypeError, ValueError, AttributeError) as exc:
-        raise ValidationFailed([FieldError(name, service.INVALID_FILTER, str(exc) or "An ID in the filter is not valid.")]) from None
+        raise ValidationFailed([FieldError(field, service.INVALID_FILTER, str(exc) or "An ID in the filter is not valid.")]) from None
 
 
 @strawberry.type
