@@ -225,6 +225,48 @@ def segments_refresh(window_days: int) -> None:
     click.echo(f"refreshed {result['snapshots']} snapshot segments; RFM run scored {result['rfmCustomers']} customers")
 
 
+@cli.group()
+def bench() -> None:
+    """Benchmark data (the scenarios themselves are in bench/)."""
+
+
+@bench.command("generate")
+@click.option("--customers", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
+@click.option("--orders", type=click.IntRange(0, 100_000_000), default=1_000_000, show_default=True)
+@click.option("--opportunities", type=click.IntRange(0, 10_000_000), default=200_000, show_default=True)
+@click.option("--tickets", type=click.IntRange(0, 10_000_000), default=100_000, show_default=True)
+@click.option("--products", type=click.IntRange(1, 100_000), default=500, show_default=True)
+def bench_generate(customers: int, orders: int, opportunities: int, tickets: int, products: int) -> None:
+    """Write deterministic benchmark data with bulk inserts into an empty database
+    (CRM_DATABASE_URL; migrated first). Refuses a database that holds customers."""
+    import time
+
+    from crm_graph import benchdata, plugins
+    from crm_graph.db.session import Database
+
+    settings = load_settings()
+    plugins.upgrade(settings, pm=_plugin_manager(settings))
+    volumes = benchdata.Volumes(customers=customers, orders=orders, opportunities=opportunities, tickets=tickets, products=products)
+    total = customers + orders + opportunities + tickets + products
+
+    async def run(bar: Any) -> dict[str, int]:
+        db = Database.from_settings(settings)
+        try:
+            return await benchdata.generate(db, volumes, lambda table, rows: bar.update(rows))
+        finally:
+            await db.dispose()
+
+    start = time.perf_counter()
+    with click.progressbar(length=total, label="bench data", show_eta=True, show_percent=True) as bar:
+        try:
+            counts = asyncio.run(run(bar))
+        except benchdata.NotEmpty as exc:
+            raise click.ClickException(str(exc)) from None
+    seconds = time.perf_counter() - start
+    click.echo(", ".join(f"{n} {table}" for table, n in counts.items()) + f" in {seconds:.1f} s "
+               f"({sum(counts.values()) / seconds:,.0f} rows/s)")
+
+
 @cli.command("export-schema")
 def export_schema() -> None:
     """Print the GraphQL schema (SDL): the core's and the installed plugins' parts.
@@ -270,6 +312,8 @@ cli.add_command(_user_commands, "user")
 cli.add_command(_apikey_commands, "apikey")
 from crm_graph.exports.cli import export_command as _export_command  # noqa: E402
 cli.add_command(_export_command, "export")
+from crm_graph.imports.cli import import_command as _import_command  # noqa: E402
+cli.add_command(_import_command, "import")
 
 
 def _with_plugin_commands() -> click.Group:
