@@ -13,7 +13,7 @@ DASHBOARD_LIB := var/node/dashboard-lib
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
 
-.PHONY: serve test test-sqlite test-postgresql schema postgres-binaries node-tools browser-tools office-tools finance-tools clean
+.PHONY: serve test test-sqlite test-postgresql schema bench-data postgres-binaries node-tools browser-tools office-tools finance-tools clean
 
 # The accounting programs the finance plugin (plugins/crm_finance) is tested against, each in a
 # place of its own under var/counterparts/: Tryton and fava (beancount) in their own venvs from
@@ -144,6 +144,11 @@ include plugins/crm_service/rt-tools.mk
 schema: $(STAMP)
 	$(BIN)/crm-graph export-schema > schema.graphql
 	$(BIN)/python -m crm_graph.graphql.reference > docs/api.md
+
+## make bench-data: benchmark volumes (100k customers, 1M orders, 200k opportunities, 100k tickets)
+## with bulk inserts into the database of CRM_DATABASE_URL (an empty one; by default var/bench.sqlite3).
+bench-data: $(STAMP)
+	CRM_DATABASE_URL=$${CRM_DATABASE_URL:-sqlite+aiosqlite:///$(CURDIR)/var/bench.sqlite3} $(BIN)/crm-graph bench generate
 
 clean:
 	rm -rf $(VENV) var *.egg-info
