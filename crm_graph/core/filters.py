@@ -11,12 +11,14 @@ handled here for every list.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 
 Handler = Callable[[Mapping[str, Any], str], sa.ColumnElement[bool]]
 FilterSpec = Mapping[str, Handler]
@@ -117,13 +119,48 @@ def search_text(value: str, path: str) -> str:
     return value
 
 
+# --- case-insensitive comparison of text: Unicode case folding, the same on both databases ----------
+
+def fold_text(value: str | None) -> str | None:
+    """NFKC, then Unicode case folding, then NFKC again (folding can leave decomposed letters):
+    ``MÜLLER``, ``Müller`` and ``ＭＵＬＬＥＲ`` with accents alike fold to ``müller``, ``STRASSE``
+    and ``Straße`` to ``strasse``. SQLite calls it as ``crm_fold`` (``crm_graph.db.session``)."""
+    if value is None:
+        return None
+    if value.isascii():
+        return value.lower()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+
+
+class folded(sa.sql.functions.FunctionElement[str]):  # noqa: N801  (used like a SQL function)
+    """``fold_text`` of a text column, in SQL. SQLite: the ``crm_fold`` function registered on
+    every connection. PostgreSQL: ``lower(upper(...))`` under the ICU root collation, which folds
+    by Unicode whatever the cluster's LC_CTYPE (a cluster made with the C locale lowers only
+    ASCII), with NFKC before and after (``ß`` -> ``SS`` -> ``ss`` as case folding does)."""
+
+    type = sa.Text()
+    name = "crm_fold"
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded_default(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"crm_fold({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "postgresql")
+def _folded_postgresql(element: folded, compiler: Any, **kw: Any) -> str:
+    inner = compiler.process(element.clauses, **kw)
+    return f'normalize(lower(upper(normalize({inner}, NFKC) COLLATE "und-x-icu")), NFKC)'
+
+
 STRING_OPS = ("eq", "neq", "in", "contains", "startsWith", "isNull")
 COMPARABLE_OPS = ("eq", "neq", "in", "gt", "gte", "lt", "lte", "isNull")
 ENUM_OPS = ("eq", "neq", "in", "isNull")
 
 
 def string_condition(column: sa.ColumnElement[Any], ops: Mapping[str, Any], path: str) -> sa.ColumnElement[bool]:
-    """eq/neq/in are exact; contains and startsWith ignore case."""
+    """eq/neq/in are exact; contains and startsWith ignore case by Unicode case folding."""
     clauses = []
     for op, value in operators(ops, path, STRING_OPS).items():
         if op == "isNull":
@@ -138,10 +175,10 @@ def string_condition(column: sa.ColumnElement[Any], ops: Mapping[str, Any], path
             clauses.append(sa.or_(column != value, column.is_(None)))
         elif op == "contains":
             value = search_text(value, f"{path}.{op}")
-            clauses.append(sa.func.lower(column).like(f"%{escape_like(value.lower())}%", escape="\\"))
+            clauses.append(folded(column).like(f"%{escape_like(fold_text(value) or '')}%", escape="\\"))
         elif op == "startsWith":
             value = search_text(value, f"{path}.{op}")
-            clauses.append(sa.func.lower(column).like(f"{escape_like(value.lower())}%", escape="\\"))
+            clauses.append(folded(column).like(f"{escape_like(fold_text(value) or '')}%", escape="\\"))
     return sa.and_(sa.true(), *clauses)
 
 

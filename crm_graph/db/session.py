@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from crm_graph.core.access import SCOPE_KEY
+from crm_graph.core.filters import fold_text
 from crm_graph.settings import Settings
 
 _BEGIN_OPTION = "crm_sqlite_begin"
@@ -71,6 +72,8 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings) -> None:
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # Unicode case folding for `contains`/`startsWith` (crm_graph.core.filters.folded).
+        dbapi_connection.create_function("crm_fold", 1, fold_text, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
