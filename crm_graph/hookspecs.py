@@ -230,6 +230,27 @@ def crm_erase_customer_data(customer_id: int, session: AsyncSession, entity_ids:
 
 
 @hookspec
+def crm_merge_customers(
+    session: AsyncSession, survivor_id: int, merged_ids: Sequence[int], dry_run: bool
+) -> Mapping[str, Any] | Sequence[Any] | str | Awaitable[Any] | None:
+    """Move what the plugin keeps on the merged customers to the survivor (``mergeCustomers``),
+    inside the merge's transaction, after the core moved its rows.
+
+    Rows of the plugin's tables that have a foreign key to ``customers.id`` are moved by the
+    core already (found in the MetaData ``crm_register_migrations`` returns); this hook is for
+    the rest (a ``customer_id`` column without a foreign key, remote records). ``survivor_id``
+    and ``merged_ids`` are primary keys. With ``dry_run`` true, write nothing: only say what
+    would move. Write through ``session`` (async implementations) so the merge commits or rolls
+    back as a whole.
+
+    Return a JSON-ready description of what moved (or would move), e.g. ``{"subscriptions": 2}``,
+    or None for nothing: the merge shows it under ``plan.plugins.<plugin name>`` and keeps it in
+    the merge record. May be async. One that raises or hangs fails the merge with PLUGIN_FAILED
+    and nothing is merged. ``undoMerge`` puts back only the core's rows.
+    """
+
+
+@hookspec
 def crm_register_type_extensions() -> TypeExtension | Sequence[TypeExtension] | None:
     """Return fields to add to core GraphQL types: ``TypeExtension(type_name, fields)`` from
     ``crm_graph.core.extensions`` (or a list of them).

@@ -41,6 +41,7 @@ CORE_PLUGINS: tuple[str, ...] = (
     "crm_graph.mail.plugin",
     "crm_graph.automation.plugin",
     "crm_graph.loyalty.plugin",
+    "crm_graph.dedupe.plugin",
 )
 
 

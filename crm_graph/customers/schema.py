@@ -343,8 +343,23 @@ class CustomerConnection(Connection[Customer]):
     pass
 
 
+async def _customers_or_survivors(session: Any, ids: Any) -> dict[int, Any]:
+    """``customers_by_ids``, except that the ID of a customer merged into another gives the
+    survivor (``mergeCustomers``, crm_graph/dedupe): old IDs kept by clients go on working.
+    One more statement only when some IDs were not found."""
+    from crm_graph.dedupe.service import survivors_of
+
+    found = await service.customers_by_ids(session, ids)
+    missing = [pk for pk in ids if pk not in found]
+    survivors = await survivors_of(session, missing) if missing else {}
+    if survivors:
+        alive = await service.customers_by_ids(session, sorted(set(survivors.values())))
+        found.update({old: alive[new] for old, new in survivors.items() if new in alive})
+    return found
+
+
 async def load_customer(info: Info, pk: int) -> Customer | None:
-    model = await _loader(info, "customer", service.customers_by_ids, lambda: None).load(pk)
+    model = await _loader(info, "customer", _customers_or_survivors, lambda: None).load(pk)
     return Customer.from_model(model) if model is not None else None
 
 
@@ -356,7 +371,7 @@ async def _load_definitions(info: Info, pks: list[int]) -> list[CustomFieldDefin
 
 
 NODES = [
-    NodeType("Customer", node_resolver("customer", service.customers_by_ids, Customer.from_model), Customer),
+    NodeType("Customer", node_resolver("customer", _customers_or_survivors, Customer.from_model), Customer),
     NodeType("CustomFieldDefinition", _load_definitions, CustomFieldDefinition),
 ]
 
