@@ -159,31 +159,36 @@ def _tsquery_condition(tokens_column: Any, query: str) -> sa.ColumnElement[bool]
     return vector.op("@@")(sa.cast(sa.cast(sa.literal(query, sa.Text), sa.Text), TSQUERY))
 
 
-def _readable(session: AsyncSession, kinds: Sequence[str]) -> sa.ColumnElement[bool] | None:
-    """Which entries the session's scope may see, by the records they come from."""
+def _readable(session: AsyncSession, kinds: Sequence[str]) -> tuple[bool, sa.ColumnElement[bool] | None]:
+    """Which entries the session's scope may see, by the records they come from: (whether any
+    may be, the condition or None when all entries of every kind may be)."""
     scope = scope_of(session.sync_session)
     parts: list[sa.ColumnElement[bool]] = []
+    whole: list[str] = []
     for kind in kinds:
         model = indexer.SOURCES[kind].model
         condition = scope.condition(model, "read") if scope is not None else None
         if condition is not None and condition.compare(sa.false()):
             continue
-        same = SearchEntry.entity == kind
         if condition is None:
-            parts.append(same)
+            whole.append(kind)
         else:
-            parts.append(sa.and_(same, SearchEntry.entity_id.in_(sa.select(model.id).where(condition))))
-    if not parts:
-        return None
-    return sa.or_(*parts)
+            parts.append(sa.and_(SearchEntry.entity == kind, SearchEntry.entity_id.in_(sa.select(model.id).where(condition))))
+    if not parts and not whole:
+        return False, None
+    if not parts and set(whole) == set(ENTITIES):
+        return True, None
+    if whole:
+        parts.append(SearchEntry.entity.in_(whole))
+    return True, sa.or_(*parts)
 
 
 def search_statement(session: AsyncSession, q: Query, *, first: int, kinds: Sequence[str] | None = None) -> sa.Select[Any] | None:
     """The one statement a search runs, or None when the caller can read none of ``kinds``."""
     kinds = list(dict.fromkeys(kinds or ENTITIES))
     dialect = session.get_bind().dialect.name
-    readable = _readable(session, kinds)
-    if readable is None:
+    any_readable, readable = _readable(session, kinds)
+    if not any_readable:
         return None
     e = SearchEntry
     column = e.plain if q.ignore_accents else e.folded
@@ -203,7 +208,7 @@ def search_statement(session: AsyncSession, q: Query, *, first: int, kinds: Sequ
         sa.select(e.entity, e.entity_id, e.field, e.value, score.label("score"),
                   sa.func.row_number().over(partition_by=(e.entity, e.entity_id),
                                             order_by=(score.desc(), e.weight.desc(), e.id)).label("rank"))
-        .where(readable, *conditions)
+        .where(*([readable] if readable is not None else []), *conditions)
         .subquery("scored")
     )
     return (
