@@ -353,12 +353,15 @@ def _typed(column: sa.Column[Any], value: Any) -> Any:
     and enums)."""
     if value is None:
         return None
+    kind = column.type
+    if isinstance(kind, sa.Enum) and kind.enum_class is not None and isinstance(value, str):
+        return kind.enum_class[value]
+    if isinstance(kind, sa.types.TypeDecorator):
+        kind = kind.impl_instance
     try:
-        python_type = column.type.python_type
+        python_type = kind.python_type
     except NotImplementedError:
         return value
-    if isinstance(column.type, sa.Enum) and column.type.enum_class is not None and isinstance(value, str):
-        return column.type.enum_class[value]
     if python_type is datetime and isinstance(value, str):
         return datetime.fromisoformat(value)
     if python_type is date and isinstance(value, str):
