@@ -289,21 +289,22 @@ async def run_job(
         return await _finish(db, job_id, token, failure=exc.errors[0].message)
     parsed = m.parse_spec(job.entity, job.spec)
     try:
-        if job.rows_total is None:
-            total = parsing.count_rows(job.format, stored.content, parsed.options)
-            if total > MAX_ROWS:
-                return await _finish(db, job_id, token, failure=f"The file has {total} rows; an import takes at most {MAX_ROWS}.")
-            await _checkpoint(db, job_id, token, {"rows_total": total}, lease_seconds)
-            job.rows_total = total
         sheet = parsing.read(job.format, stored.content, parsed.options)
         m.bind(parsed, sheet.header)
+        # One pass over the file: the rows are held in memory (MAX_ROWS bounds them).
+        all_rows = []
+        for raw in sheet.rows:
+            all_rows.append(raw)
+            if len(all_rows) > MAX_ROWS:
+                return await _finish(db, job_id, token, failure=f"The file has more than {MAX_ROWS} rows; split it.")
     except (parsing.FileProblem, m.MappingInvalid) as exc:
         return await _finish(db, job_id, token, failure=str(exc))
+    if job.rows_total is None:
+        await _checkpoint(db, job_id, token, {"rows_total": len(all_rows)}, lease_seconds)
+        job.rows_total = len(all_rows)
     columns = {c.target: c.source for c in parsed.columns}
-    rows = sheet.rows
     done = job.rows_done
-    for _ in range(done):  # what the checkpoint says is done
-        next(rows, None)
+    rows = iter(all_rows[done:])  # what the checkpoint says is done is skipped
     number = done + 1  # the header is row 1
     pending: list[Any] = []
     exhausted = False

@@ -114,11 +114,28 @@ async def _select_in(session: AsyncSession, stmt_for: Any, values: Iterable[Any]
 async def _insert(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]], returning: bool = False) -> list[int]:
     if not rows:
         return []
+    keys = set().union(*rows)
+    if any(len(r) != len(keys) for r in rows):  # one executemany needs the same columns in every row
+        rows = [{k: r.get(k) for k in keys} for r in rows]
+    ids: list[int] = []
     if returning:
-        result = await session.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-        return list(result.scalars())
+        # The new rows' ids are drawn first, so one executemany inserts them all (an INSERT ...
+        # RETURNING whose rows must come back in order runs row by row on SQLite).
+        ids = await _allocate_ids(session, table, len(rows))
+        rows = [{**r, "id": i} for r, i in zip(rows, ids)]
     await session.execute(sa.insert(table), rows)
-    return []
+    return ids
+
+
+async def _allocate_ids(session: AsyncSession, table: sa.Table, n: int) -> list[int]:
+    """``n`` fresh ids of ``table``: from its sequence on PostgreSQL; on SQLite, after the
+    largest one (writers hold the database's write lock from BEGIN IMMEDIATE to commit)."""
+    if session.get_bind().dialect.name == "postgresql":
+        seq = sa.func.pg_get_serial_sequence(table.name, "id")
+        result = await session.execute(sa.select(sa.func.nextval(seq)).select_from(sa.func.generate_series(1, n)))
+        return sorted(int(i) for i in result.scalars())
+    top = await session.scalar(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0)))
+    return list(range(int(top) + 1, int(top) + 1 + n))
 
 
 async def _update(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]], now: datetime, versioned: bool = True) -> None:
