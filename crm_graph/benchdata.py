@@ -161,11 +161,11 @@ async def generate(db: Database, volumes: Volumes = Volumes(), progress: Progres
         phones = [{k: v for k, v in e.items() if k != "table"} for _, cs, _ in batch for e in cs if e["table"] == "phone"]
         tags = [{"customer_id": c["id"], "tag": t} for c, _, ts in batch for t in ts]
         async with db.writer() as session, session.begin():
-            await session.execute(sa.insert(Customer), rows)
-            await session.execute(sa.insert(CustomerEmail), emails)
-            await session.execute(sa.insert(CustomerPhone), phones)
+            await session.execute(Customer.__table__.insert(), rows)
+            await session.execute(CustomerEmail.__table__.insert(), emails)
+            await session.execute(CustomerPhone.__table__.insert(), phones)
             if tags:
-                await session.execute(sa.insert(CustomerTag), tags)
+                await session.execute(CustomerTag.__table__.insert(), tags)
             await _reindex(session, "customer", [c["id"] for c in rows])
         for c in rows:
             currencies[c["id"]] = CURRENCY[c["country"]]
@@ -182,7 +182,7 @@ async def generate(db: Database, volumes: Volumes = Volumes(), progress: Progres
             products.append(dict(id=n, sku=f"BENCH-{n:05d}", name=f"{rng.choice(['Widget', 'Gadget', 'Sensor', '咖啡机', 'Pump'])} {n}",
                                  unit_price=price, currency="EUR", active=True, version=1, created_at=NOW, updated_at=NOW))
         if products:
-            await session.execute(sa.insert(Product), products)
+            await session.execute(Product.__table__.insert(), products)
             await _reindex(session, "product", [p["id"] for p in products])
     counts["products"] = volumes.products
     tick("products", volumes.products)
@@ -208,7 +208,7 @@ async def generate(db: Database, volumes: Volumes = Volumes(), progress: Progres
     if volumes.customers and open_stages:
         for batch in _chunks(opportunities()):
             async with db.writer() as session, session.begin():
-                await session.execute(sa.insert(Opportunity), batch)
+                await session.execute(Opportunity.__table__.insert(), batch)
                 await _reindex(session, "opportunity", [o["id"] for o in batch])
             counts["opportunities"] += len(batch)
             tick("opportunities", len(batch))
@@ -276,7 +276,7 @@ async def generate(db: Database, volumes: Volumes = Volumes(), progress: Progres
     if volumes.customers:
         for batch in _chunks(tickets()):
             async with db.writer() as session, session.begin():
-                await session.execute(sa.insert(Ticket), batch)
+                await session.execute(Ticket.__table__.insert(), batch)
                 await _reindex(session, "ticket", [t["id"] for t in batch])
             counts["tickets"] += len(batch)
             tick("tickets", len(batch))
@@ -287,8 +287,8 @@ async def generate(db: Database, volumes: Volumes = Volumes(), progress: Progres
 
 async def _write_orders(db: Database, orders: list[dict[str, Any]], lines: list[dict[str, Any]]) -> None:
     async with db.writer() as session, session.begin():
-        await session.execute(sa.insert(Order), orders)
-        await session.execute(sa.insert(OrderLineItem), lines)
+        await session.execute(Order.__table__.insert(), orders)
+        await session.execute(OrderLineItem.__table__.insert(), lines)
 
 
 async def _reindex(session: Any, entity: str, ids: list[int]) -> None:
