@@ -187,11 +187,6 @@ async def refresh_customers(session: AsyncSession, ids: Sequence[int]) -> None:
     if rows:
         await session.execute(sa.insert(DuplicateKey), rows)
     found = await _matches(session, keys, scope=None, scoped=False)
-    await session.execute(
-        sa.delete(DuplicateCandidate)
-        .where(sa.or_(DuplicateCandidate.customer_a_id.in_(ids), DuplicateCandidate.customer_b_id.in_(ids)))
-        .execution_options(**_UNSCOPED)
-    )
     now = utcnow()
     pairs: dict[tuple[int, int], dict[str, Any]] = {}
     for cid, candidates in found.items():
@@ -202,11 +197,31 @@ async def refresh_customers(session: AsyncSession, ids: Sequence[int]) -> None:
                 "customer_a_id": a, "customer_b_id": b, "score": c.score,
                 "reasons": [r.as_json() for r in reasons], "computed_at": now,
             })
-    if pairs:
-        dismissed = await _dismissed(session, list(pairs))
-        rows = [row for pair, row in pairs.items() if pair not in dismissed]
-        if rows:
-            await session.execute(sa.insert(DuplicateCandidate), rows)
+    dismissed = await _dismissed(session, list(pairs)) if pairs else set()
+    # Pairs that stay keep their row (and so their place in a page being read); changed ones
+    # are updated, vanished ones deleted, new ones inserted.
+    stored = (await session.execute(
+        sa.select(DuplicateCandidate.id, DuplicateCandidate.customer_a_id, DuplicateCandidate.customer_b_id,
+                  DuplicateCandidate.score, DuplicateCandidate.reasons)
+        .where(sa.or_(DuplicateCandidate.customer_a_id.in_(ids), DuplicateCandidate.customer_b_id.in_(ids)))
+        .execution_options(**_UNSCOPED)
+    )).all()
+    gone = []
+    for row in stored:
+        pair = (row.customer_a_id, row.customer_b_id)
+        new = pairs.pop(pair, None)
+        if new is None or pair in dismissed:
+            gone.append(row.id)
+        elif new["score"] != row.score or new["reasons"] != row.reasons:
+            await session.execute(
+                sa.update(DuplicateCandidate).where(DuplicateCandidate.id == row.id)
+                .values(score=new["score"], reasons=new["reasons"], computed_at=now).execution_options(**_UNSCOPED)
+            )
+    if gone:
+        await session.execute(sa.delete(DuplicateCandidate).where(DuplicateCandidate.id.in_(gone)).execution_options(**_UNSCOPED))
+    rows = [row for pair, row in pairs.items() if pair not in dismissed]
+    if rows:
+        await session.execute(sa.insert(DuplicateCandidate), rows)
 
 
 def _flipped(reason: m.Reason) -> m.Reason:
