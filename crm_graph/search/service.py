@@ -229,7 +229,10 @@ async def search(
     stmt = search_statement(session, q, first=first, kinds=kinds)
     if stmt is None:
         return SearchResult([], 0)
-    rows = (await session.execute(stmt)).all()
+    # The statement carries the scope's conditions itself (``_readable``): run it as Core, without
+    # the ORM's per-statement work on rows that are plain tuples anyway.
+    connection = await session.connection()
+    rows = (await connection.execute(stmt)).all()
     hits = [Hit(r.entity, r.entity_id, r.field, r.value, round(float(r.score), 6)) for r in rows]
     return SearchResult(hits, rows[0].total if rows else 0)
 
@@ -246,10 +249,7 @@ async def explain(
     sqlite = connection.dialect.name == "sqlite"
 
     def run(sync: sa.Connection) -> str:
-        # The scope's conditions, as the ORM adds them when `search` runs the statement.
-        scope = scope_of(session.sync_session)
-        statement = stmt.options(*scope.options("read")) if scope is not None and not scope.unrestricted else stmt
-        compiled = statement.compile(dialect=sync.dialect, compile_kwargs={"render_postcompile": True})
+        compiled = stmt.compile(dialect=sync.dialect, compile_kwargs={"render_postcompile": True})
         params = compiled.positiontup and tuple(compiled.params[n] for n in compiled.positiontup)
         prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
         rows = sync.exec_driver_sql(prefix + str(compiled), params or ()).all()

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from crm_graph.core.filters import fold_text
@@ -38,9 +39,15 @@ _CJK_RANGES = (
 TRIGRAM = 3
 
 
+_CJK = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _CJK_RANGES) + "]")
+# A CJK character, or a run of other letters and digits (what str.isalnum calls so).
+_TOKEN = re.compile(f"{_CJK.pattern}|(?:(?!{_CJK.pattern})[^\\W_])+")
+# Combining marks (accents), removed from the NFD form for ``plain``.
+_COMBINING = {code: None for code in range(0x2FFFF) if unicodedata.combining(chr(code))}
+
+
 def is_cjk(char: str) -> bool:
-    code = ord(char)
-    return any(low <= code <= high for low, high in _CJK_RANGES)
+    return _CJK.match(char) is not None
 
 
 def fold(value: str) -> str:
@@ -50,35 +57,15 @@ def fold(value: str) -> str:
 
 def plain(folded: str) -> str:
     """``folded`` without combining marks (accents): ``müller`` -> ``muller``, ``çağrı`` -> ``cagri``.
-    CJK text is left as it is (NFD would split Hangul syllables into their letters)."""
-    out = []
-    for char in folded:
-        if is_cjk(char) or ord(char) < 0x80:
-            out.append(char)
-            continue
-        decomposed = unicodedata.normalize("NFD", char)
-        out.append("".join(c for c in decomposed if not unicodedata.combining(c)))
-    return unicodedata.normalize("NFC", "".join(out))
+    (NFC puts Hangul syllables, which NFD splits into letters, back together.)"""
+    if folded.isascii():
+        return folded
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", folded).translate(_COMBINING))
 
 
 def token_list(folded: str) -> list[str]:
     """Words (runs of letters and digits) and single CJK characters, in order."""
-    tokens: list[str] = []
-    word: list[str] = []
-    for char in folded:
-        if is_cjk(char):
-            if word:
-                tokens.append("".join(word))
-                word = []
-            tokens.append(char)
-        elif char.isalnum():
-            word.append(char)
-        elif word:
-            tokens.append("".join(word))
-            word = []
-    if word:
-        tokens.append("".join(word))
-    return tokens
+    return _TOKEN.findall(folded)
 
 
 def tokens(folded: str) -> str:
@@ -90,13 +77,24 @@ _DIGITS = "0123456789abcdefghijklmnopqrstuvwxy"
 _KEPT = frozenset(_DIGITS)
 
 
-def _code(char: str) -> str:
-    number = ord(char)
-    digits = []
-    for _ in range(4):  # 35**4 > 0x10FFFF
-        number, rest = divmod(number, 35)
-        digits.append(_DIGITS[rest])
-    return "z" + "".join(reversed(digits))
+class _Codes(dict[int, str]):
+    """``str.translate`` table of ``trigram_key``, filled as characters are met."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        if char in _KEPT:
+            spelled = char
+        else:
+            digits = []
+            for _ in range(4):  # 35**4 > 0x10FFFF
+                code, rest = divmod(code, 35)
+                digits.append(_DIGITS[rest])
+            spelled = "z" + "".join(reversed(digits))
+        self[ord(char)] = spelled
+        return spelled
+
+
+_CODES = _Codes()
 
 
 def trigram_key(folded: str) -> str:
@@ -104,4 +102,4 @@ def trigram_key(folded: str) -> str:
     accented letters, spaces, punctuation, z) becomes ``z`` and four base-35 digits. A substring
     of the text is a substring of its key; a match of keys is confirmed on the text itself, since
     a key can also match across the code of a character."""
-    return "".join(c if c in _KEPT else _code(c) for c in folded)
+    return folded.translate(_CODES)
