@@ -46,6 +46,17 @@ log = logging.getLogger("crm_graph.auth")
 _answer_as: ContextVar[str | None] = ContextVar("crm_graph_answer_as", default=http.JSON)
 
 
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _is_multipart(scope: AsgiScope) -> bool:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-type":
+            return _media_type(value.decode("latin-1")) == "multipart/form-data"
+    return False
+
+
 class GraphQLView(GraphQL):
     # A WebSocket must sign in (``connection_init``) this soon after it opens, or it is closed.
     connection_init_wait_timeout = timedelta(seconds=10)
@@ -67,6 +78,9 @@ class GraphQLView(GraphQL):
             connection_init_wait_timeout=self.connection_init_wait_timeout,
             # Pages on other origins may open the socket only when CRM_CORS_ORIGINS lets them.
             allowed_origins=settings.cors_origins,
+            # File uploads (`startImport(input: {file})`), GraphQL multipart request spec; guarded
+            # against cross-site forms in ``parse_http_body``.
+            multipart_uploads_enabled=True,
         )
         self.settings = settings
         self.db = db
@@ -151,7 +165,12 @@ class GraphQLView(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive=limited_body(scope, receive, self.settings.max_request_bytes))  # 413 (graphql/limits.py)
+        limit = self.settings.max_request_bytes
+        if _is_multipart(scope):  # an upload may be as large as an import file (crm_graph/imports)
+            from crm_graph.imports.service import MAX_FILE_BYTES
+
+            limit = max(limit, MAX_FILE_BYTES + 1_048_576)
+        request = Request(scope, receive=limited_body(scope, receive, limit))  # 413 (graphql/limits.py)
         token = _answer_as.set(http.negotiate(request.headers.get("accept")))
         try:
             try:
@@ -185,6 +204,14 @@ class GraphQLView(GraphQL):
                                     "METHOD_NOT_ALLOWED", {"Allow": "POST"})
         if _answer_as.get() is None:
             raise http.RequestError(406, f"The answer is {http.GRAPHQL_RESPONSE} or {http.JSON}: accept one of them.", "NOT_ACCEPTABLE")
+        if _media_type(request.content_type) == "multipart/form-data":
+            # A cross-site HTML form can post multipart/form-data without a CORS preflight, and
+            # carries cookies: an upload must carry the Authorization header, which such a form
+            # cannot set.
+            if not request.headers.get("authorization"):
+                raise http.RequestError(400, "A multipart upload needs the Authorization header (a bearer API key or "
+                                        "session token).", "BAD_REQUEST")
+            return await super().parse_http_body(request)  # type: ignore[return-value]
         http.check_content_type(request.content_type)
         return http.request_data(http.decode_body(await request.get_body()))
 

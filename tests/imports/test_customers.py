@@ -150,3 +150,26 @@ async def test_saved_mapping_is_reused(client, db) -> None:
     job = await run(client, entity="CUSTOMER", content="name;mail\nAnn Lee;ann@example.com\n".encode(),
                     mappingId=saved["importMapping"]["id"], key="EMAIL")
     assert job["rowsCreated"] == 1
+
+
+async def test_multipart_upload_needs_the_authorization_header(client, db) -> None:
+    import json as _json
+
+    from crm_graph.imports import service
+
+    operations = _json.dumps({"query": "mutation($f: Upload!) { startImport(input: {entity: CUSTOMER, file: $f, mode: CREATE, "
+                              "mapping: {columns: [{source: \"name\", target: \"fullName\"}]}}) { importJob { id fileName } errors { code } } }",
+                              "variables": {"f": None}})
+    form = {"operations": operations, "map": _json.dumps({"0": ["variables.f"]})}
+    files = {"0": ("people.csv", b"name\nAnn Lee\nBo Chen\n", "text/csv")}
+    response = await client.http.post("/graphql", data=form, files=files)
+    assert response.status_code == 200, response.text
+    payload = response.json()["data"]["startImport"]
+    assert payload["errors"] == [] and payload["importJob"]["fileName"] == "people.csv"
+    await service.wait_background()
+    async with db.reader() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 2
+    # Without the Authorization header (what a cross-site form sends) the upload is refused.
+    del client.http.headers["authorization"]
+    response = await client.http.post("/graphql", data=form, files=files)
+    assert response.status_code == 400 and "Authorization" in response.text
