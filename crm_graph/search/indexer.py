@@ -203,6 +203,10 @@ def _on_bulk_write(state: ORMExecuteState) -> Any:
         select = select.where(where)
     connection = session.connection()
     ids = set(connection.execute(select).scalars())
+    if state.is_update and column.key == "customer_id":  # contact points moved to another customer
+        for key, value in (getattr(state.statement, "_values", None) or {}).items():
+            if getattr(key, "key", key) == "customer_id" and isinstance(getattr(value, "value", None), int):
+                ids.add(value.value)
     result = state.invoke_statement(execution_options={_PENDING: True})
     if ids:
         reindex_sync(connection, source.entity, ids)

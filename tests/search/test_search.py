@@ -229,3 +229,24 @@ async def test_contains_folds_case_in_lists(client):
     assert await listed({"displayName": {"contains": "STRASSE"}}) == ["Hauptstraße 5 GmbH"]
     assert await listed({"lastName": {"startsWith": "MÜ"}}) == ["Hans Müller"]
     assert await listed({"displayName": {"contains": "LEE"}}) == ["Ann Lee"]
+
+
+async def test_orm_update_and_delete_statements_keep_the_index(client, db):
+    """Statements such as erasure's (UPDATE ... SET title = 'erased', DELETE FROM customer_emails)
+    bypass the flush: the index follows them too."""
+    from crm_graph.customers.models import CustomerEmail
+
+    first = await create(client, kind="PERSON", firstName="Olga", lastName="Alpha", emails=[{"address": "olga@moved.example"}])
+    second = await create(client, kind="PERSON", firstName="Otto", lastName="Beta")
+    a, b = ids.decode(first["id"])[1], ids.decode(second["id"])[1]
+    async with db.writer() as session, session.begin():
+        await session.execute(sa.update(CustomerEmail).where(CustomerEmail.customer_id == a).values(customer_id=b)
+                              .execution_options(synchronize_session=False))
+        await session.execute(sa.update(Customer).where(Customer.id == b).values(display_name="Otto Gamma")
+                              .execution_options(synchronize_session=False))
+    assert await found(client, "olga@moved") == ["Otto Gamma"]
+    assert await found(client, "beta") == ["Otto Gamma"]  # the last name is still Beta
+    async with db.writer() as session, session.begin():
+        await session.execute(sa.delete(CustomerEmail).where(CustomerEmail.customer_id == b)
+                              .execution_options(synchronize_session=False))
+    assert await found(client, "olga@moved") == []
