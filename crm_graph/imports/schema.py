@@ -216,7 +216,9 @@ class ImportsMutation:
         description="Start importing a CSV or XLSX file. Needs the create (and, for UPSERT, update) permission of the "
         "entity's records (customers, products, orders). The job runs in the background: poll `importJob(id)`.",
     )
-    async def start_import(self, info: Info, input: StartImportInput) -> StartImportPayload:
+    async def start_import(
+        self, info: Info, input: Annotated[StartImportInput, strawberry.argument(description="The file, mapping and mode.")]
+    ) -> StartImportPayload:
         actor = info.context.actor
         name = input.file_name or "import"
         if input.file is not None:
@@ -247,7 +249,9 @@ class ImportsMutation:
         return StartImportPayload(import_job=ImportJob.from_model(job), errors=[])
 
     @access.signed_in("mutation", description="Save a column mapping under a name, to reuse with `startImport(mappingId)`.")
-    async def save_import_mapping(self, info: Info, input: SaveImportMappingInput) -> SaveImportMappingPayload:
+    async def save_import_mapping(
+        self, info: Info, input: Annotated[SaveImportMappingInput, strawberry.argument(description="The name and the mapping.")]
+    ) -> SaveImportMappingPayload:
         actor = info.context.actor
         model, errors = await unit_of_work(info, lambda s: service.save_mapping(
             s, actor=actor, name=input.name, entity=input.entity, spec=_spec(input.mapping)))
