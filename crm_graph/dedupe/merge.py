@@ -42,6 +42,7 @@ from crm_graph.core.events import jsonable, record_event
 from crm_graph.core.hooks import call_each, describe, timeout_of
 from crm_graph.customers.models import ConsentStatus, Customer, CustomerKind
 from crm_graph.customers.service.assign import person_display_name
+from crm_graph.dedupe import events as _events  # noqa: F401  (customer.merge_undone)
 from crm_graph.dedupe import service as dedupe
 from crm_graph.dedupe.models import DEDUPE_TABLES, CustomerMerge, DuplicateCandidate, DuplicateKey, MergedCustomer
 
