@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
+
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from crm_graph.core import money
 from crm_graph.exports.datasets import BOOL, DATE, DATETIME, DECIMAL, INT, Column
@@ -42,6 +45,17 @@ def _shown_amount(value: Decimal, column: Column, row: dict[str, Any]) -> Decima
     if currency in money.CURRENCIES:
         return money.display(value, currency)
     return value.quantize(Decimal(1).scaleb(-money.places(value.normalize()))) if value else Decimal(0)
+
+
+# Spreadsheets run a cell that starts with = + - @ as a formula (a customer named
+# ``=HYPERLINK(...)`` would become a link, ``=cmd|...`` a command): such text gets a leading
+# apostrophe in CSV, which Excel shows as plain text. Numbers written as text (``+8613812345678``,
+# ``-12.5``) are left as they are.
+_FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?![\d\s().-]*$)")
+
+
+def defused(text: str) -> str:
+    return "'" + text if _FORMULA_START.match(text) else text
 
 
 def _text_value(value: Any, column: Column, row: dict[str, Any]) -> Any:
@@ -83,7 +97,13 @@ class CsvWriter(Writer):
             out = []
             for c in self.columns:
                 value = _text_value(row.get(c.name), c, row)
-                out.append("" if value is None else (format(value, "f") if isinstance(value, Decimal) else value))
+                if value is None:
+                    value = ""
+                elif isinstance(value, Decimal):
+                    value = format(value, "f")
+                elif isinstance(value, str):
+                    value = defused(value)
+                out.append(value)
             self.csv.writerow(out)
 
     def finish(self) -> bytes:
@@ -96,15 +116,26 @@ class CsvWriter(Writer):
 class XlsxWriter(Writer):
     def __init__(self, columns: tuple[Column, ...], title: str) -> None:
         from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
 
         super().__init__(columns)
+        self.cell_type = WriteOnlyCell
         self.book = Workbook(write_only=True)
         self.sheet = self.book.create_sheet(title[:31])
         self.sheet.append([c.name for c in columns])
 
+    def _cell(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        # Text stays text: a cell is never a formula (openpyxl would make ``=...`` one), and
+        # characters XML cannot hold (control characters) are dropped.
+        cell = self.cell_type(self.sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+        cell.data_type = "s"
+        return cell
+
     def write(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
-            self.sheet.append([_text_value(row.get(c.name), c, row) for c in self.columns])
+            self.sheet.append([self._cell(_text_value(row.get(c.name), c, row)) for c in self.columns])
 
     def finish(self) -> bytes:
         out = io.BytesIO()
