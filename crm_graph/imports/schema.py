@@ -121,6 +121,7 @@ class ImportJob:
     rows_unchanged: int = strawberry.field(description="Rows that matched a record and changed nothing.")
     failure: str | None = strawberry.field(description="Why a FAILED job stopped.")
     created_at: datetime = strawberry.field(description="When it was started.")
+    started_at: datetime | None = strawberry.field(description="When a worker first took it.")
     finished_at: datetime | None = strawberry.field(description="When it finished.")
     report_file_id: strawberry.Private[int | None]
     job_pk: strawberry.Private[int]
@@ -150,7 +151,7 @@ class ImportJob:
         return cls(id=encode_global_id("ImportJob", j.id), entity=j.entity, mode=j.mode, key=j.key, dry_run=j.dry_run,
                    status=j.status, progress=progress, file_name=j.file_name, rows_total=total, rows_done=j.rows_done,
                    rows_failed=j.rows_failed, rows_created=j.rows_created, rows_updated=j.rows_updated,
-                   rows_unchanged=j.rows_unchanged, failure=j.failure, created_at=j.created_at, finished_at=j.finished_at,
+                   rows_unchanged=j.rows_unchanged, failure=j.failure, created_at=j.created_at, started_at=j.started_at, finished_at=j.finished_at,
                    report_file_id=j.report_file_id, job_pk=j.id)
 
 

@@ -28,7 +28,7 @@ from crm_graph.core.access import AccessDenied, principal_actor
 from crm_graph.core.actor import SYSTEM, Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import FieldError, NotFound, ValidationFailed
-from crm_graph.core.events import record_event
+from crm_graph.core.events import record_event, register_event_type
 from crm_graph.files import service as files
 from crm_graph.imports import mapping as m
 from crm_graph.imports import parsing
@@ -57,6 +57,9 @@ DEFAULT_PHONE_REGION = "US"
 # code -> meaning, for docs/api-guide.md
 FILE_TOO_LARGE = "FILE_TOO_LARGE"
 INVALID_FILE = "INVALID_FILE"
+
+COMPLETED = "import.completed"
+register_event_type(COMPLETED, "An import job finished (SUCCEEDED or FAILED), with its counts; rows raise no events of their own.")
 
 _PERMISSION_OBJECT = {
     ImportEntity.CUSTOMER: "customers",
@@ -422,7 +425,7 @@ async def _finish(db: Any, job_id: int, token: str, *, failure: str | None = Non
         job.lease_token = None
         job.lease_expires_at = None
         actor = SYSTEM if job.principal is None else (await principal_actor(session, job.principal) or SYSTEM)
-        record_event(session, type="import.completed", entity_type="ImportJob", entity_id=job.id, actor=actor,
+        record_event(session, type=COMPLETED, entity_type="ImportJob", entity_id=job.id, actor=actor,
                      payload=job_payload(job))
     return job
 

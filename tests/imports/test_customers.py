@@ -173,3 +173,20 @@ async def test_multipart_upload_needs_the_authorization_header(client, db) -> No
     del client.http.headers["authorization"]
     response = await client.http.post("/graphql", data=form, files=files)
     assert response.status_code == 400 and "Authorization" in response.text
+
+
+async def test_limits_are_clear_errors(client, db, monkeypatch) -> None:
+    from crm_graph.imports import service
+
+    mapping = {"columns": [{"source": "name", "target": "fullName"}]}
+    monkeypatch.setattr(service, "MAX_FILE_BYTES", 20)
+    payload = await start(client, entity="CUSTOMER", content=b"name\n" + b"Ann Lee\n" * 5, mapping=mapping, mode="CREATE")
+    assert [(e["field"], e["code"]) for e in payload["errors"]] == [("file", "FILE_TOO_LARGE")]
+    monkeypatch.setattr(service, "MAX_FILE_BYTES", 1_000_000)
+    monkeypatch.setattr(service, "MAX_ROWS", 3)
+    job = await run(client, entity="CUSTOMER", content=b"name\n" + b"Ann Lee\n" * 5, mapping=mapping, mode="CREATE")
+    assert job["status"] == "FAILED" and "more than 3 rows" in job["failure"] and job["rowsDone"] == 0
+    async with db.reader() as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
+    payload = await start(client, entity="CUSTOMER", content=b"PK\x03\x04 not really a workbook", mapping=mapping, mode="CREATE")
+    assert [(e["field"], e["code"]) for e in payload["errors"]] == [("file", "INVALID_FILE")]
