@@ -4,6 +4,7 @@ bad request, and a download link that serves the requester only and expires."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from decimal import Decimal
@@ -240,3 +241,19 @@ def test_text_that_looks_like_a_formula_stays_text():
     cell = sheet.cell(2, header.index("display_name") + 1)
     assert cell.data_type == "s" and cell.value == row["display_name"]
     assert sheet.cell(2, header.index("tags") + 1).value == "ab"
+
+
+async def test_a_long_run_goes_on_after_its_delivery_is_postponed(client):
+    from crm_graph.core.subscribers import find_subscriber
+    from crm_graph.exports.subscriber import ExportRuns
+    from crm_graph.testing.events import EventLog
+
+    await _customers(client)
+    runs = find_subscriber(client.app.state.dispatcher, ExportRuns)
+    runs.inline_wait = 0  # as if the export took longer than a delivery waits
+    started = await client.mutate(START, {"input": {"entity": "CUSTOMERS", "format": "PARQUET"}})
+    totals = await EventLog(client.app).deliver()
+    assert totals.postponed >= 1 and len(runs.runs) == 1
+    await asyncio.gather(*runs.runs.values())
+    job = (await client.execute(JOB, {"id": started["exportJob"]["id"]}))["exportJob"]
+    assert job["status"] == "DONE" and job["rowsDone"] == 3 and job["downloadUrl"]
