@@ -260,7 +260,7 @@ class MergeCustomersInput:
 
 @strawberry.type(description="The outcome of `mergeCustomers`.")
 class MergeCustomersPayload:
-    customer: Customer | None = strawberry.field(description="The survivor, as stored (as it would be, for a dry run); null on errors.")
+    customer: Customer | None = strawberry.field(description="The survivor as stored; for a dry run as it is now (`plan.survivorAfter` says what would change); null on errors.")
     merge: CustomerMerge | None = strawberry.field(description="The merge record; null for a dry run and on errors.")
     plan: MergePlan | None = strawberry.field(description="What was (or would be) changed; null on errors.")
     errors: list[UserError] = strawberry.field(description="Why nothing was merged; empty on success.")
@@ -360,9 +360,6 @@ class DedupeMutation:
                 session, actor=actor, survivor_id=survivor, merged_ids=merged, field_choices=choices, dry_run=dry_run,
             )
             shown = Customer.from_model(model)
-            if dry_run:
-                after = plan.fields.get("after", {})
-                shown.display_name = after.get("display_name", shown.display_name)
             return shown, MergePlan.from_plan(plan), CustomerMerge.from_model(record) if record is not None else None
 
         result, errors = await unit_of_work(info, work)
