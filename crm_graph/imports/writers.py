@@ -404,6 +404,11 @@ async def upsert_customers(ctx: WriteContext, wants: list[Want], *, count: bool 
     ctx.touched["customer"].update(updates)
 
 
+def _upserting(ctx: WriteContext) -> WriteContext:
+    """The same context in UPSERT mode (it shares ``touched``)."""
+    return ctx if ctx.mode is ImportMode.UPSERT else WriteContext(**{**ctx.__dict__, "mode": ImportMode.UPSERT})
+
+
 def _key_field(w: Want) -> str:
     if w.key is None:
         return "externalId"
@@ -472,7 +477,8 @@ async def write_customers(ctx: WriteContext, rows: list[Row]) -> None:
     org_wants: dict[str, Want] = {}
     for name in names:
         org_wants[name] = Want(Row(0, [], {}), CustomerKind.ORGANIZATION, {"organization_name": name}, key=("orgname", name))
-    await upsert_customers(ctx, list(org_wants.values()), count=False)
+    # Found or created whatever the mode: CREATE is about the rows' own records.
+    await upsert_customers(_upserting(ctx), list(org_wants.values()), count=False)
     for w in live:
         ref, name = w.row.values.get("organizationExternalId"), w.row.values.get("organization")
         if ref:
@@ -519,11 +525,7 @@ async def write_organizations(ctx: WriteContext, rows: list[Row]) -> None:
         display, _ = _display_name(CustomerKind.PERSON, columns)
         contact.key = ("email", contact.email) if contact.email else ("contact", (w.id or 0, display))
         contacts.append((w, contact))
-    if ctx.mode is ImportMode.CREATE:
-        ctx_contacts = WriteContext(**{**ctx.__dict__, "mode": ImportMode.UPSERT})
-    else:
-        ctx_contacts = ctx
-    await upsert_customers(ctx_contacts, [c for _, c in contacts], count=False)
+    await upsert_customers(_upserting(ctx), [c for _, c in contacts], count=False)
     for w, contact in contacts:
         for e in contact.row.errors:
             field = {"email": "contactEmail", "phone": "contactPhone", "lastName": "contactLastName"}.get(e.field or "", e.field)

@@ -190,3 +190,15 @@ async def test_limits_are_clear_errors(client, db, monkeypatch) -> None:
         assert await session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
     payload = await start(client, entity="CUSTOMER", content=b"PK\x03\x04 not really a workbook", mapping=mapping, mode="CREATE")
     assert [(e["field"], e["code"]) for e in payload["errors"]] == [("file", "INVALID_FILE")]
+
+
+async def test_create_mode_links_existing_organizations_by_name(client, db) -> None:
+    mapping = {"columns": [{"source": "name", "target": "fullName"}, {"source": "company", "target": "organization"}]}
+    content = "name,company\nAnn Lee,Acme GmbH\nBo Chen,Acme GmbH\n".encode()
+    await run(client, entity="CUSTOMER", content=content, mapping=mapping, mode="CREATE")
+    job = await run(client, entity="CUSTOMER", content="name,company\nCy Young,Acme GmbH\n".encode(), mapping=mapping, mode="CREATE")
+    assert (job["rowsCreated"], job["rowsFailed"]) == (1, 0)
+    async with db.reader() as session:
+        orgs = list(await session.scalars(sa.select(Customer.id).where(Customer.kind == CustomerKind.ORGANIZATION)))
+        linked = set(await session.scalars(sa.select(Customer.organization_id).where(Customer.kind == CustomerKind.PERSON)))
+    assert len(orgs) == 1 and linked == set(orgs)
