@@ -79,12 +79,16 @@ def entry_row(entity: str, entity_id: int, field: str, weight: int, value: str, 
     folded = text.fold(value)
     if not folded.strip():
         return None
+    # The accent-free forms only where they differ (most text has no accents): empty, or null,
+    # means "as folded", and the indexes over them stay small.
     plain = text.plain(folded)
+    other = plain != folded
     return {
         "entity": entity, "entity_id": entity_id, "field": field, "weight": weight, "value": value,
-        "folded": folded, "plain": plain, "tokens": text.tokens(folded), "plain_tokens": text.tokens(plain),
+        "folded": folded, "plain": plain if other else "", "tokens": text.tokens(folded),
+        "plain_tokens": text.tokens(plain) if other else "",
         "folded_key": text.trigram_key(folded) if postgres else None,
-        "plain_key": text.trigram_key(plain) if postgres else None,
+        "plain_key": text.trigram_key(plain) if postgres and other else None,
     }
 
 

@@ -118,36 +118,46 @@ def _ts_phrase(tokens: Sequence[str]) -> str:
     return "(" + " <-> ".join(lexemes) + ")"
 
 
+def compared(plain: bool) -> sa.ColumnElement[str]:
+    """The folded text a query is compared with: accent-free or not (``plain`` is empty where
+    it would equal ``folded``)."""
+    if not plain:
+        return SearchEntry.folded
+    return sa.case((SearchEntry.plain == "", SearchEntry.folded), else_=SearchEntry.plain)
+
+
 def _match_conditions(dialect: str, q: Query) -> list[sa.ColumnElement[bool]]:
     e = SearchEntry
     conditions: list[sa.ColumnElement[bool]] = []
     plain = q.ignore_accents
     if dialect == "sqlite":
+        # Accent-insensitive: either column (``plain`` is empty where it would equal ``folded``;
+        # a query without accents found in ``folded`` is in ``plain`` too).
         if q.long_terms:
-            column = "plain" if plain else "folded"
+            column = "{folded plain}" if plain else "folded"
             match = " AND ".join(f'{column} : "{t.replace(chr(34), chr(34) * 2)}"' for t in q.long_terms)
             trigrams = sa.table("search_trigrams", sa.column("rowid"))
             conditions.append(e.id.in_(
                 sa.select(trigrams.c.rowid).where(sa.literal_column("search_trigrams").op("MATCH")(match))
             ))
         if q.short_terms:
-            column = "plain_tokens" if plain else "tokens"
+            column = "{tokens plain_tokens}" if plain else "tokens"
             match = " AND ".join(f"{column} : {_fts_phrase(t)}" for t in q.short_terms)
             tokens = sa.table("search_tokens", sa.column("rowid"))
             conditions.append(e.id.in_(
                 sa.select(tokens.c.rowid).where(sa.literal_column("search_tokens").op("MATCH")(match))
             ))
         return conditions
-    key = e.plain_key if plain else e.folded_key
-    folded = e.plain if plain else e.folded
+    folded = compared(plain)
     for term in q.long_terms:
         # The key narrows through the trigram index; the folded text confirms.
-        conditions.append(key.like(f"%{text.trigram_key(term)}%"))
+        pattern = f"%{text.trigram_key(term)}%"
+        conditions.append(sa.or_(e.folded_key.like(pattern), e.plain_key.like(pattern)) if plain else e.folded_key.like(pattern))
         conditions.append(sa.func.strpos(folded, term) > 0)
     if q.short_terms:
-        tokens = e.plain_tokens if plain else e.tokens
         query = " & ".join(_ts_phrase(t) for t in q.short_terms)
-        conditions.append(_tsquery_condition(tokens, query))
+        conditions.append(sa.or_(_tsquery_condition(e.tokens, query), _tsquery_condition(e.plain_tokens, query))
+                          if plain else _tsquery_condition(e.tokens, query))
     return conditions
 
 
@@ -191,7 +201,7 @@ def search_statement(session: AsyncSession, q: Query, *, first: int, kinds: Sequ
     if not any_readable:
         return None
     e = SearchEntry
-    column = e.plain if q.ignore_accents else e.folded
+    column = compared(q.ignore_accents)
     length = len(q.whole)
     how = sa.case(
         (column == q.whole, 1.0),
