@@ -13,7 +13,7 @@ DASHBOARD_LIB := var/node/dashboard-lib
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
 
-.PHONY: serve test test-sqlite test-postgresql schema bench-data postgres-binaries node-tools browser-tools office-tools finance-tools clean
+.PHONY: serve test test-sqlite test-postgresql schema bench bench-data postgres-binaries node-tools browser-tools office-tools finance-tools clean
 
 # The accounting programs the finance plugin (plugins/crm_finance) is tested against, each in a
 # place of its own under var/counterparts/: Tryton and fava (beancount) in their own venvs from
@@ -144,6 +144,15 @@ include plugins/crm_service/rt-tools.mk
 schema: $(STAMP)
 	$(BIN)/crm-graph export-schema > schema.graphql
 	$(BIN)/python -m crm_graph.graphql.reference > docs/api.md
+
+## make bench: every benchmark scenario on SQLite and a throwaway PostgreSQL, against plain code in
+## the same run; writes bench/results/latest.json and bench/RESULTS.md (bench/run.py says what each is).
+bench: $(STAMP) postgres-binaries
+	@if ! command -v wrk >/dev/null; then echo "wrk missing: installing it (Debian package wrk)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; fi; \
+	fi
+	$(BIN)/python bench/run.py
 
 ## make bench-data: benchmark volumes (100k customers, 1M orders, 200k opportunities, 100k tickets)
 ## with bulk inserts into the database of CRM_DATABASE_URL (an empty one; by default var/bench.sqlite3).
