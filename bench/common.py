@@ -41,7 +41,7 @@ async def api_client(name: str, postgresql: bool) -> AsyncIterator[tuple[Starlet
     from crm_graph.testing.auth import make_key
     from crm_graph.testing.client import asgi_client
 
-    settings, cleanup = await bench_settings(name, postgresql)
+    settings, cleanup = await bench_settings(name, postgresql, rate_limit_capacity=0)
     try:
         await asyncio.to_thread(plugins.upgrade, settings)
         app = create_app(settings, dispatcher=False, jobs=False)
