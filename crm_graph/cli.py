@@ -104,8 +104,9 @@ def serve(host: str | None, port: int | None, no_migrate: bool, seed_demo: bool)
         click.echo(dev_key)
         click.echo(f'try: curl -s http://{host}:{port}/graphql -H "Authorization: Bearer {dev_key}" '
                    "-H 'Content-Type: application/json' -d '{\"query\": \"{ customers(first: 5) { totalCount } }\"}'")
-    from crm_graph.serving import uvicorn_options
+    from crm_graph.serving import tune_garbage_collector, uvicorn_options
 
+    tune_garbage_collector()
     # Timeouts and a connection cap against slow or idle clients (CRM_HTTP_*, crm_graph/serving.py).
     from crm_graph.observability.logs import uvicorn_log_config
 
@@ -133,6 +134,10 @@ def worker(once: bool) -> None:
         app = create_app(settings, plugins=pm, dispatcher=not once, jobs=not once)
     except PluginError as exc:
         raise click.ClickException(str(exc)) from None
+    if not once:
+        from crm_graph.serving import tune_garbage_collector
+
+        tune_garbage_collector()
 
     async def run() -> None:
         # The worker runs the app's lifespan: plugins' startup and shutdown hooks, and the
