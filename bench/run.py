@@ -179,7 +179,10 @@ async def run_database(name: str, args: argparse.Namespace) -> dict[str, Any]:
         samples: dict[str, list[tuple[float, float]]] = {k: [] for k in "adfg"}
         from crm_graph.app import create_app
 
+        from crm_graph.serving import tune_garbage_collector
+
         app = create_app(settings, db=db, dispatcher=False, jobs=False)
+        tune_garbage_collector()  # as `crm-graph serve` does
         async with app.router.lifespan_context(app), asgi_client(app, token) as http:
             async def graphql(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
                 answer = (await http.post("/graphql", json={"query": query, "variables": variables or {}})).json()
