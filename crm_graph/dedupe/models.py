@@ -62,7 +62,9 @@ class DuplicateRefreshState(Base):
     __tablename__ = "duplicate_refresh_state"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    # The last customer handled, by (updated_at, id): the next refresh starts after it.
     refreshed_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_id: Mapped[int | None] = mapped_column(IdType)
 
 
 class CustomerMerge(IdMixin, Base):

@@ -1,10 +1,20 @@
 """The dedupe domain's built-in plugin: ``Customer.possibleDuplicates`` and the customer
-payloads' ``possibleDuplicates``, added through the same hook a partner's plugin uses."""
+payloads' ``possibleDuplicates``, and ``crm-graph duplicates refresh``, added through the same
+hooks a partner's plugin uses."""
 
 from __future__ import annotations
 
+import click
+
 from crm_graph import hookimpl
 from crm_graph.core.extensions import TypeExtension
+
+
+@hookimpl
+def crm_register_commands(cli: click.Group) -> None:
+    from crm_graph.dedupe.cli import duplicates
+
+    cli.add_command(duplicates)
 
 
 @hookimpl

@@ -161,7 +161,8 @@ class DuplicateCandidateConnection(Connection[DuplicateCandidate]):
     pass
 
 
-CANDIDATE_ORDER = [SortKey(CandidateModel.score, "score", True, int), SortKey(CandidateModel.id, "id", False, int)]
+# Both descending, so one index (score, id) read backwards serves the order on SQLite and PostgreSQL.
+CANDIDATE_ORDER = [SortKey(CandidateModel.score, "score", True, int), SortKey(CandidateModel.id, "id", True, int)]
 
 
 # --- merges ------------------------------------------------------------------------------------------

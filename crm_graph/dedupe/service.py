@@ -40,7 +40,9 @@ from crm_graph.dedupe.models import (
 
 _UNSCOPED = {SKIP_OPTION: True}
 BATCH = 500  # customers re-keyed per round of refresh_changed
-REFRESH_LIMIT = 5000  # customers refresh_changed handles per call; the rest on the next call
+# Customers a request's refresh handles (about a second's work); the rest on the next request,
+# or all at once with ``refresh_all`` (``crm-graph duplicates refresh``, after a bulk import).
+REFRESH_LIMIT = 1000
 # Rows changed this recently are looked at again by the next refresh: a transaction that set
 # ``updated_at`` before the watermark moved may commit a moment later.
 LAG = timedelta(seconds=10)
@@ -238,36 +240,55 @@ async def _dismissed(session: AsyncSession, pairs: list[tuple[int, int]]) -> set
 
 async def refresh_changed(session: AsyncSession, *, limit: int = REFRESH_LIMIT) -> int:
     """Bring the keys and pairs up to date with customers changed since the last refresh (at most
-    ``limit`` of them per call). Returns how many customers were looked at."""
+    ``limit`` of them per call, in ``(updated_at, id)`` order from where the last call stopped).
+    Customers changed in the last ``LAG`` are looked at again, so a transaction that committed
+    after a later one is not missed. Returns how many customers were handled."""
     state = await session.get(DuplicateRefreshState, 1, execution_options=_UNSCOPED)
     if state is None:
-        state = DuplicateRefreshState(id=1, refreshed_to=None)
+        state = DuplicateRefreshState(id=1, refreshed_to=None, refreshed_id=None)
         session.add(state)
-    since = state.refreshed_to
+    position = (state.refreshed_to, state.refreshed_id or 0) if state.refreshed_to is not None else None
     done = 0
-    newest: datetime | None = None
-    after: tuple[datetime, int] | None = None
+    handled: set[int] = set()
     while done < limit:
         stmt = sa.select(Customer.id, Customer.updated_at).order_by(Customer.updated_at, Customer.id).limit(BATCH)
-        if since is not None:
-            stmt = stmt.where(Customer.updated_at > since)
-        if after is not None:
-            stmt = stmt.where(sa.tuple_(Customer.updated_at, Customer.id) > sa.tuple_(*after))
+        if position is not None:
+            stmt = stmt.where(sa.or_(
+                Customer.updated_at > position[0], sa.and_(Customer.updated_at == position[0], Customer.id > position[1])
+            ))
         rows = (await session.execute(stmt.execution_options(**_UNSCOPED))).all()
         if not rows:
             break
         await refresh_customers(session, [r.id for r in rows])
+        handled.update(r.id for r in rows)
         done += len(rows)
-        after = (rows[-1].updated_at, rows[-1].id)
-        newest = rows[-1].updated_at
+        position = (rows[-1].updated_at, rows[-1].id)
         if len(rows) < BATCH:
             break
-    if newest is not None:
-        mark = min(newest, utcnow() - LAG)
-        if since is None or mark > since:
-            state.refreshed_to = mark
+    if position is not None:
+        recent = (await session.execute(
+            sa.select(Customer.id).where(
+                Customer.updated_at > utcnow() - LAG,
+                sa.or_(Customer.updated_at < position[0], sa.and_(Customer.updated_at == position[0], Customer.id <= position[1])),
+            ).order_by(Customer.updated_at.desc()).limit(BATCH).execution_options(**_UNSCOPED)
+        )).scalars().all()
+        again = [pk for pk in recent if pk not in handled]
+        if again:
+            await refresh_customers(session, again)
+        state.refreshed_to, state.refreshed_id = position
     await session.flush()
     return done
+
+
+async def refresh_all(db: Any) -> int:
+    """Refresh until nothing changed is left, one transaction per ``REFRESH_LIMIT`` customers."""
+    total = 0
+    while True:
+        async with db.writer() as session, session.begin():
+            done = await refresh_changed(session)
+        total += done
+        if done < REFRESH_LIMIT:
+            return total
 
 
 # --- the candidate list, dismissals ------------------------------------------------------------------
@@ -275,11 +296,14 @@ async def refresh_changed(session: AsyncSession, *, limit: int = REFRESH_LIMIT) 
 
 def candidate_select(*, customer_id: int | None = None) -> sa.Select[tuple[DuplicateCandidate]]:
     """Stored pairs whose two customers are both live and readable (the request's scope applies
-    to the ``Customer`` subqueries), optionally only those involving ``customer_id``."""
-    readable = sa.select(Customer.id).where(Customer.deleted_at.is_(None))
-    stmt = sa.select(DuplicateCandidate).where(
-        DuplicateCandidate.customer_a_id.in_(readable), DuplicateCandidate.customer_b_id.in_(readable)
-    )
+    to the ``Customer`` subqueries), optionally only those involving ``customer_id``.
+    Correlated ``EXISTS`` by primary key, not ``IN (subquery)``: SQLite would drive the pair
+    index from both lists; and not joins of aliases, which the scope's conditions do not follow."""
+
+    def live(column: Any) -> sa.Exists:
+        return sa.exists().where(Customer.id == column, Customer.deleted_at.is_(None))
+
+    stmt = sa.select(DuplicateCandidate).where(live(DuplicateCandidate.customer_a_id), live(DuplicateCandidate.customer_b_id))
     if customer_id is not None:
         stmt = stmt.where(sa.or_(DuplicateCandidate.customer_a_id == customer_id, DuplicateCandidate.customer_b_id == customer_id))
     return stmt

@@ -4,9 +4,12 @@ cost of ``possibleDuplicates`` on a page of customers."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from crm_graph.core.actor import SYSTEM
 from crm_graph.customers import service as customers
 from crm_graph.dedupe import service as dedupe
+from crm_graph.dedupe.models import DuplicateCandidate
 from crm_graph.testing.auth import bearer, make_key, share
 
 CREATE = """
@@ -176,6 +179,23 @@ async def test_find_duplicates_for_an_importer(db):
     assert [c.customer_id for c in found[new.id]] == [old.id]
     assert [r.rule for r in found[new.id][0].reasons] == ["PHONE"]
     assert [c.customer_id for c in found[old.id]] == [new.id]  # the batch is compared with itself too
+
+
+async def test_a_bulk_refresh_pairs_every_customer_once(db, monkeypatch):
+    """What `crm-graph duplicates refresh` does after an import: every customer, in batches."""
+    monkeypatch.setattr(dedupe, "BATCH", 7)
+    monkeypatch.setattr(dedupe, "REFRESH_LIMIT", 14)
+    config = customers.ServiceConfig()
+    async with db.writer() as session, session.begin():
+        for i in range(20):
+            for _ in range(2):
+                await customers.create_customer(session, actor=SYSTEM, config=config, data={
+                    "kind": "PERSON", "lastName": f"Twin{i}", "phones": [{"number": f"+4930555{i:04d}"}]})
+    assert await dedupe.refresh_all(db) == 40
+    async with db.reader() as session:
+        pairs = (await session.execute(sa.select(DuplicateCandidate.customer_a_id, DuplicateCandidate.customer_b_id))).all()
+    assert len(pairs) == 20 and all(b == a + 1 for a, b in pairs)
+    assert await dedupe.refresh_all(db) == 0  # nothing changed since
 
 
 POSSIBLE_PAGE = """

@@ -58,6 +58,7 @@ def upgrade() -> None:
     op.create_table('duplicate_refresh_state',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('refreshed_to', crm_graph.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('refreshed_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_duplicate_refresh_state'))
     )
     op.create_table('customer_merges',
