@@ -278,9 +278,22 @@ def plain_value(value: Any) -> Any:
     return value.name if isinstance(value, enum.Enum) else value
 
 
+def _enum_positions(dataset: Dataset) -> list[int]:
+    selected = [c for c in dataset.columns if c.expr is not None]
+    return [i for i, c in enumerate(selected) if isinstance(getattr(c.expr, "type", None), sa.Enum)]
+
+
 async def rows_of(session: AsyncSession, dataset: Dataset, base: sa.Select[Any], after: int, size: int) -> list[dict[str, Any]]:
     result = await session.execute(page_select(dataset, base, after, size))
-    rows = [{k: plain_value(v) for k, v in row.items()} for row in result.mappings().all()]
+    names = [c.name for c in dataset.columns if c.expr is not None]
+    enums = _enum_positions(dataset)
+    rows = []
+    for row in result.all():
+        values = list(row)
+        for i in enums:
+            if values[i] is not None:
+                values[i] = values[i].name
+        rows.append(dict(zip(names, values)))
     if dataset.extra is not None and rows:
         await dataset.extra(session, rows)
     return rows

@@ -58,19 +58,22 @@ def defused(text: str) -> str:
     return "'" + text if _FORMULA_START.match(text) else text
 
 
-def _text_value(value: Any, column: Column, row: dict[str, Any]) -> Any:
-    """The value as CSV and XLSX write it (XLSX keeps numbers as numbers)."""
-    if value is None:
-        return None
+def _converter(column: Column) -> Any:
+    """``convert(value, row)``: the value of ``column`` as CSV and XLSX write it (XLSX keeps
+    numbers as numbers); None stays None."""
     if column.kind == DECIMAL:
-        return _shown_amount(value, column, row)
+        return lambda value, row: None if value is None else _shown_amount(value, column, row)
     if column.kind == DATETIME:
-        return iso_utc(value)
-    if column.kind == DATE and isinstance(value, date):
-        return value.isoformat()
+        return lambda value, row: None if value is None else iso_utc(value)
+    if column.kind == DATE:
+        return lambda value, row: value.isoformat() if isinstance(value, date) else value
     if column.kind == BOOL:
-        return "true" if value else "false"
-    return value
+        return lambda value, row: None if value is None else ("true" if value else "false")
+    return None
+
+
+def _converted(columns: tuple[Column, ...]) -> list[tuple[str, Any]]:
+    return [(c.name, _converter(c)) for c in columns]
 
 
 class Writer:
@@ -91,20 +94,26 @@ class CsvWriter(Writer):
         self.text = io.TextIOWrapper(self.buffer, encoding="utf-8-sig", newline="")
         self.csv = csv.writer(self.text)
         self.csv.writerow([c.name for c in columns])
+        self.plan = _converted(columns)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
+        out = []
         for row in rows:
-            out = []
-            for c in self.columns:
-                value = _text_value(row.get(c.name), c, row)
+            line = []
+            for name, convert in self.plan:
+                value = row.get(name)
+                if convert is not None:
+                    value = convert(value, row)
                 if value is None:
                     value = ""
+                elif isinstance(value, str):
+                    if value and value[0] in "=+-@\t\r":
+                        value = defused(value)
                 elif isinstance(value, Decimal):
                     value = format(value, "f")
-                elif isinstance(value, str):
-                    value = defused(value)
-                out.append(value)
-            self.csv.writerow(out)
+                line.append(value)
+            out.append(line)
+        self.csv.writerows(out)
 
     def finish(self) -> bytes:
         self.text.flush()
@@ -120,6 +129,7 @@ class XlsxWriter(Writer):
 
         super().__init__(columns)
         self.cell_type = WriteOnlyCell
+        self.plan = _converted(columns)
         self.book = Workbook(write_only=True)
         self.sheet = self.book.create_sheet(title[:31])
         self.sheet.append([c.name for c in columns])
@@ -127,6 +137,8 @@ class XlsxWriter(Writer):
     def _cell(self, value: Any) -> Any:
         if not isinstance(value, str):
             return value
+        if not (value.startswith("=") or ILLEGAL_CHARACTERS_RE.search(value)):
+            return value  # openpyxl writes it as a text cell
         # Text stays text: a cell is never a formula (openpyxl would make ``=...`` one), and
         # characters XML cannot hold (control characters) are dropped.
         cell = self.cell_type(self.sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
@@ -134,8 +146,9 @@ class XlsxWriter(Writer):
         return cell
 
     def write(self, rows: list[dict[str, Any]]) -> None:
+        plan = self.plan
         for row in rows:
-            self.sheet.append([self._cell(_text_value(row.get(c.name), c, row)) for c in self.columns])
+            self.sheet.append([self._cell(convert(row.get(name), row) if convert else row.get(name)) for name, convert in plan])
 
     def finish(self) -> bytes:
         out = io.BytesIO()
