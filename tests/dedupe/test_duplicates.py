@@ -207,7 +207,7 @@ async def test_possible_duplicates_cost_a_constant_number_of_statements(client, 
     config = customers.ServiceConfig()
     async with db.writer() as session, session.begin():
         for i in range(30):
-            for suffix in ("a", "b"):
+            for _ in ("a", "b"):
                 await customers.create_customer(session, actor=SYSTEM, config=config, data={
                     "kind": "PERSON", "firstName": "Grace", "lastName": f"Hopper{i}", "city": "Arlington",
                     "phones": [{"number": f"+1703555{i:04d}"}]})
