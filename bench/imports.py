@@ -85,16 +85,17 @@ async def raw_insert(db: Database, data: list[list[str]]) -> float:
     """The floor: the same rows, clean already, by executemany in batches of 1,000."""
     from datetime import date
 
+    from crm_graph.imports.writers import _allocate_ids
+
     now = utcnow()
     start = time.perf_counter()
-    top = 0
-    async with db.writer() as session, session.begin():
-        top = int(await session.scalar(sa.select(sa.func.coalesce(sa.func.max(Customer.id), 0))))
     for b in range(0, len(data), 1000):
         part = data[b : b + 1000]
         customers, emails, phones = [], [], []
+        async with db.writer() as session, session.begin():  # ids drawn as the import draws them
+            ids = await _allocate_ids(session, Customer.__table__, len(part))
         for i, row in enumerate(part):
-            cid = top + b + i + 1
+            cid = ids[i]
             first, last = row[1].split(" ", 1) if " " in row[1] else (row[1][1:], row[1][:1])
             customers.append({"id": cid, "kind": "PERSON", "first_name": first, "last_name": last, "display_name": row[1],
                               "lifecycle_stage": "LEAD", "consent_status": "UNKNOWN", "source": "IMPORT", "country": row[4],
