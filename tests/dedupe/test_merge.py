@@ -205,6 +205,9 @@ async def test_refusals_are_clear_user_errors(client, db, settings):
     await client.mutate(MERGE, {"input": {"survivorId": ada, "mergedIds": [bob]}})
     twice = await errors({"survivorId": ada, "mergedIds": [bob]})
     assert twice[0]["code"] == "INVALID_STATE" and twice[0]["field"] == "mergedIds.0"
+    restored = await client.execute("mutation($id: ID!) { restoreCustomer(id: $id) { errors { field code message } } }", {"id": bob})
+    assert restored["restoreCustomer"]["errors"][0]["code"] == "INVALID_STATE"
+    assert "undoMerge" in restored["restoreCustomer"]["errors"][0]["message"]
     erased = await _customer(client, lastName="Gone")
     await client.mutate("mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }", {"id": erased})
     assert (await errors({"survivorId": ada, "mergedIds": [erased]}))[0]["code"] == "INVALID_STATE"
