@@ -110,3 +110,26 @@ async def test_cny_jpy_and_krw_amounts_end_to_end(client):
     )
     assert listed["orders"]["totalCount"] == 1
     assert listed["orders"]["edges"][0]["node"]["total"] == money("4950", "JPY")
+
+
+async def test_a_yen_quote_from_a_yen_opportunity(client):
+    from tests.sales.conftest import CREATE_OPPORTUNITY, CREATE_PRODUCT
+
+    customer = (await client.mutate(CREATE, {"input": {"kind": "ORGANIZATION", "organizationName": "山田商事", "country": "JP"}}))
+    product = (await client.mutate(CREATE_PRODUCT, {"input": {"sku": "TEA-JP", "name": "抹茶", "unitPrice": money("1234", "JPY")}}))
+    assert product["product"]["unitPrice"] == money("1234", "JPY")
+    opportunity = (await client.mutate(CREATE_OPPORTUNITY, {"input": {
+        "title": "抹茶の年間契約", "customerId": customer["customer"]["id"],
+        "lineItems": [{"productId": product["product"]["id"], "quantity": "3", "discountPercent": "5"}],
+    }}))["opportunity"]
+    # 3 x 1234 = 3702, 5% discount = 185.1 -> 185 (whole yen), 3517.
+    assert opportunity["amount"] == money("3517", "JPY")
+    quote = (await client.mutate(
+        "mutation($input: CreateQuoteInput!) { createQuote(input: $input) { quote { currency subtotal { amount currency } "
+        "discount { amount currency } tax { amount currency } total { amount currency } } errors { field code message } } }",
+        {"input": {"opportunityId": opportunity["id"], "taxRate": "10"}},
+    ))["quote"]
+    assert quote["currency"] == "JPY"
+    assert (quote["subtotal"], quote["discount"]) == (money("3702", "JPY"), money("185", "JPY"))
+    # Tax on the discounted 3517: 351.7 -> 352.
+    assert (quote["tax"], quote["total"]) == (money("352", "JPY"), money("3869", "JPY"))
