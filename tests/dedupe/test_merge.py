@@ -243,3 +243,24 @@ async def test_concurrent_merges_of_the_same_customers_do_not_both_apply(client,
         from crm_graph.dedupe.models import MergedCustomer
 
         assert (await session.scalar(sa.select(sa.func.count()).select_from(MergedCustomer))) == 1
+
+
+async def test_loyalty_points_and_custom_fields_follow_the_survivor(client, db):
+    from crm_graph.loyalty import service as loyalty
+
+    await client.mutate(
+        'mutation { createCustomFieldDefinition(input: {key: "industry", label: "Industry", type: TEXT}) { errors { code } } }')
+    keep = await _customer(client, lastName="Keep", customFields={"industry": "Retail"})
+    gone = await _customer(client, lastName="Gone", customFields={"industry": "Steel"})
+    async with db.writer() as session, session.begin():
+        await loyalty.earn_points(session, actor=SYSTEM, customer_id=_pk(keep), points=100, idempotency_key="k1")
+        await loyalty.earn_points(session, actor=SYSTEM, customer_id=_pk(gone), points=250, idempotency_key="g1")
+        await loyalty.earn_points(session, actor=SYSTEM, customer_id=_pk(gone), points=5, idempotency_key="g2")
+    done = await client.mutate(MERGE, {"input": {"survivorId": keep, "mergedIds": [gone]}})
+    counts = {c["table"]: (c["moved"], c["removed"]) for c in done["plan"]["counts"]}
+    assert counts["loyalty_entries"] == (2, 0) and counts["loyalty_accounts"] == (0, 1)
+    assert counts["customer_field_values"] == (0, 1)  # the survivor's value stays
+    async with db.reader() as session:
+        assert (await loyalty.balances(session, [_pk(keep)]))[_pk(keep)].active == 355
+    seen = await client.execute("query($id: ID!) { customer(id: $id) { customFields } }", {"id": keep})
+    assert seen["customer"]["customFields"] == {"industry": "Retail"}
