@@ -10,7 +10,7 @@ on PostgreSQL (the 0016 migration) use the same names. Ids are the numeric keys 
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,6 +298,3 @@ async def rows_of(session: AsyncSession, dataset: Dataset, base: sa.Select[Any],
         await dataset.extra(session, rows)
     return rows
 
-
-def entities() -> Sequence[ExportEntity]:
-    return list(DATASETS)

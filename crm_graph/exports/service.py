@@ -28,7 +28,7 @@ from crm_graph.core import access
 from crm_graph.core.access import AccessDenied
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
-from crm_graph.core.errors import FieldError, NotFound, ValidationFailed
+from crm_graph.core.errors import FieldError, ValidationFailed
 from crm_graph.core.events import record_event, register_event_type
 from crm_graph.core.filters import FilterError
 from crm_graph.exports.datasets import DATASETS, Dataset, count_select, rows_of
@@ -228,8 +228,3 @@ async def _finish_failed(db: Any, job_id: int, reason: str) -> Outcome:
             status=ExportStatus.FAILED, error=reason, finished_at=utcnow()))
     return Outcome(job_id, ExportStatus.FAILED, error=reason)
 
-
-def require_job(job: ExportJob | None) -> ExportJob:
-    if job is None:
-        raise NotFound("The export job")
-    return job
