@@ -222,3 +222,22 @@ async def test_possible_duplicates_cost_a_constant_number_of_statements(client, 
         counts[n] = sql_counter.count
     assert counts[4] == counts[40], counts
     print(f"possibleDuplicates: {counts[4]} statements for 4 customers, {counts[40]} for 40")
+
+
+async def test_find_duplicates_with_a_scope_on_an_unscoped_session(db):
+    """An import job's session sees everything; the importer's scope still hides what its user may not read."""
+    from crm_graph.core.access import Scope, Sharing
+    from crm_graph.core.actor import Actor
+
+    config = customers.ServiceConfig()
+    async with db.writer() as session, session.begin():
+        other = await customers.create_customer(session, actor=SYSTEM, config=config, data={
+            "kind": "PERSON", "lastName": "Noether", "phones": [{"number": "+4955112345"}]})
+        await dedupe.refresh_changed(session)
+        new = await customers.create_customer(session, actor=SYSTEM, config=config, data={
+            "kind": "PERSON", "lastName": "Noether", "phones": [{"number": "+4955112345"}]})
+        rep = Actor(kind="user", id="99", role="SALES", permissions=frozenset({"customers:read"}), user_id=99, team_id=None)
+        hidden = await dedupe.find_duplicates(session, scope=Scope(rep, sharing={"customers": Sharing.PRIVATE}), customer_ids=[new.id])
+        shown = await dedupe.find_duplicates(session, customer_ids=[new.id])
+    assert hidden == {new.id: []}
+    assert [c.customer_id for c in shown[new.id]] == [other.id]
