@@ -92,12 +92,20 @@ def entry_row(entity: str, entity_id: int, field: str, weight: int, value: str, 
     }
 
 
+def _among(column: Any, ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """``column IN ids``, with the range of ``ids`` too. Tables filled in bulk within one
+    transaction have no statistics yet: PostgreSQL then takes a long IN list for most of the
+    table and reads all of it for each batch, while a range is estimated as narrow and read
+    through the index (bulk imports give consecutive ids)."""
+    return sa.and_(column.between(min(ids), max(ids)), column.in_(ids))
+
+
 def entries_for(connection: sa.Connection, entity: str, ids: Sequence[int]) -> list[dict[str, Any]]:
     """The entries records ``ids`` of ``entity`` should have now (none for deleted ones)."""
     source = SOURCES[entity]
     postgres = connection.dialect.name == "postgresql"
     model = source.model
-    stmt = sa.select(model.id, *(c for _, c, _ in source.columns)).where(model.id.in_(ids))
+    stmt = sa.select(model.id, *(c for _, c, _ in source.columns)).where(_among(model.id, ids))
     if source.deleted is not None:
         stmt = stmt.where(source.deleted.is_(None))
     rows: list[dict[str, Any]] = []
@@ -112,7 +120,7 @@ def entries_for(connection: sa.Connection, entity: str, ids: Sequence[int]) -> l
     for field, child, column, weight in source.children:
         if not live:
             break
-        stmt = sa.select(child.customer_id, column).where(child.customer_id.in_(live)).order_by(child.customer_id, child.id)
+        stmt = sa.select(child.customer_id, column).where(_among(child.customer_id, live)).order_by(child.customer_id, child.id)
         for owner, value in connection.execute(stmt):
             row = entry_row(entity, owner, field, weight, str(value), postgres) if value else None
             if row is not None:
@@ -128,7 +136,7 @@ def reindex_sync(connection: sa.Connection, entity: str, ids: Iterable[int]) -> 
     table = SearchEntry.__table__
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        connection.execute(table.delete().where(table.c.entity == entity, table.c.entity_id.in_(chunk)))
+        connection.execute(table.delete().where(table.c.entity == entity, _among(table.c.entity_id, chunk)))
         rows = entries_for(connection, entity, chunk)
         if rows:
             connection.execute(table.insert(), rows)
