@@ -42,6 +42,7 @@ CORE_PLUGINS: tuple[str, ...] = (
     "crm_graph.automation.plugin",
     "crm_graph.loyalty.plugin",
     "crm_graph.dedupe.plugin",
+    "crm_graph.exports.plugin",
 )
 
 
