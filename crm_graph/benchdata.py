@@ -293,11 +293,9 @@ async def _write_orders(db: Database, orders: list[dict[str, Any]], lines: list[
 
 async def _reindex(session: Any, entity: str, ids: list[int]) -> None:
     """The new rows into the search index (crm_graph/search), as every write path keeps it."""
-    from crm_graph.search import service as search
+    from crm_graph.search.service import reindex
 
-    reindex = getattr(search, "reindex", None)
-    if reindex is not None:
-        await reindex(session, entity, ids)
+    await reindex(session, entity, ids)
 
 
 async def _advance_sequences(db: Database) -> None:
