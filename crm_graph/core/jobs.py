@@ -1,6 +1,6 @@
 """Periodic jobs of the server and the worker: breached service levels, scheduled RFM runs,
 the diff of DYNAMIC segments, pruning of delivered events from the outbox and of expired
-stored files.
+stored files, and import jobs taken up again after their worker stopped.
 
 Each job runs on its own interval in the process's event loop. Running the same job in several
 processes is safe: the SLA check stores each breach once (a guarded UPDATE), the RFM job
@@ -111,6 +111,13 @@ async def prune_outbox(db: Database, retention_days: int) -> str:
     return f"{result.rowcount} events older than {retention_days} days removed"
 
 
+async def resume_imports(db: Database) -> str:
+    """Take up the import jobs whose worker stopped (its lease expired): crm_graph/imports."""
+    from crm_graph.imports.service import resume_stale
+
+    return await resume_stale(db)
+
+
 async def prune_files(db: Database) -> str:
     """Delete stored files past their expiry (import reports, exports: crm_graph/files)."""
     from crm_graph.files.service import prune
@@ -132,6 +139,7 @@ def default_jobs(db: Database, settings: Settings, wake: Callable[[], None] | No
     if settings.outbox_retention_days > 0:
         jobs.append(Job("outbox-prune", 3600.0, lambda: prune_outbox(db, settings.outbox_retention_days)))
     jobs.append(Job("files-prune", 3600.0, lambda: prune_files(db)))
+    jobs.append(Job("import-resume", 60.0, lambda: resume_imports(db)))
     return jobs
 
 

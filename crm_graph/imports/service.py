@@ -379,13 +379,11 @@ async def _write_batch(db: Any, job: ImportJob, token: str, actor: Actor, batch:
 
 
 async def _reindex(session: AsyncSession, touched: Mapping[str, set[int]]) -> None:
-    from crm_graph.search import service as search
+    from crm_graph.search.service import reindex
 
-    if not hasattr(search, "reindex"):  # the search index is not part of this build yet
-        return
     for kind, ids in touched.items():
         if ids:
-            await search.reindex(session, kind, sorted(ids))
+            await reindex(session, kind, sorted(ids))
 
 
 def _plain(value: Any) -> Any:

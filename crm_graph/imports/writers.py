@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_graph.auth.models import User
 from crm_graph.core import errors as codes
 from crm_graph.core import money
+from crm_graph.core import access
 from crm_graph.core.access import FORBIDDEN
 from crm_graph.core.actor import Actor
 from crm_graph.core.errors import ErrorCollector
@@ -236,6 +237,22 @@ async def _existing_by_key(ctx: WriteContext, kind: str, values: list[Any]) -> d
     return out
 
 
+async def _allowed(ctx: WriteContext, model: Any, ids: Iterable[int], mode: str) -> set[int]:
+    """Which of the existing records ``ids`` the job's actor may read (``mode`` "read") or change
+    ("write") under the record rules (owner, team, sharing defaults). The job writes with Core
+    statements, which the ORM's scope checks do not see, so the writers ask here: a row whose key
+    matches a record its starter may not change fails instead of changing it."""
+    wanted = set(ids)
+    if not wanted or ctx.actor.view_all:
+        return wanted
+    scope = access.Scope(ctx.actor, sharing=await access.sharing_defaults(ctx.session))
+    condition = scope.condition(model, mode)
+    if condition is None:
+        return wanted
+    rows = await _select_in(ctx.session, lambda part: sa.select(model.id).where(model.id.in_(part), condition), wanted)
+    return {row[0] for row in rows}
+
+
 def _enum_name(value: Any) -> Any:
     return value.name if hasattr(value, "name") and not isinstance(value, str) else value
 
@@ -253,6 +270,7 @@ async def upsert_customers(ctx: WriteContext, wants: list[Want], *, count: bool 
     found = {kind: await _existing_by_key(ctx, kind, values) for kind, values in by_kind.items()}
     owners = await users_by_email(session, {w.owner for w in wants if w.owner})
     existing_ids = [data["id"] for kinds in found.values() for data in kinds.values()]
+    changeable = await _allowed(ctx, Customer, existing_ids, "write")
     emails_of, phones_of, tags_of = await _children(session, existing_ids)
     # Addresses already used by a customer: an email belongs to one customer only.
     new_emails = {w.email for w in wants if w.email}
@@ -277,6 +295,9 @@ async def upsert_customers(ctx: WriteContext, wants: list[Want], *, count: bool 
         twin = pending.get(w.key) if w.key is not None else None
         if ctx.mode is ImportMode.CREATE and (current is not None or twin is not None):
             ctx.fail(row, _key_field(w), codes.DUPLICATE, "A customer with this key exists already (import with mode UPSERT to update it).")
+            continue
+        if current is not None and current["id"] not in changeable:
+            ctx.fail(row, _key_field(w), FORBIDDEN, "A customer with this key exists that you may not change.")
             continue
         if current is not None and CustomerKind[_enum_name(current["kind"])] is not w.kind:
             ctx.fail(row, _key_field(w), codes.INVALID_VALUE,
@@ -656,6 +677,10 @@ async def write_orders(ctx: WriteContext, rows: list[Row]) -> None:
     cust_emails = {r.values["customerEmail"] for r in rows if r.values.get("customerEmail")}
     by_ref = await _existing_by_key(ctx, "ext", list(cust_refs)) if cust_refs else {}
     by_email = await _existing_by_key(ctx, "email", list(cust_emails)) if cust_emails else {}
+    # A customer the starter may not read is missing to them, as everywhere else.
+    visible = await _allowed(ctx, Customer, [c["id"] for c in (*by_ref.values(), *by_email.values())], "read")
+    by_ref = {k: c for k, c in by_ref.items() if c["id"] in visible}
+    by_email = {k: c for k, c in by_email.items() if c["id"] in visible}
     skus = {r.values["sku"] for r in rows if r.values.get("sku")}
     products = {sku: (pid, name, price, cur) for sku, pid, name, price, cur in await _select_in(
         session, lambda p: sa.select(PRODUCTS.c.sku, PRODUCTS.c.id, PRODUCTS.c.name, PRODUCTS.c.unit_price, PRODUCTS.c.currency)
@@ -664,6 +689,7 @@ async def write_orders(ctx: WriteContext, rows: list[Row]) -> None:
         ORDER_REFS.c.external_id, ORDER_REFS.c.order_id).where(ORDER_REFS.c.system == ctx.system, ORDER_REFS.c.external_id.in_(p)),
         list(groups))}
     current = await _orders_now(session, list(existing.values()))
+    changeable = await _allowed(ctx, Order, existing.values(), "write")
     new_orders: list[tuple[str, dict[str, Any], list[sales.PricedLine]]] = []
     replaced: list[tuple[int, dict[str, Any], list[sales.PricedLine]]] = []
     for ref, group in groups.items():
@@ -715,6 +741,10 @@ async def write_orders(ctx: WriteContext, rows: list[Row]) -> None:
         elif ctx.mode is ImportMode.CREATE:
             for r in group:
                 ctx.fail(r, "externalId", codes.DUPLICATE, f"Order {ref} exists already (import with mode UPSERT to update it).")
+            continue
+        elif oid not in changeable:
+            for r in group:
+                ctx.fail(r, "externalId", FORBIDDEN, f"Order {ref} exists and you may not change it.")
             continue
         else:
             before = current.get(oid)

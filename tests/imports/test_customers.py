@@ -202,3 +202,32 @@ async def test_create_mode_links_existing_organizations_by_name(client, db) -> N
         orgs = list(await session.scalars(sa.select(Customer.id).where(Customer.kind == CustomerKind.ORGANIZATION)))
         linked = set(await session.scalars(sa.select(Customer.organization_id).where(Customer.kind == CustomerKind.PERSON)))
     assert len(orgs) == 1 and linked == set(orgs)
+
+
+async def test_an_upsert_never_changes_a_record_its_starter_may_not_change(client, settings, db) -> None:
+    """The job writes with Core statements, so the record rules are asked for each match: a
+    representative whose customers are PRIVATE updates their own customer, and a row whose key
+    matches a colleague's customer fails with FORBIDDEN and leaves it as it was."""
+    from crm_graph.testing.auth import make_key, share
+    from crm_graph.testing.client import GraphQLClient, asgi_client
+
+    mapping = {"columns": [{"source": "name", "target": "fullName"}, {"source": "email", "target": "email"},
+                           {"source": "city", "target": "city"}]}
+    await share(db, "PRIVATE", "customers")
+    mine, _ = await make_key(db, settings, role="SALES", email="rep.a@example.com", team="North")
+    theirs, _ = await make_key(db, settings, role="SALES", email="rep.b@example.com", team="South")
+    async with asgi_client(client.app, theirs) as http:
+        job = await run(GraphQLClient(http, client.app), entity="CUSTOMER", content=b"name,email,city\nBo Colleague,bo@example.com,Oslo\n",
+                        mapping=mapping, mode="CREATE", key="EMAIL")
+    assert job["rowsCreated"] == 1
+    content = b"name,email,city\nAnn Mine,ann@example.com,Paris\nBo Colleague,bo@example.com,Lyon\n"
+    async with asgi_client(client.app, mine) as http:
+        rep = GraphQLClient(http, client.app)
+        job = await run(rep, entity="CUSTOMER", content=content, mapping=mapping, mode="UPSERT", key="EMAIL")
+        assert (job["rowsCreated"], job["rowsFailed"]) == (1, 1)
+        assert [(e["row"], e["code"]) for e in job["errors"]] == [(3, "FORBIDDEN")]
+        again = await run(rep, entity="CUSTOMER", content=content.replace(b"Paris", b"Rome"), mapping=mapping, mode="UPSERT", key="EMAIL")
+        assert (again["rowsUpdated"], again["rowsFailed"]) == (1, 1)
+    async with db.reader() as session:
+        cities = dict((await session.execute(sa.select(Customer.display_name, Customer.city))).all())
+    assert cities == {"Ann Mine": "Rome", "Bo Colleague": "Oslo"}
