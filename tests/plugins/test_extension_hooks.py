@@ -195,5 +195,8 @@ async def test_hook_wrappers_run_around_each_implementation_and_tracing_logs_cal
     with caplog.at_level(logging.DEBUG, logger="crm_graph.plugins.trace"):
         refused = await server.client.execute(CREATE, {"input": {"kind": "PERSON", "lastName": "Nobody"}})
     assert refused["createCustomer"]["errors"] == [{"code": "NOT_ALLOWED"}]  # the wrapped implementation's answer
-    assert wrapper.seen == ["customer"]
+    # The host calls each implementation on its own (the refusing one, and the core's duplicates
+    # plugin, which refuses restoring a merged customer); the wrapper is around each call.
+    implementations = [i for i in server.plugins.hook.crm_validate.get_hookimpls() if not (i.wrapper or i.hookwrapper)]
+    assert len(implementations) >= 2 and wrapper.seen == ["customer"] * len(implementations)
     assert any("crm_validate" in r.getMessage() for r in caplog.records)
