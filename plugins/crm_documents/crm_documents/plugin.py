@@ -70,3 +70,18 @@ async def crm_document_attachments(entity_type: str, entity_id: int, purpose: st
     from crm_documents.attachments import quote_pdf
 
     return await quote_pdf(db, settings, plugins, entity_id)
+
+
+@hookimpl
+async def crm_merge_customers(session: Any, survivor_id: int, merged_ids: Any, dry_run: bool) -> dict[str, int] | None:
+    """Documents made for a merged customer's quotes and orders list under the survivor
+    (``Customer.documents``): the quotes and orders moved to it with the merge."""
+    import sqlalchemy as sa
+
+    from crm_documents.models import Document
+
+    where = Document.customer_id.in_(list(merged_ids))
+    moved = int(await session.scalar(sa.select(sa.func.count()).select_from(Document).where(where)) or 0)
+    if moved and not dry_run:
+        await session.execute(sa.update(Document).where(where).values(customer_id=survivor_id))
+    return {"documents": moved} if moved else None

@@ -291,3 +291,18 @@ def test_template_uploads_have_a_size_limit():
     assert [(e.field, e.code) for e in errors.errors] == [("fileBase64", "TOO_LARGE")]
     fine = ErrorCollector()
     assert _decode_file(base64.b64encode(b"x" * 10).decode(), 10, fine) == b"x" * 10 and fine.errors == []
+
+
+async def test_a_merged_customers_documents_list_under_the_survivor(crm_client):
+    """mergeCustomers moves the quotes to the survivor, and crm_merge_customers the documents
+    made from them, so ``Customer.documents`` shows them there."""
+    survivor = await customer(crm_client, **GERMAN)
+    merged = await customer(crm_client, **{**GERMAN, "email": "einkauf2@mueller-maschinenbau.de"})
+    made = await quote(crm_client, merged, "EUR", LINES[:1])
+    docx = await generate(crm_client, entityId=made["id"], kind="QUOTE", format="DOCX")
+    merge = ("mutation($input: MergeCustomersInput!) { mergeCustomers(input: $input) { plan { plugins } "
+             "errors { field code message } } }")
+    done = await crm_client.mutate(merge, {"input": {"survivorId": survivor, "mergedIds": [merged]}})
+    assert done["plan"]["plugins"]["crm_documents"] == {"documents": 1}
+    listed = await crm_client.execute("query($id: ID!) { node(id: $id) { ... on Customer { documents { id } } } }", {"id": survivor})
+    assert [d["id"] for d in listed["node"]["documents"]] == [docx["document"]["id"]]

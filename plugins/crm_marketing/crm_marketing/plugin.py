@@ -84,6 +84,13 @@ async def crm_erase_customer_data(customer_id: int, session: Any, entity_ids: An
 
 
 @hookimpl
+async def crm_merge_customers(session: Any, survivor_id: int, merged_ids: Any, dry_run: bool) -> dict[str, int]:
+    from crm_marketing.privacy import merge
+
+    return await merge(session, survivor_id, list(merged_ids), dry_run)
+
+
+@hookimpl
 def crm_marketing_providers():  # type: ignore[no-untyped-def]
     if not _has("providers"):
         return None
