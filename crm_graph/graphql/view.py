@@ -9,6 +9,9 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
+from python_multipart.exceptions import FormParserError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Send
@@ -211,7 +214,14 @@ class GraphQLView(GraphQL):
             if not request.headers.get("authorization"):
                 raise http.RequestError(400, "A multipart upload needs the Authorization header (a bearer API key or "
                                         "session token).", "BAD_REQUEST")
-            return await super().parse_http_body(request)  # type: ignore[return-value]
+            try:
+                parsed = await super().parse_http_body(request)
+            except (MultiPartException, FormParserError, StarletteHTTPException) as exc:  # a body that is no multipart form
+                detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+                raise http.RequestError(400, f"The multipart body cannot be read: {detail}", "BAD_REQUEST") from None
+            # The `operations` part is checked as a JSON body is (its variables hold the files).
+            return http.request_data({"query": parsed.query, "variables": parsed.variables,
+                                      "operationName": parsed.operation_name, "extensions": parsed.extensions})
         http.check_content_type(request.content_type)
         return http.request_data(http.decode_body(await request.get_body()))
 

@@ -135,12 +135,21 @@ async def test_malformed_bodies_get_400_with_a_json_error(http, body, words, acc
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/json; charset=latin-1",
-                                          "application/jsonp"])
+                                          "application/json; charset=latin-1", "application/jsonp"])
 async def test_other_media_types_get_415(http, content_type):
     headers = {"content-type": content_type} if content_type else {}
     response = await http.post("/graphql", content=b'{"query": "{ __typename }"}', headers=headers)
     _error_of(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+@pytest.mark.parametrize("body", [b'{"query": "{ __typename }"}', b"--x\r\nContent-Disposition: form-data\r\n\r\nhalf",
+                                  b"--x\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{}\r\n--x--\r\n"])
+async def test_a_multipart_body_that_is_no_upload_gets_400(http, body):
+    """multipart/form-data is for uploads (the GraphQL multipart request spec, crm_graph/imports):
+    a body that is not such a form is a clear 400, never an internal error."""
+    response = await http.post("/graphql", content=body, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
 async def test_utf8_with_its_charset_is_accepted(http):
