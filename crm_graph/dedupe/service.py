@@ -40,6 +40,8 @@ from crm_graph.dedupe.models import (
 
 _UNSCOPED = {SKIP_OPTION: True}
 BATCH = 500  # customers re-keyed per round of refresh_changed
+# An arbitrary, fixed key for pg_try_advisory_xact_lock: one refresh of the stored pairs at a time.
+REFRESH_LOCK_KEY = 7_402_118
 # Customers a request's refresh handles (about a second's work); the rest on the next request,
 # or all at once with ``refresh_all`` (``crm-graph duplicates refresh``, after a bulk import).
 REFRESH_LIMIT = 1000
@@ -242,7 +244,14 @@ async def refresh_changed(session: AsyncSession, *, limit: int = REFRESH_LIMIT) 
     """Bring the keys and pairs up to date with customers changed since the last refresh (at most
     ``limit`` of them per call, in ``(updated_at, id)`` order from where the last call stopped).
     Customers changed in the last ``LAG`` are looked at again, so a transaction that committed
-    after a later one is not missed. Returns how many customers were handled."""
+    after a later one is not missed. Returns how many customers were handled.
+
+    One refresh at a time: on PostgreSQL a transaction-scoped advisory lock, and a request that
+    finds it taken skips the refresh (the holder is doing the same work); SQLite's write
+    transactions are one at a time already."""
+    if (await session.connection()).dialect.name == "postgresql":
+        if not await session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(REFRESH_LOCK_KEY))):
+            return 0
     state = await session.get(DuplicateRefreshState, 1, execution_options=_UNSCOPED)
     if state is None:
         state = DuplicateRefreshState(id=1, refreshed_to=None, refreshed_id=None)

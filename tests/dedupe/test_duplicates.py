@@ -241,3 +241,25 @@ async def test_find_duplicates_with_a_scope_on_an_unscoped_session(db):
         shown = await dedupe.find_duplicates(session, customer_ids=[new.id])
     assert hidden == {new.id: []}
     assert [c.customer_id for c in shown[new.id]] == [other.id]
+
+
+async def test_concurrent_reads_refresh_the_stored_pairs_once(client, db):
+    """Every read brings the stored keys up to date first; reads arriving together must not both
+    write the same keys (on PostgreSQL the second skips while the first holds the refresh lock)."""
+    import asyncio
+
+    from crm_graph.customers.models import Customer
+    import sqlalchemy as sa
+
+    for i in range(12):
+        await _create(client, firstName="Ana", lastName=f"Reddy{i % 3}", emails=[{"address": f"ana.reddy{i % 6}+{i}@example.com"}])
+    # Let the stored keys lag behind every customer again, as after a bulk import.
+    async with db.writer() as session, session.begin():
+        await session.execute(sa.update(Customer).values(updated_at=sa.func.coalesce(Customer.updated_at, Customer.created_at)))
+        from crm_graph.dedupe.models import DuplicateRefreshState
+
+        await session.execute(sa.delete(DuplicateRefreshState))
+    answers = await asyncio.gather(*(client.post(CANDIDATES, {"first": 50}) for _ in range(8)))
+    assert all("errors" not in a for a in answers), [a.get("errors") for a in answers]
+    final = await client.execute(CANDIDATES, {"first": 50})
+    assert final["duplicateCandidates"]["totalCount"] >= 6  # the same mailbox, written with a +tag
