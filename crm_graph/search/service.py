@@ -239,6 +239,8 @@ async def search(
     stmt = search_statement(session, q, first=first, kinds=kinds)
     if stmt is None:
         return SearchResult([], 0)
+    # Writes of this transaction not yet in the index (it is brought up to date at commit).
+    await session.run_sync(indexer.apply_pending)
     # The statement carries the scope's conditions itself (``_readable``): run it as Core, without
     # the ORM's per-statement work on rows that are plain tuples anyway.
     connection = await session.connection()

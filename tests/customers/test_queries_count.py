@@ -53,3 +53,34 @@ async def test_statement_count_is_flat_in_page_size(client, db, sql_counter):
     # (the activities' customers come from the customer loader already primed by the organization)
     print(f"statements at N=10: {counts[10]}, at N=100: {counts[100]}")
     assert counts[10] <= 10, counts
+
+
+CREATE_MANY = """
+mutation($inputs: [CreateCustomerInput!]!) {
+  createCustomers(inputs: $inputs) { results { customer { id } errors { field code } } }
+}
+"""
+SEARCH = "query($q: String!) { search(query: $q, first: 100) { totalCount } }"
+
+
+async def test_a_batch_of_creates_costs_a_few_statements_per_customer(client, sql_counter):
+    """Each customer of a batch is written with its own statements (its savepoint, the duplicate
+    check, its rows, its event), but the search index is brought up to date once for the whole
+    batch, the custom field definitions are read once, and the new customer's event is built from
+    what was just written rather than read back."""
+    await client.warm_up()
+    per_customer = {}
+    for n in (10, 50):
+        inputs = [{"kind": "PERSON", "firstName": "Batch", "lastName": f"Size{n}x{i}",
+                   "emails": [{"address": f"size{n}.{i}@batch.example"}], "tags": ["batch"]} for i in range(n)]
+        sql_counter.count = 0
+        results = (await client.execute(CREATE_MANY, {"inputs": inputs}))["createCustomers"]["results"]
+        assert [r["errors"] for r in results] == [[]] * n
+        per_customer[n] = sql_counter.count / n
+        # Every one of them is found by search once the batch has committed.
+        assert (await client.execute(SEARCH, {"q": f"Size{n}x"}))["search"]["totalCount"] == n
+    print(f"statements per customer of a createCustomers batch: {per_customer}")
+    # savepoint and release, duplicate check, customer, emails, tags, outbox: 7 a customer, and a
+    # few for the batch (transaction, definitions, the index, the audit entry)
+    assert per_customer[50] <= 7.5, per_customer
+    assert per_customer[50] < per_customer[10], per_customer  # the batch's fixed part spreads out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 import re
 from typing import Any
 
@@ -366,24 +367,48 @@ async def _custom_fields(
     return out
 
 
-async def write_children(session: AsyncSession, customer: Customer, children: _Children) -> None:
+async def write_children(session: AsyncSession, customer: Customer, children: _Children, *, fresh: bool = False) -> Written:
+    """Replace the child rows ``children`` gives (None: leave them) and flush. ``fresh``: the
+    customer was just inserted, so it has no rows to replace. Returns the rows written."""
     cid = customer.id
-    for model, rows in ((CustomerEmail, children.emails), (CustomerPhone, children.phones), (CustomerAddress, children.addresses)):
+    written = Written()
+    for model, rows, attr in ((CustomerEmail, children.emails, "emails"), (CustomerPhone, children.phones, "phones"),
+                              (CustomerAddress, children.addresses, None)):
         if rows is not None:
-            await session.execute(sa.delete(model).where(model.customer_id == cid))
-            session.add_all(model(customer_id=cid, **row) for row in rows)
+            if not fresh:
+                await session.execute(sa.delete(model).where(model.customer_id == cid))
+            objects = [model(customer_id=cid, **row) for row in rows]
+            session.add_all(objects)
+            if attr:
+                setattr(written, attr, sorted(objects, key=lambda o: o.position))
     if children.tags is not None:
-        await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == cid))
+        if not fresh:
+            await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == cid))
         session.add_all(CustomerTag(customer_id=cid, tag=t) for t in children.tags)
+        written.tags = sorted(children.tags)
     for definition, columns in (children.custom or {}).items():
-        await session.execute(
-            sa.delete(CustomerFieldValue).where(
-                CustomerFieldValue.customer_id == cid, CustomerFieldValue.definition_id == definition.id
+        if not fresh:
+            await session.execute(
+                sa.delete(CustomerFieldValue).where(
+                    CustomerFieldValue.customer_id == cid, CustomerFieldValue.definition_id == definition.id
+                )
             )
-        )
         if columns is not None:
-            session.add(CustomerFieldValue(customer_id=cid, definition_id=definition.id, **columns))
+            value = CustomerFieldValue(customer_id=cid, definition_id=definition.id, **columns)
+            session.add(value)
+            written.custom.append((definition, value))
     await session.flush()
+    return written
+
+
+@dataclass
+class Written:
+    """The child rows ``write_children`` wrote, as a just-created customer's payload shows them."""
+
+    emails: list[CustomerEmail] = dataclass_field(default_factory=list)
+    phones: list[CustomerPhone] = dataclass_field(default_factory=list)
+    tags: list[str] = dataclass_field(default_factory=list)
+    custom: list[tuple[CustomFieldDefinition, CustomerFieldValue]] = dataclass_field(default_factory=list)
 
 
 async def by_external_ref(session: AsyncSession, ref: Mapping[str, Any]) -> Customer | None:

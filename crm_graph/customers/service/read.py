@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crm_graph.core.clock import utcnow
 from crm_graph.customers import validation as v
@@ -23,6 +25,9 @@ from crm_graph.customers.models import (
     CustomFieldDefinition,
 )
 
+if TYPE_CHECKING:
+    from crm_graph.customers.service.assign import Written
+
 
 async def get_customer(session: AsyncSession, customer_id: int, *, include_deleted: bool = False) -> Customer | None:
     customer = await session.get(Customer, customer_id)
@@ -36,9 +41,36 @@ async def customers_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[in
     return {c.id: c for c in rows}
 
 
+_DEFINITIONS = "crm_custom_field_definitions"
+
+
 async def custom_field_definitions(session: AsyncSession) -> dict[str, CustomFieldDefinition]:
-    rows = await session.scalars(sa.select(CustomFieldDefinition).order_by(CustomFieldDefinition.key))
-    return {d.key: d for d in rows}
+    """The custom field definitions by key, read once per transaction (a batch of 100 creates
+    checks them 100 times); a flush that writes a definition, and the transaction's end, forget them."""
+    cached = session.info.get(_DEFINITIONS)
+    if cached is None:
+        rows = await session.scalars(sa.select(CustomFieldDefinition).order_by(CustomFieldDefinition.key))
+        cached = session.info[_DEFINITIONS] = {d.key: d for d in rows}
+    return dict(cached)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_definitions(session: Session, _context: Any) -> None:
+    if _DEFINITIONS in session.info and any(
+        isinstance(o, CustomFieldDefinition) for o in (*session.new, *session.dirty, *session.deleted)
+    ):
+        del session.info[_DEFINITIONS]
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_definitions_on_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(_DEFINITIONS, None)  # a rolled-back savepoint may have expired them
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_definitions(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_DEFINITIONS, None)
 
 
 async def customer_select(
@@ -94,11 +126,18 @@ async def custom_values_for(session: AsyncSession, ids: Sequence[int]) -> dict[i
     return out
 
 
-async def customer_payload(session: AsyncSession, customer: Customer) -> dict[str, Any]:
-    """The customer as the API shows it, for events (and so for plugins and webhooks)."""
+async def customer_payload(session: AsyncSession, customer: Customer, written: Written | None = None) -> dict[str, Any]:
+    """The customer as the API shows it, for events (and so for plugins and webhooks).
+    ``written``: the customer was just created with these child rows (nothing to read back)."""
     cid = customer.id
-    emails = (await emails_for(session, [cid])).get(cid, [])
-    phones = (await phones_for(session, [cid])).get(cid, [])
+    if written is not None:
+        emails, phones, tags = written.emails, written.phones, written.tags
+        custom = {d.key: v.stored_custom_value(d, value) for d, value in sorted(written.custom, key=lambda dv: dv[0].key)}
+    else:
+        emails = (await emails_for(session, [cid])).get(cid, [])
+        phones = (await phones_for(session, [cid])).get(cid, [])
+        tags = (await tags_for(session, [cid])).get(cid, [])
+        custom = (await custom_values_for(session, [cid])).get(cid, {})
     return {
         "id": cid,
         "kind": customer.kind,
@@ -110,7 +149,7 @@ async def customer_payload(session: AsyncSession, customer: Customer) -> dict[st
         "organizationId": customer.organization_id,
         "emails": [{"address": e.address, "label": e.label, "primary": e.is_primary} for e in emails],
         "phones": [{"number": p.number, "label": p.label, "primary": p.is_primary} for p in phones],
-        "tags": (await tags_for(session, [cid])).get(cid, []),
+        "tags": tags,
         "source": customer.source,
         "lifecycleStage": customer.lifecycle_stage,
         "emailConsent": {"status": customer.consent_status, "at": customer.consent_at, "source": customer.consent_source},
@@ -121,7 +160,7 @@ async def customer_payload(session: AsyncSession, customer: Customer) -> dict[st
         "country": customer.country,
         "region": customer.region,
         "city": customer.city,
-        "customFields": (await custom_values_for(session, [cid])).get(cid, {}),
+        "customFields": custom,
         "createdAt": customer.created_at,
         "updatedAt": customer.updated_at,
         "deletedAt": customer.deleted_at,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,9 @@ async def create_customer(
     errors.raise_if_any()
     await validate_with_plugins(session, entity="customer", data=data, actor=actor)
     try:
-        async with session.begin_nested():
+        # Only an external reference can collide with another transaction's row here (emails
+        # were checked under a lock): without one, no savepoint is needed to answer the winner.
+        async with session.begin_nested() if ref else contextlib.nullcontext():
             session.add(customer)
             await session.flush()
     except IntegrityError:
@@ -89,14 +92,14 @@ async def create_customer(
         if customer in session:
             session.expunge(customer)
         return winner
-    await write_children(session, customer, children)
+    written = await write_children(session, customer, children, fresh=True)
     record_event(
         session,
         type="customer.created",
         entity_type="Customer",
         entity_id=customer.id,
         actor=actor,
-        payload=await customer_payload(session, customer),
+        payload=await customer_payload(session, customer, written),
     )
     return customer
 
