@@ -86,8 +86,17 @@ async def resolve_nodes(info: Info, ids: list[strawberry.ID]) -> list[Any]:
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether rows follow this page (ask with `after: endCursor`).")
     has_previous_page: bool = strawberry.field(description="Whether rows precede this page (ask with `before: startCursor`).")
-    start_cursor: str | None = strawberry.field(description="Cursor of the page's first row; null on an empty page.")
-    end_cursor: str | None = strawberry.field(description="Cursor of the page's last row; null on an empty page.")
+    _page: strawberry.Private[Page[Any]]
+
+    # Cursors are encoded only when asked for: a page of 100 customers with their opportunities
+    # is 101 connections, and most queries ask for no cursor at all.
+    @strawberry.field(description="Cursor of the page's first row; null on an empty page.")
+    def start_cursor(self) -> str | None:
+        return self._page.start_cursor
+
+    @strawberry.field(description="Cursor of the page's last row; null on an empty page.")
+    def end_cursor(self) -> str | None:
+        return self._page.end_cursor
 
 
 @strawberry.type(description="One row of a list, with the cursor that marks its place.")
@@ -115,12 +124,7 @@ class Connection(Generic[T]):
     def from_page(cls, page: Page[Any], convert: Callable[[Any], T]) -> Any:
         return cls(
             edges=[Edge(node=convert(item), _page=page, _row=item) for item in page.items],
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=page.start_cursor,
-                end_cursor=page.end_cursor,
-            ),
+            page_info=PageInfo(has_next_page=page.has_next_page, has_previous_page=page.has_previous_page, _page=page),
             _count=page.count,
         )
 
