@@ -104,7 +104,14 @@ async function open(context, path) {
     const tabs = await page.$$(".graphiql-tab");
     for (const [i, tab] of tabs.entries()) {
       await (await tab.$(".graphiql-tab-button")).click();
-      await page.waitForFunction((n) => document.querySelectorAll(".graphiql-tab")[n].classList.contains("graphiql-tab-active"), i);
+      // The tab is marked active first; its editors are filled on a later render (late on a busy
+      // machine), so wait until the query shown is no longer the previous tab's.
+      const previous = i === 0 ? null : out.tabs[i - 1].query;
+      await page.waitForFunction(([n, prev]) => {
+        const el = document.querySelector(".graphiql-query-editor .CodeMirror");
+        return document.querySelectorAll(".graphiql-tab")[n].classList.contains("graphiql-tab-active")
+          && el && el.CodeMirror.getValue() !== prev;
+      }, [i, previous]);
       out.tabs.push(await page.evaluate(editors));
     }
     // A new tab keeps the key too.
