@@ -9,6 +9,7 @@ HTTP_AUDIT := var/node/http-audit
 # playwright-core (pinned in tests/insights/browser/package.json) and the dashboard's chart library,
 # for the dashboard's browser test (tests/insights/test_dashboard.py).
 DASHBOARD_BROWSER := var/node/dashboard-browser
+BENCH_PEER := var/node/bench-peer
 DASHBOARD_LIB := var/node/dashboard-lib
 HOST ?= $(or $(CRM_HOST),127.0.0.1)
 PORT ?= $(or $(CRM_PORT),8000)
@@ -147,11 +148,17 @@ schema: $(STAMP)
 
 ## make bench: every benchmark scenario on SQLite and a throwaway PostgreSQL, against plain code in
 ## the same run; writes bench/results/latest.json and bench/RESULTS.md (bench/run.py says what each is).
-bench: $(STAMP) postgres-binaries
+bench: $(STAMP) postgres-binaries node-tools
+	@# The peer of scenario j (PostGraphile, from the npm registry), beside the other Node tools.
+	@if ! cmp -s bench/peer/package.json $(BENCH_PEER)/package.json || [ ! -x $(BENCH_PEER)/node_modules/.bin/postgraphile ]; then \
+		mkdir -p $(BENCH_PEER) && cp bench/peer/package.json $(BENCH_PEER)/ && \
+		npm install --silent --no-audit --no-fund --no-package-lock --prefix $(BENCH_PEER) >/dev/null; \
+	fi
 	@if ! command -v wrk >/dev/null; then echo "wrk missing: installing it (Debian package wrk)"; \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; fi; \
 	fi
+	$(BIN)/python bench/hotspots.py
 	$(BIN)/python bench/run.py
 
 ## make bench-data: benchmark volumes (100k customers, 1M orders, 200k opportunities, 100k tickets)

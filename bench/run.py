@@ -22,6 +22,10 @@ Scenarios (the letters are the ones bench/RESULTS.md uses):
      conditions written by hand in SQL (ms)
   h  event dispatch to a local webhook receiver (bench/dispatch_throughput.py; events/s)
   i  peak resident memory of the API server process during b, c and e (MB)
+  j  the peer, on PostgreSQL: PostGraphile 4 (npm; bench/peer/package.json) serving the same
+     page and lookup from the same database, requests/s beside ours from the same rounds. A
+     comparison, not a dependency: it runs without sign-in (it has no API keys) and reads the
+     tables as they are (its page does not leave out soft-deleted customers; none are generated)
 Writes bench/results/latest.json and bench/RESULTS.md (with the machine's description).
 """
 
@@ -71,6 +75,12 @@ CREATE_MANY = "mutation($inputs: [CreateCustomerInput!]!) { createCustomers(inpu
 SEGMENT = ('{ previewSegment(first: 20, filter: {country: {eq: "DE"}, tags: {containsAny: ["vip"]}, '
            'orders: {windowDays: 365, totalSpent: {gt: "500"}}}) { size customers { edges { node { id displayName } } } } }')
 RFM = "mutation { refreshRfmScores(input: {asOf: \"2026-11-01\", windowDays: 365, currency: \"EUR\"}) { analysis { run { customers } } errors { code } } }"
+# The peer's form of PAGE and LOOKUP (PostGraphile's names for the same tables and relations).
+PEER_PAGE = ("{ allCustomers(first: 100, orderBy: CREATED_AT_ASC) { nodes { id displayName "
+             "customerEmailsByCustomerId { nodes { address } } customerTagsByCustomerId { nodes { tag } } "
+             "opportunitiesByCustomerId(first: 5) { nodes { pipelineStageByStageId { name } amount currency } } } } }")
+PEER_LOOKUP = "query($id: Int!) { customerById(id: $id) { displayName } }"
+PEER = ROOT / "var/node/bench-peer/node_modules/.bin/postgraphile"
 TARGETS = {"a": ("ratio", 3.0, "<="), "b": ("share", 0.5, ">="), "c": ("share", 0.6, ">="), "d": ("ratio", 3.0, "<="),
            "f": ("ratio", 1.5, "<="), "g": ("ratio", 2.0, "<="), "i": ("mb", 300.0, "<=")}
 
@@ -256,9 +266,17 @@ async def run_database(name: str, args: argparse.Namespace) -> dict[str, Any]:
                      {**env, "CRM_SQLITE_BUSY_TIMEOUT": "30"}, api_port)
         plain = Server([sys.executable, "-m", "uvicorn", "--factory", "bench.plain_app:create", "--port", str(plain_port),
                         "--log-level", "warning", "--no-access-log"], {**env, "PYTHONPATH": str(ROOT)}, plain_port)
+        peer = None
+        if name == "postgresql" and PEER.exists():
+            peer_port = free_port()
+            peer = Server([str(PEER), "-c", settings.database_url.replace("postgresql+asyncpg://", "postgres://"),
+                           "--schema", "public", "--host", "127.0.0.1", "--port", str(peer_port), "--disable-query-log"],
+                          {}, peer_port)
         try:
             api.wait_ready("/healthz")
             plain.wait_ready("/")
+            if peer is not None:
+                peer.wait_ready("/graphql")
             http_samples: dict[str, list[tuple[float, float]]] = {"b": [], "c": [], **{f"e{c}": [] for c in (1, 8, 32)}}
             failures: dict[str, int] = {}
             async with db.reader() as session:
@@ -270,6 +288,9 @@ async def run_database(name: str, args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(10)
             wrk(f"http://127.0.0.1:{api_port}/graphql", {"query": LOOKUP, "variables": {"id": encode("Customer", pk)}}, token, 4, 3)
             wrk(f"http://127.0.0.1:{plain_port}/lookup", {"id": pk}, token, 4, 3)
+            peer_samples: dict[str, list[tuple[float, float]]] = {"page": [], "lookup": []}
+            if peer is not None:
+                wrk(f"http://127.0.0.1:{peer_port}/graphql", {"query": PEER_PAGE}, token, 4, 3)
             for _ in range(args.rounds):
                 cases = [("b", {"query": PAGE}, {}, 16), ("c", {"query": LOOKUP, "variables": {"id": encode("Customer", pk)}}, {"id": pk}, 16),
                          *((f"e{c}", {"query": CREATE}, {"firstName": "Bench", "lastName": "Client"}, c) for c in (1, 8, 32))]
@@ -279,15 +300,27 @@ async def run_database(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     theirs, _ = wrk(f"http://127.0.0.1:{plain_port}{route}", plain_body, token, connections, args.duration)
                     http_samples[key].append((ours, theirs))
                     failures[key] = failures.get(key, 0) + failed
+                    if peer is not None and key in ("b", "c"):
+                        peer_body = {"query": PEER_PAGE} if key == "b" else {"query": PEER_LOOKUP, "variables": {"id": pk}}
+                        peer_rps, peer_failed = wrk(f"http://127.0.0.1:{peer_port}/graphql", peer_body, token, connections, args.duration)
+                        peer_samples["page" if key == "b" else "lookup"].append((ours, peer_rps))
+                        failures["j"] = failures.get("j", 0) + peer_failed
                 print(f"[{name}] http: " + ", ".join(f"{k} {v[-1][0]:.0f}/{v[-1][1]:.0f} req/s" for k, v in http_samples.items()), flush=True)
             for key, pairs in http_samples.items():
                 ours, theirs = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
                 figures[key] = {"ours_rps": round(ours, 1), "plain_rps": round(theirs, 1), "share": round(ours / theirs, 3),
                                 "failed": failures[key]}
             figures["i"] = {"mb": round(api.peak_mb(), 1), "plain_mb": round(plain.peak_mb(), 1)}
+            if peer is not None:
+                figures["j"] = {"failed": failures.get("j", 0)}
+                for what, pairs in peer_samples.items():
+                    ours, theirs = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+                    figures["j"][what] = {"ours_rps": round(ours, 1), "peer_rps": round(theirs, 1), "share": round(ours / theirs, 3)}
         finally:
             api.stop()
             plain.stop()
+            if peer is not None:
+                peer.stop()
         await db.dispose()
     finally:
         cleanup()
@@ -351,6 +384,15 @@ def report(results: dict[str, Any], path: Path) -> None:
                 lines.append(f"| {label} | {f['events_per_s']} | | | |")
             elif key == "i":
                 lines.append(f"| {label} | {f['mb']} | {f['plain_mb']} | | {verdict(key, f)} |")
+        peer = figures.get("j")
+        if peer:
+            failed = f", {peer['failed']} failed answers of the peer" if peer.get("failed") else ""
+            lines += ["", f"The peer (PostGraphile 4, same database, same rounds{failed}):", "",
+                      "| scenario | ours (req/s) | PostGraphile (req/s) | ours / peer | target |", "| --- | --- | --- | --- | --- |"]
+            for what, label in (("page", "j nested page over HTTP"), ("lookup", "j tiny lookup over HTTP")):
+                f = peer[what]
+                goal = (f"{'met' if f['share'] >= 1 else 'NOT met'} (>= 1)") if what == "page" else ""
+                lines.append(f"| {label} | {f['ours_rps']} | {f['peer_rps']} | {f['share']:.0%} | {goal} |")
         lines.append("")
     if results.get("profile"):
         lines += ["## Profile", "", results["profile"], ""]
