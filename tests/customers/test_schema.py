@@ -325,3 +325,28 @@ async def test_concurrent_creates_with_one_email_make_one_customer(client):
     assert all(r["errors"][0]["code"] == "DUPLICATE" for r in refused)
     listed = await client.execute('{ customers(filter: {email: {eq: "race@example.com"}}) { totalCount } }')
     assert listed["customers"]["totalCount"] == 1
+
+
+async def test_concurrent_batches_sharing_addresses_make_one_customer_per_address(client):
+    """Batches look their addresses up (and on PostgreSQL lock them) all at once, in one order, so
+    batches and single creates racing for the same addresses neither deadlock nor both win."""
+    import asyncio
+
+    addresses = [f"shared{i}@example.com" for i in range(6)]
+
+    async def batch(name: str, picked: list[str]) -> dict:
+        inputs = [{"kind": "PERSON", "lastName": f"{name} {a}", "emails": [{"address": a}]} for a in picked]
+        return (await client.execute(BATCH, {"inputs": inputs}))["createCustomers"]
+
+    async def single(address: str) -> dict:
+        return (await client.execute(CREATE, {"input": {"kind": "PERSON", "lastName": "Single",
+                                                        "emails": [{"address": address}]}}))["createCustomer"]
+
+    answers = await asyncio.gather(batch("A", addresses), batch("B", list(reversed(addresses))), single(addresses[2]))
+    created = answers[0]["createdCount"] + answers[1]["createdCount"] + (1 if answers[2]["customer"] else 0)
+    assert created == len(addresses)
+    refused = [e for a in answers[:2] for r in a["results"] for e in r["errors"]] + answers[2]["errors"]
+    assert len(refused) == len(addresses) + 1 and all(e["code"] == "DUPLICATE" for e in refused)
+    for address in addresses:
+        listed = await client.execute('query($a: String!) { customers(filter: {email: {eq: $a}}) { totalCount } }', {"a": address})
+        assert listed["customers"]["totalCount"] == 1, address

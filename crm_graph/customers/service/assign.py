@@ -87,6 +87,7 @@ async def apply_input(
     *,
     config: ServiceConfig,
     creating: bool,
+    known: EmailOwners | None = None,
 ) -> _Children:
     """Validate ``data`` and copy scalar fields onto ``customer``; return the child rows to write."""
     for key, (attr, limit) in _TEXT_LIMITS.items():
@@ -126,7 +127,7 @@ async def apply_input(
     if "emails" in data:
         children.emails = _contact_points(data["emails"] or [], "emails", "address", v.email, codes.INVALID_EMAIL, errors)
         await check_email_duplicates(
-            session, [e["address"] for e in children.emails], customer.id, errors, field="emails"
+            session, [e["address"] for e in children.emails], customer.id, errors, field="emails", known=known
         )
     if "addresses" in data:
         children.addresses = _addresses(data["addresses"] or [], errors)
@@ -313,18 +314,68 @@ EMAIL_LOCK_SPACE = 4_107
 
 
 async def check_email_duplicates(
-    session: AsyncSession, addresses: list[str], own_id: int | None, errors: ErrorCollector, field: str = "emails"
+    session: AsyncSession, addresses: list[str], own_id: int | None, errors: ErrorCollector, field: str = "emails",
+    known: EmailOwners | None = None,
 ) -> None:
+    """An error for each address a live customer other than ``own_id`` already has. ``known``:
+    the owners found for a whole batch at once (``email_owners``), used instead of a lookup."""
     if not addresses:
         return
-    if session.bind.dialect.name == "postgresql":
-        # Two transactions adding the same address must not both find it free: each takes a
-        # lock on the address until it commits, so the second sees the first's row. (SQLite
-        # serialises writers already: they begin with BEGIN IMMEDIATE.)
-        for address in sorted(set(addresses)):
-            await session.execute(
-                sa.select(sa.func.pg_advisory_xact_lock(EMAIL_LOCK_SPACE, sa.func.hashtext(address)))
-            )
+    if known is not None and known.covers(addresses):
+        taken = {a: known.owners[a] for a in addresses if a in known.owners}
+    else:
+        await _lock_addresses(session, addresses)
+        taken = await _owners(session, addresses, own_id)
+    for i, address in enumerate(addresses):
+        if address in taken:
+            errors.add(f"{field}.{i}.address", codes.DUPLICATE, f"{address} already belongs to {taken[address]}.")
+
+
+@dataclass
+class EmailOwners:
+    """The live owners of a batch's addresses, found in one statement before the batch is
+    written; the batch adds its own customers' addresses as it writes them, so a later item
+    with an earlier item's address is a duplicate too."""
+
+    checked: set[str]
+    owners: dict[str, str]  # address -> the owner's display name
+
+    def covers(self, addresses: list[str]) -> bool:
+        return all(a in self.checked for a in addresses)
+
+    def add(self, addresses: list[str], owner: str) -> None:
+        self.checked.update(addresses)
+        self.owners.update((a, owner) for a in addresses)
+
+
+async def email_owners(session: AsyncSession, addresses: list[str]) -> EmailOwners:
+    """``EmailOwners`` of ``addresses`` (already normalised), locked as one write would lock them."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return EmailOwners(set(), {})
+    await _lock_addresses(session, wanted)
+    return EmailOwners(set(wanted), await _owners(session, wanted, None))
+
+
+async def _lock_addresses(session: AsyncSession, addresses: list[str]) -> None:
+    if session.bind.dialect.name != "postgresql":
+        return
+    # Two transactions adding the same address must not both find it free: each takes a lock on
+    # the address until it commits, so the second sees the first's row; always in sorted order,
+    # so two writers never wait for each other in a circle. (SQLite serialises writers already:
+    # they begin with BEGIN IMMEDIATE.)
+    wanted = sorted(set(addresses))
+    if len(wanted) == 1:
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(EMAIL_LOCK_SPACE, sa.func.hashtext(wanted[0]))))
+        return
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:space, hashtext(a)) FROM "
+                "(SELECT a FROM unnest(CAST(:addresses AS text[])) AS a ORDER BY a) AS sorted"),
+        {"space": EMAIL_LOCK_SPACE, "addresses": wanted},
+    )
+
+
+async def _owners(session: AsyncSession, addresses: list[str], own_id: int | None) -> dict[str, str]:
     stmt = (
         sa.select(CustomerEmail.address, Customer.display_name)
         .join(Customer, Customer.id == CustomerEmail.customer_id)
@@ -332,10 +383,7 @@ async def check_email_duplicates(
     )
     if own_id is not None:
         stmt = stmt.where(Customer.id != own_id)
-    taken = {address: name for address, name in (await session.execute(stmt)).all()}
-    for i, address in enumerate(addresses):
-        if address in taken:
-            errors.add(f"{field}.{i}.address", codes.DUPLICATE, f"{address} already belongs to {taken[address]}.")
+    return {address: name for address, name in (await session.execute(stmt)).all()}
 
 
 async def _custom_fields(

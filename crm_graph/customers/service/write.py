@@ -34,7 +34,9 @@ from crm_graph.customers.service.assign import (
     ServiceConfig,
     apply_input,
     by_external_ref,
+    EmailOwners,
     check_email_duplicates,
+    email_owners,
     enum_value,
     write_children,
 )
@@ -47,9 +49,11 @@ MAX_BATCH = 100
 
 
 async def create_customer(
-    session: AsyncSession, *, actor: Actor, data: Mapping[str, Any], config: ServiceConfig
+    session: AsyncSession, *, actor: Actor, data: Mapping[str, Any], config: ServiceConfig,
+    known: EmailOwners | None = None,
 ) -> Customer:
-    """Create a customer. With an ``externalRef`` that already exists, return that customer instead."""
+    """Create a customer. With an ``externalRef`` that already exists, return that customer instead.
+    ``known``: the email owners of a batch this customer is part of (``create_customers``)."""
     ref = data.get("externalRef")
     if ref:
         existing = await by_external_ref(session, ref)
@@ -74,7 +78,7 @@ async def create_customer(
         created_at=now,
         updated_at=now,
     )
-    children = await apply_input(session, customer, data, errors, config=config, creating=True)
+    children = await apply_input(session, customer, data, errors, config=config, creating=True, known=known)
     errors.raise_if_any()
     await validate_with_plugins(session, entity="customer", data=data, actor=actor)
     try:
@@ -93,6 +97,8 @@ async def create_customer(
             session.expunge(customer)
         return winner
     written = await write_children(session, customer, children, fresh=True)
+    if known is not None:
+        known.add([e.address for e in written.emails], customer.display_name)
     record_event(
         session,
         type="customer.created",
@@ -198,11 +204,21 @@ async def create_customers(
         raise ValidationFailed(
             [codes.FieldError("inputs", codes.TOO_MANY, f"At most {MAX_BATCH} customers per call; split the batch.")]
         )
+    # The owners of every address in the batch, looked up (and on PostgreSQL locked) at once
+    # rather than customer by customer; malformed ones are left to each item's validation.
+    addresses = []
+    for item in items:
+        for email in item.get("emails") or []:
+            try:
+                addresses.append(v.email(email.get("address")))
+            except (v.InvalidValue, AttributeError):
+                pass
+    known = await email_owners(session, addresses)
     results = []
     for index, item in enumerate(items):
         try:
             async with session.begin_nested():
-                customer = await create_customer(session, actor=actor, data=item, config=config)
+                customer = await create_customer(session, actor=actor, data=item, config=config, known=known)
             results.append(BatchResult(index, customer, []))
         except ValidationFailed as exc:
             results.append(BatchResult(index, None, exc.errors))
