@@ -13,7 +13,8 @@ import enum
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -223,10 +224,8 @@ class Event:
 
 def jsonable(value: Any) -> Any:
     """Make a payload JSON-safe: timestamps and dates as ISO 8601, decimals as strings, enums by name."""
-    import enum
-    from datetime import date
-    from decimal import Decimal
-
+    if value is None or isinstance(value, (str, int, float)) and not isinstance(value, enum.Enum):
+        return value  # most values of a payload: nothing to do
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
