@@ -2,7 +2,7 @@
 interleaved rounds, each figure next to the best plain code doing the same work in the same run.
 
     .venv/bin/python bench/run.py [--customers 100000] [--orders 1000000] [--rounds 3]
-                                  [--duration 8] [--databases sqlite,postgresql]
+                                  [--duration 5] [--databases sqlite,postgresql]
 
 The data comes from crm_graph/benchdata.py (what `crm-graph bench generate` writes). The API
 is signed in with an API key throughout, as users run it; its rate limit is off (one key sending
