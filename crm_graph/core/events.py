@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -266,6 +266,22 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+async def write_events(session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
+    """Insert ``events`` (made by ``record_event``, so added to the session) in one statement.
+
+    For writes that record many events at once (a batch of customers, a segment's membership
+    change, an insights run): flushed as objects, each event would take an INSERT of its own on
+    SQLite, which cannot hand back the ids of a multi-row insert in order, and nothing needs
+    those ids here. Events recorded before these keep their place in the outbox."""
+    if not events:
+        return
+    for event in events:
+        session.expunge(event)
+    await session.flush()
+    columns = [a.key for a in sa.inspect(OutboxEvent).column_attrs if a.key != "id"]
+    await session.execute(sa.insert(OutboxEvent), [{c: getattr(e, c) for c in columns} for e in events])
 
 
 def _system_deliveries(scope: Any) -> Any:

@@ -388,6 +388,13 @@ def _note_events(session: Session, _context: Any, _instances: Any) -> None:
         session.info[_PENDING] = True
 
 
+@orm_event.listens_for(Session, "do_orm_execute")
+def _note_bulk_events(state: Any) -> None:
+    # events written in one INSERT (``write_events``) rather than flushed as objects
+    if _RUNNING and state.is_insert and state.bind_mapper is not None and state.bind_mapper.class_ is OutboxEvent:
+        state.session.info[_PENDING] = True
+
+
 @orm_event.listens_for(Session, "after_commit")
 def _wake_hubs(session: Session) -> None:
     if session.info.pop(_PENDING, False):

@@ -35,5 +35,5 @@ async def test_failed_writes_record_no_event(client, db):
         {"i": [{"kind": "PERSON", "lastName": "Ok"}, {"kind": "PERSON"}]},
     )
     assert batch["createCustomers"]["createdCount"] == 1
-    # Only the item that was created has an event; the failed item's savepoint took nothing.
+    # Only the item that was created has an event: a failed item writes nothing.
     assert [e.type for e in await _events(db)] == ["customer.created"]

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 CREATE = """
 mutation($input: CreateCustomerInput!) {
@@ -208,6 +209,64 @@ async def test_batch_import_reports_per_item_errors_and_keeps_the_good_ones(clie
     ]
     names = await client.execute("{ customers(orderBy: [{field: DISPLAY_NAME}]) { edges { node { displayName } } } }")
     assert [e["node"]["displayName"] for e in names["customers"]["edges"]] == ["Fine Ltd", "Good"]
+
+
+REF_BATCH = """
+mutation($inputs: [CreateCustomerInput!]!) {
+  createCustomers(inputs: $inputs) {
+    createdCount results { customer { id displayName emails { address } tags } errors { field code } }
+  }
+}
+"""
+
+
+async def test_batch_answers_known_and_repeated_external_refs_as_retries(client, db):
+    """An item whose reference is stored already, or repeats an earlier item's, is answered with
+    that customer (as a retry would be); one repeating a failed item's reference is tried itself.
+    Each created customer has its own event carrying what was written."""
+    from crm_graph.core.events import OutboxEvent
+
+    stored = await create(client, kind="PERSON", lastName="Stored", externalRef={"system": "shop", "externalId": "1"})
+    ref = lambda n: {"system": "shop", "externalId": n}  # noqa: E731
+    body = await client.execute(REF_BATCH, {"inputs": [
+        {"kind": "PERSON", "lastName": "Other name", "externalRef": ref("1")},
+        {"kind": "PERSON", "lastName": "Twice", "externalRef": ref("2"), "emails": [{"address": "twice@example.com"}],
+         "tags": ["b", "a"]},
+        {"kind": "PERSON", "lastName": "Twice again", "externalRef": ref("2")},
+        {"kind": "PERSON", "externalRef": ref("3")},
+        {"kind": "PERSON", "lastName": "Third", "externalRef": ref("3")},
+        {"kind": "ORGANIZATION", "organizationName": "No ref Ltd"},
+    ]})
+    result = body["createCustomers"]
+    customers = [r["customer"] for r in result["results"]]
+    assert customers[0]["id"] == stored["id"] and customers[0]["displayName"] == "Stored"
+    assert customers[1] == customers[2] == {"id": customers[1]["id"], "displayName": "Twice",
+                                            "emails": [{"address": "twice@example.com"}], "tags": ["a", "b"]}
+    assert customers[3] is None and [e["code"] for e in result["results"][3]["errors"]] == ["REQUIRED"]
+    assert customers[4]["displayName"] == "Third" and customers[5]["displayName"] == "No ref Ltd"
+    assert result["createdCount"] == 5  # answered items count as created, as a retried createCustomer does
+    assert (await client.execute("{ customers { totalCount } }"))["customers"]["totalCount"] == 4
+    async with db.reader() as session:
+        events = list(await session.scalars(
+            sa.select(OutboxEvent).where(OutboxEvent.type == "customer.created").order_by(OutboxEvent.id)))
+    assert [e.payload["data"]["displayName"] for e in events] == ["Stored", "Twice", "Third", "No ref Ltd"]
+    twice = events[1].payload["data"]
+    assert twice["emails"] == [{"address": "twice@example.com", "label": None, "primary": True}]
+    assert twice["tags"] == ["a", "b"] and twice["id"] == int(events[1].entity_id)
+
+
+async def test_concurrent_batches_with_the_same_refs_make_each_customer_once(client, db):
+    """Two batches racing with the same new references: on PostgreSQL the second one's insert
+    meets the first one's rows, and its items are then answered one by one with the winners."""
+    import asyncio
+
+    # no addresses: those would be locked, and the second batch would wait for the first's commit
+    inputs = [{"kind": "PERSON", "lastName": f"Raced {i}", "externalRef": {"system": "race", "externalId": str(i)}}
+              for i in range(20)]
+    answers = await asyncio.gather(*(client.execute(REF_BATCH, {"inputs": inputs}) for _ in range(2)))
+    ids = [[r["customer"]["id"] for r in a["createCustomers"]["results"]] for a in answers]
+    assert ids[0] == ids[1] and len(set(ids[0])) == 20
+    assert (await client.execute("{ customers { totalCount } }"))["customers"]["totalCount"] == 20
 
 
 async def test_batch_over_100_is_refused_whole(client):

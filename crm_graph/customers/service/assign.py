@@ -71,7 +71,7 @@ def enum_value(enum_type: Any, value: Any) -> Any:
 
 
 @dataclass
-class _Children:
+class Children:
     emails: list[dict[str, Any]] | None = None
     phones: list[dict[str, Any]] | None = None
     addresses: list[dict[str, Any]] | None = None
@@ -88,7 +88,7 @@ async def apply_input(
     config: ServiceConfig,
     creating: bool,
     known: EmailOwners | None = None,
-) -> _Children:
+) -> Children:
     """Validate ``data`` and copy scalar fields onto ``customer``; return the child rows to write."""
     for key, (attr, limit) in _TEXT_LIMITS.items():
         if key in data:
@@ -123,7 +123,7 @@ async def apply_input(
     if "organizationId" in data:
         await _organization(session, customer, data["organizationId"], errors)
 
-    children = _Children()
+    children = Children()
     if "emails" in data:
         children.emails = _contact_points(data["emails"] or [], "emails", "address", v.email, codes.INVALID_EMAIL, errors)
         await check_email_duplicates(
@@ -415,38 +415,66 @@ async def _custom_fields(
     return out
 
 
-async def write_children(session: AsyncSession, customer: Customer, children: _Children, *, fresh: bool = False) -> Written:
+async def write_children(session: AsyncSession, customer: Customer, children: Children, *, fresh: bool = False) -> Written:
     """Replace the child rows ``children`` gives (None: leave them) and flush. ``fresh``: the
     customer was just inserted, so it has no rows to replace. Returns the rows written."""
-    cid = customer.id
-    written = Written()
-    for model, rows, attr in ((CustomerEmail, children.emails, "emails"), (CustomerPhone, children.phones, "phones"),
-                              (CustomerAddress, children.addresses, None)):
-        if rows is not None:
+    return (await write_children_of(session, [(customer, children)], fresh=fresh))[0]
+
+
+async def write_children_of(
+    session: AsyncSession, customers: list[tuple[Customer, Children]], *, fresh: bool = False
+) -> list[Written]:
+    """``write_children`` for several customers with one flush.
+
+    ``fresh`` (customers inserted in this transaction, so checked for access as they were
+    written): the rows of each table go in one INSERT of many rows. Flushed as objects they
+    would take one INSERT each on SQLite, which cannot hand back the ids of a multi-row insert
+    in order, and nothing needs those ids; the search index picks the rows up through their new
+    customer. Otherwise each customer's rows are replaced as objects, so the access and index
+    hooks see every change."""
+    out = []
+    rows_of: dict[type, list[dict[str, Any]]] = {}
+
+    def add(model: type, row: dict[str, Any]) -> Any:
+        if fresh:
+            rows_of.setdefault(model, []).append(row)
+            return model(**row)  # what the payload shows; not added to the session
+        obj = model(**row)
+        session.add(obj)
+        return obj
+
+    for customer, children in customers:
+        cid = customer.id
+        written = Written()
+        for model, rows, attr in ((CustomerEmail, children.emails, "emails"), (CustomerPhone, children.phones, "phones"),
+                                  (CustomerAddress, children.addresses, None)):
+            if rows is not None:
+                if not fresh:
+                    await session.execute(sa.delete(model).where(model.customer_id == cid))
+                objects = [add(model, {"customer_id": cid, **row}) for row in rows]
+                if attr:
+                    setattr(written, attr, sorted(objects, key=lambda o: o.position))
+        if children.tags is not None:
             if not fresh:
-                await session.execute(sa.delete(model).where(model.customer_id == cid))
-            objects = [model(customer_id=cid, **row) for row in rows]
-            session.add_all(objects)
-            if attr:
-                setattr(written, attr, sorted(objects, key=lambda o: o.position))
-    if children.tags is not None:
-        if not fresh:
-            await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == cid))
-        session.add_all(CustomerTag(customer_id=cid, tag=t) for t in children.tags)
-        written.tags = sorted(children.tags)
-    for definition, columns in (children.custom or {}).items():
-        if not fresh:
-            await session.execute(
-                sa.delete(CustomerFieldValue).where(
-                    CustomerFieldValue.customer_id == cid, CustomerFieldValue.definition_id == definition.id
+                await session.execute(sa.delete(CustomerTag).where(CustomerTag.customer_id == cid))
+            for tag in children.tags:
+                add(CustomerTag, {"customer_id": cid, "tag": tag})
+            written.tags = sorted(children.tags)
+        for definition, columns in (children.custom or {}).items():
+            if not fresh:
+                await session.execute(
+                    sa.delete(CustomerFieldValue).where(
+                        CustomerFieldValue.customer_id == cid, CustomerFieldValue.definition_id == definition.id
+                    )
                 )
-            )
-        if columns is not None:
-            value = CustomerFieldValue(customer_id=cid, definition_id=definition.id, **columns)
-            session.add(value)
-            written.custom.append((definition, value))
+            if columns is not None:
+                value = add(CustomerFieldValue, {"customer_id": cid, "definition_id": definition.id, **columns})
+                written.custom.append((definition, value))
+        out.append(written)
     await session.flush()
-    return written
+    for model, rows in rows_of.items():
+        await session.execute(sa.insert(model), rows)
+    return out
 
 
 @dataclass
@@ -465,6 +493,24 @@ async def by_external_ref(session: AsyncSession, ref: Mapping[str, Any]) -> Cust
             Customer.external_system == ref.get("system"), Customer.external_id == ref.get("externalId")
         )
     )
+
+
+def ref_key(ref: Any) -> tuple[Any, Any] | None:
+    """An ``externalRef`` input as the (system, externalId) pair it is looked up by."""
+    if not isinstance(ref, Mapping) or not ref:
+        return None
+    return (ref.get("system"), ref.get("externalId"))
+
+
+async def by_external_refs(session: AsyncSession, keys: list[tuple[Any, Any]]) -> dict[tuple[Any, Any], Customer]:
+    """The customers of several external references, in one statement."""
+    wanted = sorted({k for k in keys if isinstance(k[0], str) and isinstance(k[1], str)})
+    if not wanted:
+        return {}
+    rows = await session.scalars(
+        sa.select(Customer).where(sa.tuple_(Customer.external_system, Customer.external_id).in_(wanted))
+    )
+    return {(c.external_system, c.external_id): c for c in rows}
 
 
 

@@ -24,12 +24,12 @@ from crm_graph.core.access import SKIP_OPTION
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import FieldError, ValidationFailed
-from crm_graph.core.events import record_event
+from crm_graph.core.events import record_event, write_events
 from crm_graph.core.pagination import SortKey
 from crm_graph.customers.models import Customer
 from crm_graph.insights.config import InsightsSettings
 from crm_graph.insights.models import ChurnRisk, CustomerValue, CustomerValueRun
-from crm_graph.insights.service import locks, outbox
+from crm_graph.insights.service import locks
 from crm_graph.segments.models import RfmRun, RfmScore
 
 NO_RFM_RUNS = "NO_RFM_RUNS"
@@ -131,7 +131,7 @@ async def assess(session: AsyncSession, *, actor: Actor, config: InsightsSetting
         sa.update(table)
         .where(table.c.cleared_at.is_(None), table.c.customer_id.not_in(candidates.with_only_columns(RfmScore.customer_id)))
         .values(cleared_at=at, assessed_at=at))
-    await outbox.write_all(session, [
+    await write_events(session, [
         record_event(session, type="customer.churn_risk_raised", entity_type="Customer", entity_id=cid, actor=actor,
                      payload=event_data(cid, figures(found[cid])))
         for cid in raised])

@@ -27,7 +27,7 @@ from crm_graph.core.access import SKIP_OPTION, scope_of
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import FieldError, ValidationFailed
-from crm_graph.core.events import record_event
+from crm_graph.core.events import record_event, write_events
 from crm_graph.customers.models import Customer
 from crm_graph.insights.config import InsightsSettings
 from crm_graph.customers.models import LifecycleStage
@@ -38,7 +38,7 @@ from crm_graph.insights.models import (
     LifecycleRun,
     LifecycleStageChange,
 )
-from crm_graph.insights.service import locks, outbox
+from crm_graph.insights.service import locks
 from crm_graph.insights.service.summary import day_key, day_literal, days_between
 from crm_graph.sales.models import Order
 from crm_graph.sales.service.reports import counted_orders
@@ -197,7 +197,7 @@ async def _record(session: AsyncSession, changes: Iterable[Change], source: Life
     await connection.execute(sa.insert(LifecycleStageChange.__table__), [
         {"customer_id": c.customer_id, "from_stage": c.before, "to_stage": c.after, "source": source, "run_id": run_id,
          "actor": actor.label, "changed_at": at} for c in changes])
-    await outbox.write_all(session, [
+    await write_events(session, [
         record_event(session, type="customer.lifecycle_changed", entity_type="Customer", entity_id=c.customer_id,
                      actor=actor, payload={"customerId": c.customer_id, "from": c.before, "to": c.after,
                                            "source": source, "pinned": pinned})

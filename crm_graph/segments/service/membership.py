@@ -32,7 +32,7 @@ from crm_graph.core.access import SKIP_OPTION, AccessDenied, scope_of
 from crm_graph.core.actor import Actor
 from crm_graph.core.clock import utcnow
 from crm_graph.core.errors import ErrorCollector, FieldError, ValidationFailed
-from crm_graph.core.events import OutboxEvent, record_event
+from crm_graph.core.events import OutboxEvent, record_event, write_events
 from crm_graph.core.filters import FilterError
 from crm_graph.core.hooks import validate_with_plugins
 from crm_graph.customers.filters import build_condition
@@ -151,15 +151,8 @@ async def member_events(session: AsyncSession, actor: Actor, segment: Segment, c
                          "customerIds": ids[start:start + MEMBER_EVENT_BATCH], "changeId": change_id,
                          "batch": n, "batches": batches, "total": len(ids)},
             ))
-    if events:
-        # One INSERT for all of them. Flushed as objects they would take one INSERT each on
-        # SQLite, which cannot hand back the ids of a multi-row insert in order; nothing here
-        # needs those ids.
-        for event in events:
-            session.expunge(event)
-        await session.flush()  # events recorded before these keep their place in the outbox
-        columns = [a.key for a in sa.inspect(OutboxEvent).column_attrs if a.key != "id"]
-        await session.execute(sa.insert(OutboxEvent), [{c: getattr(e, c) for c in columns} for e in events])
+    # One INSERT for all of them (``write_events``).
+    await write_events(session, events)
 
 
 # --- static changes ----------------------------------------------------------------------------
